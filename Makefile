@@ -1,0 +1,41 @@
+# The two commands that matter: `make demo` (a working gateway with demo data) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Test services: the machine's PostgreSQL and Redis (DB 15, flushed by the tests).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/restitution
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_MARIADB_URL ?= mysql+pymysql://root@127.0.0.1:3306/legacy_insurer
+DEMO_PORT ?= 8000
+TELCO_PORT ?= 8081
+
+.PHONY: venv demo test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Embedded mode: SQLite, tasks run in-process, demo legacy systems generated under var/demo.
+demo: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo --telco-port $(TELCO_PORT)
+	$(PY) manage.py demo_serve --port $(DEMO_PORT) --telco-port $(TELCO_PORT)
+
+test: venv
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \
+	TEST_MARIADB_URL=$(TEST_MARIADB_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \
+	$(PY) -m tests.bench.extraction $(BENCH_ARGS)
+
+clean:
+	rm -rf var staticfiles .pytest_cache

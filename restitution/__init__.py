@@ -1,0 +1,1 @@
+"""The restitution gateway: datasets, legacy sources, extraction, the record store, consent."""

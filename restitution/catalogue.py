@@ -1,0 +1,270 @@
+"""The datasets the gateway can publish: their JSON Schemas, keys, dates and scopes.
+
+The definitions below are the catalogue shipped with the gateway; `sync_catalogue()` writes
+them to the Dataset table, where the operator can edit titles and descriptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+_DATE = {"type": "string", "format": "date"}
+_DATETIME = {"type": "string", "format": "date-time"}
+# Amounts in units with two decimals. Not "multipleOf: 0.01": validators check that in binary
+# floating point and would refuse valid amounts such as 0.07.
+_MONEY = {"type": "number"}
+_PDL = {"type": "string", "pattern": "^[0-9]{14}$"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+@dataclass(frozen=True)
+class DatasetDefinition:
+    slug: str
+    title_en: str
+    title_fr: str
+    description_en: str
+    description_fr: str
+    natural_key: list[str]
+    date_field: str
+    properties: dict[str, Any]
+    required: list[str]
+    field_help: dict[str, dict[str, str]] = field(default_factory=dict)
+    schema_version: str = "1.0.0"
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {
+            "$schema": SCHEMA_DIALECT,
+            "$id": f"urn:restitution:dataset:{self.slug}:{self.schema_version}",
+            "title": self.title_en,
+            "type": "object",
+            "properties": self.properties,
+            "required": self.required,
+            "additionalProperties": False,
+        }
+
+
+DOCUMENT_REF = _nullable(
+    {
+        "type": "object",
+        "properties": {
+            "filename": {"type": "string"},
+            "content_type": {"type": "string"},
+            "size": {"type": "integer", "minimum": 0},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
+        "required": ["filename", "content_type", "size", "sha256"],
+        "additionalProperties": False,
+    }
+)
+
+DEFINITIONS: list[DatasetDefinition] = [
+    DatasetDefinition(
+        slug="insurance-contracts",
+        title_en="Insurance contracts",
+        title_fr="Contrats d'assurance",
+        description_en="Every insurance contract you hold or held with us: product, dates, "
+        "yearly premium and what it covers.",
+        description_fr="Tous vos contrats d'assurance, en cours ou passés : produit, dates, "
+        "prime annuelle et ce qu'ils couvrent.",
+        natural_key=["contract_id"],
+        date_field="start_date",
+        properties={
+            "contract_id": {"type": "string", "minLength": 1},
+            "product_code": {"type": "string"},
+            "product": {"type": "string"},
+            "status": {"type": "string", "enum": ["active", "suspended", "terminated"]},
+            "start_date": _DATE,
+            "end_date": _nullable(_DATE),
+            "annual_premium": _MONEY,
+            "currency": {"type": "string", "const": "EUR"},
+            "insured_object": _nullable({"type": "string"}),
+            "deductible": _nullable(_MONEY),
+        },
+        required=["contract_id", "product_code", "product", "status", "start_date", "end_date",
+                  "annual_premium", "currency", "insured_object", "deductible"],
+        field_help={
+            "contract_id": {"en": "Your contract number.", "fr": "Votre numéro de contrat."},
+            "product": {"en": "The kind of insurance.", "fr": "Le type d'assurance."},
+            "status": {"en": "Whether the contract is running.", "fr": "Si le contrat est en cours."},
+            "annual_premium": {"en": "What the contract costs per year, in euros.",
+                               "fr": "Ce que coûte le contrat par an, en euros."},
+            "insured_object": {"en": "What is insured: a home address or a vehicle plate.",
+                               "fr": "Ce qui est assuré : une adresse ou une immatriculation."},
+            "deductible": {"en": "The part of a claim you pay yourself, in euros.",
+                           "fr": "La franchise : la part d'un sinistre restant à votre charge."},
+        },
+    ),
+    DatasetDefinition(
+        slug="insurance-claims",
+        title_en="Insurance claims",
+        title_fr="Sinistres déclarés",
+        description_en="The claims you declared: what happened, when, and what was paid.",
+        description_fr="Les sinistres que vous avez déclarés : ce qui s'est passé, quand, et ce "
+        "qui a été remboursé.",
+        natural_key=["claim_id"],
+        date_field="occurred_on",
+        properties={
+            "claim_id": {"type": "string", "minLength": 1},
+            "contract_id": {"type": "string"},
+            "occurred_on": _DATE,
+            "declared_on": _DATE,
+            "kind": {"type": "string"},
+            "status": {"type": "string", "enum": ["open", "settled", "rejected"]},
+            "description": _nullable({"type": "string"}),
+            "amount_claimed": _nullable(_MONEY),
+            "amount_paid": _nullable(_MONEY),
+            "currency": {"type": "string", "const": "EUR"},
+        },
+        required=["claim_id", "contract_id", "occurred_on", "declared_on", "kind", "status",
+                  "description", "amount_claimed", "amount_paid", "currency"],
+        field_help={
+            "kind": {"en": "What happened (water damage, theft…).",
+                     "fr": "Ce qui s'est passé (dégât des eaux, vol…)."},
+            "amount_paid": {"en": "What we paid you, in euros.", "fr": "Ce que nous vous avons versé, en euros."},
+        },
+    ),
+    DatasetDefinition(
+        slug="energy-load-curve",
+        title_en="Electricity load curve (30 minutes)",
+        title_fr="Courbe de charge électrique (30 minutes)",
+        description_en="Your average electrical power, every half hour, as measured by your meter.",
+        description_fr="Votre puissance électrique moyenne, toutes les demi-heures, mesurée par "
+        "votre compteur.",
+        natural_key=["delivery_point", "start"],
+        date_field="start",
+        properties={
+            "delivery_point": _PDL,
+            "start": _DATETIME,
+            "end": _DATETIME,
+            "average_power_kw": {"type": "number", "minimum": 0},
+        },
+        required=["delivery_point", "start", "end", "average_power_kw"],
+        field_help={
+            "delivery_point": {"en": "Your 14-digit delivery point number (PDL).",
+                               "fr": "Votre numéro de point de livraison (PDL), 14 chiffres."},
+            "start": {"en": "Start of the half hour, in UTC.", "fr": "Début de la demi-heure, en UTC."},
+            "average_power_kw": {"en": "Average power drawn during the half hour, in kW.",
+                                 "fr": "Puissance moyenne appelée pendant la demi-heure, en kW."},
+        },
+    ),
+    DatasetDefinition(
+        slug="energy-daily-consumption",
+        title_en="Daily electricity consumption",
+        title_fr="Consommation électrique quotidienne",
+        description_en="How much electricity you used each day, in kWh.",
+        description_fr="L'électricité consommée chaque jour, en kWh.",
+        natural_key=["delivery_point", "day"],
+        date_field="day",
+        properties={
+            "delivery_point": _PDL,
+            "day": _DATE,
+            "energy_kwh": {"type": "number", "minimum": 0},
+            "max_power_kva": _nullable({"type": "number", "minimum": 0}),
+        },
+        required=["delivery_point", "day", "energy_kwh", "max_power_kva"],
+        field_help={
+            "day": {"en": "The day, in French local time.", "fr": "Le jour, en heure légale française."},
+            "energy_kwh": {"en": "Energy used that day, in kWh.", "fr": "Énergie consommée ce jour, en kWh."},
+        },
+    ),
+    DatasetDefinition(
+        slug="energy-contract",
+        title_en="Electricity supply point",
+        title_fr="Point de livraison électrique",
+        description_en="Your delivery point's technical contract: tariff option, subscribed power, meter.",
+        description_fr="Le contrat technique de votre point de livraison : option tarifaire, "
+        "puissance souscrite, compteur.",
+        natural_key=["delivery_point"],
+        date_field="start_date",
+        properties={
+            "delivery_point": _PDL,
+            "tariff_option": {"type": "string"},
+            "subscribed_power_kva": {"type": "integer", "minimum": 1},
+            "meter_type": {"type": "string"},
+            "start_date": _DATE,
+            "end_date": _nullable(_DATE),
+            "postcode": {"type": "string", "pattern": "^[0-9]{5}$"},
+        },
+        required=["delivery_point", "tariff_option", "subscribed_power_kva", "meter_type",
+                  "start_date", "end_date", "postcode"],
+    ),
+    DatasetDefinition(
+        slug="telco-call-log",
+        title_en="Call and message log",
+        title_fr="Journal des appels et SMS",
+        description_en="Your calls and text messages. Your correspondents' numbers are partly "
+        "hidden: they are other people's data.",
+        description_fr="Vos appels et SMS. Les numéros de vos correspondants sont partiellement "
+        "masqués : ce sont les données d'autres personnes.",
+        natural_key=["call_id"],
+        date_field="started_at",
+        properties={
+            "call_id": {"type": "string", "minLength": 1},
+            "line": {"type": "string"},
+            "started_at": _DATETIME,
+            "direction": {"type": "string", "enum": ["incoming", "outgoing"]},
+            "kind": {"type": "string", "enum": ["voice", "sms"]},
+            "correspondent": {"type": "string"},
+            "duration_s": {"type": "integer", "minimum": 0},
+            "cost": _nullable(_MONEY),
+        },
+        required=["call_id", "line", "started_at", "direction", "kind", "correspondent",
+                  "duration_s", "cost"],
+        field_help={
+            "correspondent": {"en": "The other party's number, partly masked.",
+                              "fr": "Le numéro du correspondant, partiellement masqué."},
+        },
+    ),
+    DatasetDefinition(
+        slug="telco-invoices",
+        title_en="Telephone invoices",
+        title_fr="Factures téléphoniques",
+        description_en="Your invoices, with the PDF of each.",
+        description_fr="Vos factures, avec le PDF de chacune.",
+        natural_key=["invoice_id"],
+        date_field="issued_on",
+        properties={
+            "invoice_id": {"type": "string", "minLength": 1},
+            "issued_on": _DATE,
+            "period_start": _DATE,
+            "period_end": _DATE,
+            "amount_incl_tax": _MONEY,
+            "currency": {"type": "string", "const": "EUR"},
+            "status": {"type": "string", "enum": ["paid", "due", "late"]},
+            "document": DOCUMENT_REF,
+        },
+        required=["invoice_id", "issued_on", "period_start", "period_end", "amount_incl_tax",
+                  "currency", "status", "document"],
+    ),
+]
+
+BY_SLUG: dict[str, DatasetDefinition] = {d.slug: d for d in DEFINITIONS}
+
+
+def sync_catalogue() -> int:
+    """Create or update the Dataset rows from the definitions; return how many were written."""
+    from .models import Dataset
+
+    for definition in DEFINITIONS:
+        Dataset.objects.update_or_create(
+            slug=definition.slug,
+            defaults={
+                "title_en": definition.title_en,
+                "title_fr": definition.title_fr,
+                "description_en": definition.description_en,
+                "description_fr": definition.description_fr,
+                "schema": definition.schema,
+                "schema_version": definition.schema_version,
+                "natural_key": definition.natural_key,
+                "date_field": definition.date_field,
+                "field_help": definition.field_help,
+            },
+        )
+    return len(DEFINITIONS)

@@ -1,0 +1,34 @@
+"""`manage.py setup_schedules`: the default beat schedules (editable afterwards in the admin)."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from restitution.models import Source
+
+
+class Command(BaseCommand):
+    help = "Create the periodic tasks: stalled-run recovery every minute, a nightly run per source."
+
+    def handle(self, *args, **options):
+        every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name="recover stalled extraction runs",
+            defaults={"task": "restitution.tasks.recover_stalled_runs", "interval": every_minute,
+                      "crontab": None},
+        )
+        for index, source in enumerate(Source.objects.order_by("slug")):
+            # Stagger the nightly runs so the legacy systems are not all hit at once.
+            crontab, _ = CrontabSchedule.objects.get_or_create(
+                minute=str((index * 20) % 60), hour=str(2 + (index * 20) // 60), day_of_week="*",
+                day_of_month="*", month_of_year="*", timezone="Europe/Paris",
+            )
+            _, created = PeriodicTask.objects.get_or_create(
+                name=f"nightly extraction: {source.slug}",
+                defaults={"task": "restitution.tasks.extract_source", "crontab": crontab,
+                          "args": json.dumps([source.pk])},
+            )
+            self.stdout.write(f"{source.slug}: {'scheduled' if created else 'already scheduled'}")

@@ -1,0 +1,240 @@
+"""The gateway's domain tables. Behaviour lives in the domain modules, not here.
+
+Never put business logic in save() or signals: extraction.py, store.py and consent.py own it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Customer(models.Model):
+    """A person the holder keeps data about, who may log in to the gateway."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="customer",
+    )
+    reference = models.CharField(max_length=64, unique=True, help_text="The gateway's own id.")
+    display_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.display_name or self.reference
+
+
+class LegacyIdentity(models.Model):
+    """How one legacy system names a customer (member number, delivery point, account id)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    system = models.SlugField(max_length=64, help_text="Matches Source.identity_system.")
+    value = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["system", "value"], name="legacy_identity_unique"),
+        ]
+        verbose_name_plural = "legacy identities"
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.value}"
+
+
+class Dataset(models.Model):
+    """A published dataset: what the holder restitutes, its schema, its key and its scope."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title_en = models.CharField(max_length=200)
+    title_fr = models.CharField(max_length=200)
+    description_en = models.TextField()
+    description_fr = models.TextField()
+    schema = models.JSONField(help_text="JSON Schema (draft 2020-12) of one record.")
+    schema_version = models.CharField(max_length=20, default="1.0.0")
+    natural_key = models.JSONField(help_text="List of fields that identify a record.")
+    date_field = models.CharField(max_length=64, help_text="Field giving the date a record describes.")
+    field_help = models.JSONField(default=dict, blank=True,
+                                  help_text="Plain-language description of each field, {field: {en, fr}}.")
+    is_published = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def scope(self) -> str:
+        """The OAuth2 scope that reads this dataset."""
+        return f"dataset:{self.slug}"
+
+
+class Source(models.Model):
+    """One legacy system feeding one or more datasets."""
+
+    class Kind(models.TextChoices):
+        SQL = "sql", "SQL database"
+        CSV = "csv", "CSV files"
+        FIXED_WIDTH = "fixed-width", "Fixed-width files"
+        HTTP_JSON = "http-json", "HTTP JSON API"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    connection_env = models.CharField(
+        max_length=100,
+        help_text="Name of the environment variable holding the connection (URL, DSN or "
+        "directory). The connection itself is never stored in the database.",
+    )
+    identity_system = models.SlugField(
+        max_length=64, help_text="Which LegacyIdentity.system names customers in this source."
+    )
+    options = models.JSONField(
+        default=dict, blank=True,
+        help_text="Adapter options: {'datasets': {slug: {...how to read it...}}, ...}.",
+    )
+    mappings = models.JSONField(
+        default=dict, blank=True, help_text="Declarative mapping per dataset: {slug: mapping}."
+    )
+    datasets = models.ManyToManyField(Dataset, related_name="sources", blank=True)
+    max_concurrent_runs = models.PositiveIntegerField(
+        default=2, help_text="Runs of this source at once, across all workers."
+    )
+    max_requests_per_second = models.FloatField(
+        default=10.0, help_text="Requests (queries, HTTP calls, file opens) per second, across all "
+        "workers; 0 for no cap."
+    )
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Record(models.Model):
+    """The gateway's copy of one customer record of one dataset (deleted=True is a tombstone)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="records")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="records")
+    source = models.ForeignKey(Source, null=True, on_delete=models.SET_NULL, related_name="records")
+    key = models.CharField(max_length=255)
+    data = models.JSONField(null=True)
+    content_hash = models.CharField(max_length=64)
+    record_at = models.DateTimeField(null=True, db_index=False)
+    extracted_at = models.DateTimeField()
+    seq = models.BigIntegerField(unique=True, help_text="Global change sequence of the last change.")
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "dataset", "key"], name="record_natural_key"),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "dataset", "record_at"], name="record_by_date"),
+            models.Index(fields=["customer", "seq"], name="record_changes"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}/{self.customer_id}/{self.key}"
+
+
+class ChangeCounter(models.Model):
+    """Single-row counter for the change sequence on databases without sequences (SQLite)."""
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"change sequence at {self.value}"
+
+
+class Document(models.Model):
+    """A file attached to a record (an invoice PDF), stored through Django's storage API."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="documents")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT)
+    record_key = models.CharField(max_length=255)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to="documents/%Y/%m/")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "dataset", "record_key", "sha256"],
+                                    name="document_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class ExtractionRun(models.Model):
+    """One run of one source, for one customer or for all of them (a batch)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual"
+        SCHEDULE = "schedule"
+        CONSENT = "consent"
+        CUSTOMER = "customer"
+        RETRY = "retry"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="runs")
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="runs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED,
+                              db_index=True)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
+    attempts = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    read = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0, help_text="Rows of people who are not gateway customers.")
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [models.Index(fields=["source", "customer", "status"], name="run_lookup")]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.source_id} ({self.status})"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class RejectedRow(models.Model):
+    """A legacy row that failed reading, mapping or validation, with why and its raw values."""
+
+    run = models.ForeignKey(ExtractionRun, on_delete=models.CASCADE, related_name="rejected_rows")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE)
+    dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL)
+    customer = models.ForeignKey(Customer, null=True, on_delete=models.SET_NULL)
+    locator = models.CharField(max_length=500, help_text="Where the row is: file and line, page, table.")
+    reason = models.TextField()
+    raw = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.locator}: {self.reason}"

@@ -1,0 +1,117 @@
+"""The one interface every legacy-system adapter implements, and the error type they raise.
+
+An adapter only *reads*: it never writes to a legacy system and never touches the gateway's
+database. Mapping, validation and storing are the pipeline's job (extraction.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class SourceError(Exception):
+    """A legacy system could not be read.
+
+    permanent=False (network error, timeout, 5xx, 429, lock wait): a later retry may succeed.
+    permanent=True (bad configuration, 4xx, missing table): retrying cannot help.
+    """
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass
+class RawRow:
+    """One legacy row as read: its values by legacy field name, and where it came from.
+
+    `error` is set when the adapter could not even decode the row (bad encoding, wrong number
+    of columns); the pipeline quarantines such rows with `values` as the raw evidence.
+    """
+
+    values: dict[str, Any]
+    locator: str
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RateLimiter(Protocol):
+    def wait(self) -> None:
+        """Block until one more request to the legacy system is allowed."""
+
+
+class NoRateLimit:
+    def wait(self) -> None:
+        return None
+
+
+class SourceAdapter:
+    """Base class of the adapters. One subclass per kind, registered in sources/__init__.py.
+
+    `options` is Source.options; `connection` is the value of the environment variable the
+    Source names (a URL, DSN or directory: a secret, so never logged); `limiter.wait()` must be
+    called before each request that reaches the legacy system (query, page, file).
+    """
+
+    #: True when `read(dataset, None)` can return every customer's rows in one pass; otherwise
+    #: the pipeline reads customer by customer.
+    supports_full_scan: bool = True
+
+    def __init__(self, *, options: dict[str, Any], connection: str,
+                 limiter: RateLimiter | None = None) -> None:
+        self.options = options
+        self.connection = connection
+        self.limiter = limiter or NoRateLimit()
+
+    def dataset_options(self, dataset: str) -> dict[str, Any]:
+        try:
+            return self.options["datasets"][dataset]
+        except KeyError:
+            raise SourceError(f"no read options for dataset {dataset!r}", permanent=True) from None
+
+    def read(self, dataset: str, *, customer_key: str | None,
+             customer_field: str) -> Iterator[RawRow]:
+        """Yield the rows of `dataset`, only those of `customer_key` when it is given.
+
+        `customer_field` names the legacy field carrying the customer identity (from the
+        mapping). Raise SourceError for a failure of the whole read.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; called once the run is over."""
+
+
+def connection_from_env(env_name: str) -> str:
+    """The connection string of a source, from the environment only (never stored in clear)."""
+    value = os.environ.get(env_name)
+    if value is None:
+        path = os.environ.get(f"{env_name}_FILE")
+        if path:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    value = handle.read().strip()
+            except OSError as exc:
+                raise SourceError(f"{env_name}_FILE cannot be read: {exc.strerror}",
+                                  permanent=True) from None
+    if not value:
+        raise SourceError(f"environment variable {env_name} is not set", permanent=True)
+    return value
+
+
+def backoff_delays(*, attempts: int, base: float, cap: float,
+                   jitter: float = 0.5) -> Iterator[float]:
+    """Exponential backoff with jitter: base, 2·base, 4·base … capped, each ±jitter·delay."""
+    import random
+
+    for attempt in range(attempts):
+        delay = min(cap, base * (2**attempt))
+        yield max(0.0, delay * (1 + random.uniform(-jitter, jitter)))
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)

@@ -1,0 +1,248 @@
+"""The record store: idempotent upserts by natural key, tombstones, the global change sequence.
+
+Every write that changes a record takes a fresh value of the change sequence, under a lock
+that makes commit order equal sequence order, so a client syncing with `since=<seq>` can
+never miss a change that commits late. Unchanged rows (same content hash) are never rewritten.
+This module never reads a legacy system and never decides *what* to extract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .mapping import Attachment
+from .models import ChangeCounter, Document, Record
+
+# Key of the PostgreSQL advisory lock that serialises change-sequence allocation.
+_CHANGE_LOCK_KEY = 0x5E57_1701
+_PG_SEQUENCE = "restitution_change_seq"
+
+
+def content_hash(data: Any) -> str:
+    """SHA-256 of the canonical JSON of a record (sorted keys, no whitespace)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def record_key(data: dict[str, Any], natural_key: list[str]) -> str | None:
+    """The natural key as one string ("a|b"); None when a key field is missing or empty."""
+    parts = []
+    for name in natural_key:
+        value = data.get(name)
+        if value is None or value == "":
+            return None
+        parts.append(str(value))
+    return "|".join(parts)
+
+
+def parse_record_date(value: Any) -> datetime | None:
+    """The date a record describes, as an aware datetime (dates at 00:00 UTC)."""
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _lock_change_feed() -> None:
+    """Serialise writers until commit (PostgreSQL); SQLite already serialises writes."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHANGE_LOCK_KEY])
+
+
+def allocate_seqs(count: int) -> list[int]:
+    """`count` new change-sequence values, increasing. Call inside the writing transaction."""
+    if count <= 0:
+        return []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT nextval('{_PG_SEQUENCE}') FROM generate_series(1, %s)", [count]  # noqa: S608
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+    counter, _ = ChangeCounter.objects.select_for_update().get_or_create(pk=1)
+    start = counter.value + 1
+    counter.value += count
+    counter.save(update_fields=["value"])
+    return list(range(start, start + count))
+
+
+def current_seq() -> int:
+    """The highest change sequence handed out so far (0 when none)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT last_value, is_called FROM {_PG_SEQUENCE}")  # noqa: S608
+            last_value, is_called = cursor.fetchone()
+            return int(last_value) if is_called else 0
+    counter = ChangeCounter.objects.filter(pk=1).first()
+    return counter.value if counter else 0
+
+
+@dataclass
+class WriteCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+
+@dataclass
+class _Pending:
+    key: str
+    data: dict[str, Any]
+    digest: str
+    record_at: datetime | None
+    attachments: list[Attachment]
+
+
+@dataclass
+class SnapshotWriter:
+    """Writes one customer's snapshot of one dataset from one source, chunk by chunk.
+
+    `add()` records as they are mapped; `finish()` once the legacy read is complete, which
+    turns every record of this source that was not seen into a tombstone. If the read fails
+    before `finish()`, nothing is tombstoned: a partial read never deletes anything.
+    """
+
+    customer_id: int
+    dataset_id: int
+    source_id: int | None
+    chunk_size: int = field(default_factory=lambda: settings.GATEWAY_STORE_CHUNK)
+    counts: WriteCounts = field(default_factory=WriteCounts)
+    _existing: dict[str, tuple[str, bool, int | None]] | None = None
+    _seen: dict[str, str] = field(default_factory=dict)
+    _pending: list[_Pending] = field(default_factory=list)
+
+    def _load_existing(self) -> dict[str, tuple[str, bool, int | None]]:
+        if self._existing is None:
+            rows = Record.objects.filter(customer_id=self.customer_id, dataset_id=self.dataset_id)
+            self._existing = {
+                key: (digest, deleted, source_id)
+                for key, digest, deleted, source_id in rows.values_list(
+                    "key", "content_hash", "deleted", "source_id"
+                ).iterator(chunk_size=5000)
+            }
+        return self._existing
+
+    def seen_at(self, key: str) -> str | None:
+        """Where this key was already seen in this run (to refuse duplicates)."""
+        return self._seen.get(key)
+
+    def protect(self, key: str, locator: str) -> None:
+        """Mark a key as present without writing it (its new version was quarantined)."""
+        self._seen.setdefault(key, locator)
+
+    def add(self, *, key: str, data: dict[str, Any], record_at: datetime | None, locator: str,
+            attachments: Iterable[Attachment] = ()) -> None:
+        self._seen[key] = locator
+        self._pending.append(_Pending(key, data, content_hash(data), record_at, list(attachments)))
+        if len(self._pending) >= self.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        existing = self._load_existing()
+        now = timezone.now()
+        to_write: list[_Pending] = []
+        for item in self._pending:
+            previous = existing.get(item.key)
+            if previous is None:
+                self.counts.created += 1
+                to_write.append(item)
+            elif previous[1] or previous[0] != item.digest:
+                self.counts.updated += 1
+                to_write.append(item)
+            else:
+                self.counts.unchanged += 1
+        with transaction.atomic():
+            for item in self._pending:
+                for attachment in item.attachments:
+                    _store_document(self.customer_id, self.dataset_id, item.key, attachment)
+            if to_write:
+                _lock_change_feed()
+                seqs = allocate_seqs(len(to_write))
+                Record.objects.bulk_create(
+                    [
+                        Record(customer_id=self.customer_id, dataset_id=self.dataset_id,
+                               source_id=self.source_id, key=item.key, data=item.data,
+                               content_hash=item.digest, record_at=item.record_at,
+                               extracted_at=now, seq=seq, deleted=False)
+                        for item, seq in zip(to_write, seqs, strict=True)
+                    ],
+                    update_conflicts=True,
+                    unique_fields=["customer", "dataset", "key"],
+                    update_fields=["data", "content_hash", "record_at", "extracted_at", "seq",
+                                   "deleted", "source"],
+                )
+        for item in to_write:
+            existing[item.key] = (item.digest, False, self.source_id)
+        self._pending.clear()
+
+    def finish(self) -> WriteCounts:
+        """Flush, then tombstone this source's live records that the read did not return."""
+        self.flush()
+        existing = self._load_existing()
+        gone = sorted(
+            key for key, (_, deleted, source_id) in existing.items()
+            if not deleted and source_id == self.source_id and key not in self._seen
+        )
+        for start in range(0, len(gone), self.chunk_size):
+            self._tombstone(gone[start:start + self.chunk_size])
+        return self.counts
+
+    def _tombstone(self, keys: list[str]) -> None:
+        now = timezone.now()
+        with transaction.atomic():
+            _lock_change_feed()
+            seqs = allocate_seqs(len(keys))
+            Record.objects.bulk_create(
+                [
+                    Record(customer_id=self.customer_id, dataset_id=self.dataset_id,
+                           source_id=self.source_id, key=key, data=None, content_hash="",
+                           record_at=None, extracted_at=now, seq=seq, deleted=True)
+                    for key, seq in zip(keys, seqs, strict=True)
+                ],
+                update_conflicts=True,
+                unique_fields=["customer", "dataset", "key"],
+                update_fields=["data", "content_hash", "record_at", "extracted_at", "seq", "deleted"],
+            )
+        existing = self._load_existing()
+        for key in keys:
+            existing[key] = ("", True, self.source_id)
+        self.counts.deleted += len(keys)
+
+
+def _store_document(customer_id: int, dataset_id: int, key: str, attachment: Attachment) -> None:
+    """Keep a record's file once per content (same bytes again → nothing written)."""
+    digest = attachment.sha256
+    if Document.objects.filter(customer_id=customer_id, dataset_id=dataset_id, record_key=key,
+                               sha256=digest).exists():
+        return
+    document = Document(customer_id=customer_id, dataset_id=dataset_id, record_key=key,
+                        filename=attachment.filename, content_type=attachment.content_type,
+                        size=len(attachment.content), sha256=digest)
+    document.file.save(f"{digest}-{attachment.filename}", ContentFile(attachment.content), save=False)
+    document.save()
+
+
+def live_records(*, customer_id: int, dataset_id: int):
+    """The current (non-deleted) records of one customer's dataset."""
+    return Record.objects.filter(customer_id=customer_id, dataset_id=dataset_id, deleted=False)

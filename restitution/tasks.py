@@ -1,0 +1,44 @@
+"""Celery tasks: thin wrappers that load ids and call the domain modules.
+
+Tasks are queued with delay_on_commit, take ids, and return quietly when the work is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+
+from . import extraction
+from .models import ExtractionRun, Source
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             max_retries=None)
+def run_extraction(self, run_id: int) -> str:
+    """Run one extraction run. Idempotent: the run row is claimed atomically, writes are upserts."""
+    outcome = extraction.execute_run(run_id=run_id)
+    if outcome.retry_in is not None:
+        # Waiting for the source's concurrency cap or backing off after a transient failure;
+        # the run row counts attempts, so Celery's own retry count is not the limit here.
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(ignore_result=True)
+def extract_source(source_id: int) -> int | None:
+    """Scheduled (beat): a batch run of one source over all its customers."""
+    source = Source.objects.filter(pk=source_id, enabled=True).first()
+    if source is None:
+        return None
+    run = extraction.request_extraction(source=source, trigger=ExtractionRun.Trigger.SCHEDULE)
+    return run.pk
+
+
+@shared_task(ignore_result=True)
+def recover_stalled_runs(stale_after_seconds: int = 120) -> list[int]:
+    """Scheduled (beat, every minute): re-queue runs whose worker died or whose message was lost."""
+    return extraction.recover_stalled_runs(stale_after=timedelta(seconds=stale_after_seconds))
