@@ -20,8 +20,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import best_match
 
 from . import store
 from .gate import SourceRateLimiter, get_gate
@@ -29,6 +27,7 @@ from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, 
 from .models import Customer, Dataset, ExtractionRun, LegacyIdentity, Record, RejectedRow, Source
 from .sources import RawRow, SourceAdapter, SourceError, adapter_class
 from .sources.base import connection_from_env
+from .validation import record_validator
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +338,7 @@ class _DatasetPipeline:
         self.mapping = mapping
         self.progress = progress
         self.identities = identities
-        self.validator = Draft202012Validator(dataset.schema, format_checker=FormatChecker())
+        self.validate = record_validator(dataset.schema)
         self.context = MappingContext()
         self.writers: dict[int, store.SnapshotWriter] = {}
 
@@ -396,11 +395,10 @@ class _DatasetPipeline:
                    f"({', '.join(self.dataset.natural_key)})", dataset=self.dataset,
                    customer_id=customer_id, locator=row.locator)
             return
-        error = best_match(self.validator.iter_errors(data))
-        if error is not None:
+        problem = self.validate(data)
+        if problem is not None:
             writer.protect(key, row.locator)
-            where = "/".join(str(p) for p in error.absolute_path) or "record"
-            reject(raw=row, values=row.values, reason=f"schema: {where}: {error.message}",
+            reject(raw=row, values=row.values, reason=f"schema: {problem}",
                    dataset=self.dataset, customer_id=customer_id, locator=row.locator)
             return
         first = writer.seen_at(key)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
+from django.db import connection
 
 from restitution import extraction
 from restitution.demo.install import install_demo
@@ -50,7 +52,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(demo_dir, telco_server, st
 
     start_worker(concurrency=2, env=env, name="rescuer")
     time.sleep(2.5)  # the orphan's heartbeat is now older than the stale threshold below
-    recovered = extraction.recover_stalled_runs(stale_after=__import__("datetime").timedelta(seconds=2))
+    recovered = extraction.recover_stalled_runs(stale_after=timedelta(seconds=2))
     assert energy_run.pk in recovered
     wait_until(_all_done, timeout=240, message="every run to finish")
     assert set(_statuses().values()) == {"succeeded"}, ExtractionRun.objects.values("source__slug", "error")
@@ -58,9 +60,21 @@ def test_a_killed_worker_loses_and_duplicates_nothing(demo_dir, telco_server, st
     assert {r.pk for r in runs} == set(_statuses())
 
 
-def test_the_per_source_concurrency_cap_holds_under_parallel_runs(demo_dir, start_worker, monkeypatch):
+@pytest.fixture(scope="module")
+def telco_demo_dir(tmp_path_factory):
+    """A telco-only demo with enough account holders to run many runs in parallel."""
+    from restitution.demo.generator import generate
+
+    out = tmp_path_factory.mktemp("telco-demo")
+    generate(out, customers=10, systems=("telco",), malformed=False)
+    return out
+
+
+def test_the_per_source_concurrency_cap_holds_under_parallel_runs(telco_demo_dir, start_worker,
+                                                                  monkeypatch):
     from restitution.demo.telco_server import serve_in_thread
 
+    demo_dir = telco_demo_dir
     # Every answer of this telco service is slowed down, so runs overlap as long as they can.
     server, url = serve_in_thread(demo_dir / "telco", token=TELCO_TOKEN, timeout_rate=1.0,
                                   delay_seconds=0.15, seed=3)
@@ -76,7 +90,7 @@ def test_the_per_source_concurrency_cap_holds_under_parallel_runs(demo_dir, star
         telco.save()
         httpx.post(f"{url}/_stats/reset")
         customers = list(Customer.objects.filter(identities__system=telco.identity_system))
-        assert len(customers) >= 3
+        assert len(customers) >= 5
         for customer in customers:
             extraction.request_extraction(source=telco, customer=customer)
 
@@ -89,6 +103,7 @@ def test_the_per_source_concurrency_cap_holds_under_parallel_runs(demo_dir, star
                 running = ExtractionRun.objects.filter(source=telco, status="running").count()
                 peak_running = max(peak_running, running)
                 time.sleep(0.02)
+            connection.close()  # this thread's own connection
 
         sampler = threading.Thread(target=sample)
         start_worker(concurrency=4, env=env, name="parallel")
