@@ -24,7 +24,7 @@ from django.utils import timezone
 from . import store
 from .gate import SourceRateLimiter, get_gate
 from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, compile_mapping
-from .models import Customer, Dataset, ExtractionRun, LegacyIdentity, Record, RejectedRow, Source
+from .models import Customer, Dataset, ExtractionRun, LegacyIdentity, RejectedRow, Source
 from .sources import RawRow, SourceAdapter, SourceError, adapter_class
 from .sources.base import connection_from_env
 from .validation import record_validator
@@ -340,18 +340,11 @@ class _DatasetPipeline:
         self.identities = identities
         self.validate = record_validator(dataset.schema)
         self.context = MappingContext()
-        self.writers: dict[int, store.SnapshotWriter] = {}
-
-    def writer(self, customer_id: int) -> store.SnapshotWriter:
-        if customer_id not in self.writers:
-            self.writers[customer_id] = store.SnapshotWriter(
-                customer_id=customer_id, dataset_id=self.dataset.pk, source_id=self.run.source_id
-            )
-        return self.writers[customer_id]
+        self.writer = store.SnapshotWriter(dataset_id=dataset.pk, source_id=run.source_id)
 
     def consume(self, rows: Iterable[RawRow], *, expected_key: str | None) -> None:
         if expected_key is not None and expected_key in self.identities:
-            self.writer(self.identities[expected_key])  # a customer with no rows still gets a snapshot
+            self.writer.include(self.identities[expected_key])  # even a customer with no rows
         for row in _guarded(rows):
             self.progress.values["read"] += 1
             self._one(row, expected_key)
@@ -378,14 +371,14 @@ class _DatasetPipeline:
         if customer_id is None:
             self.progress.values["skipped"] += 1  # a person who is not a gateway customer
             return
-        writer = self.writer(customer_id)
+        writer = self.writer
         self.context.customer_key = customer_key
         try:
             data, attachments = self.mapping.apply(row.values, self.context)
         except MappingError as exc:
             key = store.record_key(exc.partial, self.dataset.natural_key)
             if key is not None:
-                writer.protect(key, row.locator)  # keep its last good version, do not delete it
+                writer.protect(customer_id, key, row.locator)  # keep its last good version
             reject(raw=row, values=row.values, reason=f"mapping: {exc}", dataset=self.dataset,
                    customer_id=customer_id, locator=row.locator)
             return
@@ -397,32 +390,23 @@ class _DatasetPipeline:
             return
         problem = self.validate(data)
         if problem is not None:
-            writer.protect(key, row.locator)
+            writer.protect(customer_id, key, row.locator)
             reject(raw=row, values=row.values, reason=f"schema: {problem}",
                    dataset=self.dataset, customer_id=customer_id, locator=row.locator)
             return
-        first = writer.seen_at(key)
+        first = writer.seen_at(customer_id, key)
         if first is not None:
             reject(raw=row, values=row.values, reason=f"duplicate natural key {key!r} "
                    f"(first seen at {first})", dataset=self.dataset, customer_id=customer_id,
                    locator=row.locator)
             return
-        writer.add(key=key, data=data, locator=row.locator, attachments=attachments,
+        writer.add(customer_id=customer_id, key=key, data=data, locator=row.locator, attachments=attachments,
                    record_at=store.parse_record_date(data.get(self.dataset.date_field)))
 
     def finish(self, *, all_customers: bool) -> None:
-        if all_customers:
-            # Customers that vanished entirely from the source: all their records go.
-            others = (Record.objects.filter(dataset=self.dataset, source_id=self.run.source_id,
-                                            deleted=False)
-                      .exclude(customer_id__in=list(self.writers))
-                      .values_list("customer_id", flat=True).distinct())
-            for customer_id in list(others):
-                self.writer(customer_id)
-        for writer in self.writers.values():
-            counts = writer.finish()
-            self.progress.add(created=counts.created, updated=counts.updated,
-                              unchanged=counts.unchanged, deleted=counts.deleted)
+        counts = self.writer.finish(all_customers=all_customers)
+        self.progress.add(created=counts.created, updated=counts.updated,
+                          unchanged=counts.unchanged, deleted=counts.deleted)
 
 
 def _guarded(rows: Iterable[RawRow]) -> Iterator[RawRow]:

@@ -105,6 +105,7 @@ class WriteCounts:
 
 @dataclass
 class _Pending:
+    customer_id: int
     key: str
     data: dict[str, Any]
     digest: str
@@ -114,56 +115,50 @@ class _Pending:
 
 @dataclass
 class SnapshotWriter:
-    """Writes one customer's snapshot of one dataset from one source, chunk by chunk.
+    """Writes the snapshot of one dataset from one source, for one customer or many, in chunks.
 
-    `add()` records as they are mapped; `finish()` once the legacy read is complete, which
-    turns every record of this source that was not seen into a tombstone. If the read fails
-    before `finish()`, nothing is tombstoned: a partial read never deletes anything.
+    `add()` records as they are mapped (any customer, any order); every `chunk_size` records
+    one query finds what is already stored and one statement writes what is new or changed.
+    `finish()` — only once the legacy read is complete — turns this source's records that were
+    not seen, for the customers in scope, into tombstones. If the read fails before `finish()`,
+    nothing is tombstoned: a partial read never deletes anything.
     """
 
-    customer_id: int
     dataset_id: int
     source_id: int | None
     chunk_size: int = field(default_factory=lambda: settings.GATEWAY_STORE_CHUNK)
     counts: WriteCounts = field(default_factory=WriteCounts)
-    _existing: dict[str, tuple[str, bool, int | None]] | None = None
-    _seen: dict[str, str] = field(default_factory=dict)
+    _seen: dict[int, dict[str, str]] = field(default_factory=dict)
     _pending: list[_Pending] = field(default_factory=list)
 
-    def _load_existing(self) -> dict[str, tuple[str, bool, int | None]]:
-        if self._existing is None:
-            rows = Record.objects.filter(customer_id=self.customer_id, dataset_id=self.dataset_id)
-            self._existing = {
-                key: (digest, deleted, source_id)
-                for key, digest, deleted, source_id in rows.values_list(
-                    "key", "content_hash", "deleted", "source_id"
-                ).iterator(chunk_size=5000)
-            }
-        return self._existing
+    def include(self, customer_id: int) -> None:
+        """Put a customer in scope: their snapshot is complete even if no row comes."""
+        self._seen.setdefault(customer_id, {})
 
-    def seen_at(self, key: str) -> str | None:
+    def seen_at(self, customer_id: int, key: str) -> str | None:
         """Where this key was already seen in this run (to refuse duplicates)."""
-        return self._seen.get(key)
+        return self._seen.get(customer_id, {}).get(key)
 
-    def protect(self, key: str, locator: str) -> None:
+    def protect(self, customer_id: int, key: str, locator: str) -> None:
         """Mark a key as present without writing it (its new version was quarantined)."""
-        self._seen.setdefault(key, locator)
+        self._seen.setdefault(customer_id, {}).setdefault(key, locator)
 
-    def add(self, *, key: str, data: dict[str, Any], record_at: datetime | None, locator: str,
-            attachments: Iterable[Attachment] = ()) -> None:
-        self._seen[key] = locator
-        self._pending.append(_Pending(key, data, content_hash(data), record_at, list(attachments)))
+    def add(self, *, customer_id: int, key: str, data: dict[str, Any], record_at: datetime | None,
+            locator: str, attachments: Iterable[Attachment] = ()) -> None:
+        self._seen.setdefault(customer_id, {})[key] = locator
+        self._pending.append(_Pending(customer_id, key, data, content_hash(data), record_at,
+                                      list(attachments)))
         if len(self._pending) >= self.chunk_size:
             self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
-        existing = self._load_existing()
+        existing = _stored_versions(self.dataset_id, [(p.customer_id, p.key) for p in self._pending])
         now = timezone.now()
         to_write: list[_Pending] = []
         for item in self._pending:
-            previous = existing.get(item.key)
+            previous = existing.get((item.customer_id, item.key))
             if previous is None:
                 self.counts.created += 1
                 to_write.append(item)
@@ -175,44 +170,74 @@ class SnapshotWriter:
         with transaction.atomic():
             for item in self._pending:
                 for attachment in item.attachments:
-                    _store_document(self.customer_id, self.dataset_id, item.key, attachment)
+                    _store_document(item.customer_id, self.dataset_id, item.key, attachment)
             if to_write:
                 _lock_change_feed()
                 seqs = allocate_seqs(len(to_write))
                 _upsert([
-                    (self.customer_id, self.dataset_id, self.source_id, item.key, item.data,
+                    (item.customer_id, self.dataset_id, self.source_id, item.key, item.data,
                      item.digest, item.record_at, now, seq, False)
                     for item, seq in zip(to_write, seqs, strict=True)
                 ])
-        for item in to_write:
-            existing[item.key] = (item.digest, False, self.source_id)
         self._pending.clear()
 
-    def finish(self) -> WriteCounts:
-        """Flush, then tombstone this source's live records that the read did not return."""
+    def finish(self, *, all_customers: bool = False) -> WriteCounts:
+        """Flush, then tombstone this source's live records that the complete read did not return.
+
+        In scope: the customers seen or included, or — for a read of every customer — all of
+        them, including customers who vanished from the source entirely.
+        """
         self.flush()
-        existing = self._load_existing()
-        gone = sorted(
-            key for key, (_, deleted, source_id) in existing.items()
-            if not deleted and source_id == self.source_id and key not in self._seen
-        )
+        live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
+        if not all_customers:
+            live = live.filter(customer_id__in=list(self._seen))
+        gone: list[tuple[int, str]] = []
+        for customer_id, key in live.values_list("customer_id", "key").iterator(chunk_size=10_000):
+            if key not in self._seen.get(customer_id, ()):
+                gone.append((customer_id, key))
         for start in range(0, len(gone), self.chunk_size):
             self._tombstone(gone[start:start + self.chunk_size])
         return self.counts
 
-    def _tombstone(self, keys: list[str]) -> None:
+    def _tombstone(self, pairs: list[tuple[int, str]]) -> None:
         now = timezone.now()
         with transaction.atomic():
             _lock_change_feed()
-            seqs = allocate_seqs(len(keys))
+            seqs = allocate_seqs(len(pairs))
             _upsert([
-                (self.customer_id, self.dataset_id, self.source_id, key, None, "", None, now, seq, True)
-                for key, seq in zip(keys, seqs, strict=True)
+                (customer_id, self.dataset_id, self.source_id, key, None, "", None, now, seq, True)
+                for (customer_id, key), seq in zip(pairs, seqs, strict=True)
             ])
-        existing = self._load_existing()
-        for key in keys:
-            existing[key] = ("", True, self.source_id)
-        self.counts.deleted += len(keys)
+        self.counts.deleted += len(pairs)
+
+
+def _stored_versions(dataset_id: int, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, bool]]:
+    """(customer, key) → (content hash, deleted) of what is stored, for a chunk, in one query."""
+    if not pairs:
+        return {}
+    if connection.vendor == "postgresql":
+        customers, keys = zip(*pairs, strict=True)
+        table = Record._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT r.customer_id, r.key, r.content_hash, r.deleted FROM "{table}" r '  # noqa: S608
+                "JOIN unnest(%s::bigint[], %s::text[]) AS wanted(customer_id, key) "
+                "ON r.customer_id = wanted.customer_id AND r.key = wanted.key "
+                "WHERE r.dataset_id = %s",
+                [list(customers), list(keys), dataset_id],
+            )
+            return {(c, k): (h, d) for c, k, h, d in cursor.fetchall()}
+    by_customer: dict[int, list[str]] = {}
+    for customer_id, key in pairs:
+        by_customer.setdefault(customer_id, []).append(key)
+    found: dict[tuple[int, str], tuple[str, bool]] = {}
+    for customer_id, keys in by_customer.items():
+        for start in range(0, len(keys), 500):
+            rows = Record.objects.filter(dataset_id=dataset_id, customer_id=customer_id,
+                                         key__in=keys[start:start + 500])
+            for key, digest, deleted in rows.values_list("key", "content_hash", "deleted"):
+                found[(customer_id, key)] = (digest, deleted)
+    return found
 
 
 _COLUMNS = ("customer_id", "dataset_id", "source_id", "key", "data", "content_hash", "record_at",

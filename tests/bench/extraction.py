@@ -24,6 +24,7 @@ def _setup_django(database: str) -> None:
     os.environ.setdefault("GATEWAY_MODE", "test")
     # Runs are performed here, synchronously; nothing is left queued for absent workers.
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import psycopg
 

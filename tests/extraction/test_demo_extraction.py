@@ -186,8 +186,8 @@ def test_the_insurer_database_on_mariadb_gives_the_same_records(demo_dir, demo_e
     source = Source.objects.get(kind="sql")
     run = extraction.run_synchronously(run=extraction.request_extraction(source=source))
     assert run.status == ExtractionRun.Status.SUCCEEDED, run.error
-    truth = {k: v for k, v in load_ground_truth(demo_dir).items()
-             if k[1] in set(source.datasets.values_list("slug", flat=True))}
+    slugs = set(source.datasets.values_list("slug", flat=True))
+    truth = {k: v for k, v in load_ground_truth(demo_dir).items() if k[1] in slugs}
     stored = {(c, d, k): data for c, d, k, data in Record.objects.filter(deleted=False).values_list(
         "customer__reference", "dataset__slug", "key", "data")}
     assert stored == truth

@@ -30,10 +30,11 @@ def _contract(contract_id: str, premium: float = 100.0) -> dict:
 
 def _write(customer: Customer, dataset: Dataset, records: list[dict], *, finish: bool = True,
            chunk_size: int = 2) -> store.WriteCounts:
-    writer = store.SnapshotWriter(customer_id=customer.pk, dataset_id=dataset.pk, source_id=None,
-                                  chunk_size=chunk_size)
+    writer = store.SnapshotWriter(dataset_id=dataset.pk, source_id=None, chunk_size=chunk_size)
+    writer.include(customer.pk)
     for data in records:
-        writer.add(key=data["contract_id"], data=data, record_at=None, locator="test")
+        writer.add(customer_id=customer.pk, key=data["contract_id"], data=data, record_at=None,
+                   locator="test")
     if finish:
         return writer.finish()
     writer.flush()
@@ -100,3 +101,27 @@ def test_it_never_touches_another_customers_records(alice, contracts):
 def test_content_hash_ignores_key_order():
     assert store.content_hash({"a": 1, "b": [1, 2]}) == store.content_hash({"b": [1, 2], "a": 1})
     assert store.content_hash({"a": 1}) != store.content_hash({"a": 1.5})
+
+
+def test_one_writer_handles_many_customers_and_tombstones_only_those_in_scope(alice, contracts):
+    bob = Customer.objects.create(reference="C-BOB")
+    carol = Customer.objects.create(reference="C-CAROL")
+    _write(carol, contracts, [_contract("K")])
+    writer = store.SnapshotWriter(dataset_id=contracts.pk, source_id=None, chunk_size=3)
+    for customer, key in [(alice, "A"), (bob, "A"), (alice, "B"), (bob, "C"), (alice, "D")]:
+        writer.add(customer_id=customer.pk, key=key, data=_contract(key), record_at=None, locator="x")
+    counts = writer.finish()
+    assert (counts.created, counts.deleted) == (5, 0)
+    assert Record.objects.get(customer=carol, key="K").deleted is False  # not in scope
+
+    writer = store.SnapshotWriter(dataset_id=contracts.pk, source_id=None, chunk_size=3)
+    writer.add(customer_id=alice.pk, key="A", data=_contract("A"), record_at=None, locator="x")
+    writer.include(bob.pk)
+    counts = writer.finish()
+    assert (counts.unchanged, counts.deleted) == (1, 4)  # alice's B, D and bob's A, C
+    assert Record.objects.get(customer=carol, key="K").deleted is False
+
+    writer = store.SnapshotWriter(dataset_id=contracts.pk, source_id=None)
+    counts = writer.finish(all_customers=True)  # a complete read of everyone that found nothing
+    assert counts.deleted == 2  # alice's A and carol's K
+    assert not Record.objects.filter(deleted=False).exists()
