@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "restitution",
 ]
 
@@ -81,7 +82,21 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: counts failed logins and locks out.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login protection: lock a username from an address after 5 failures, for 30 minutes.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -96,6 +111,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "restitution.web.context.holder",
             ],
         },
     },
@@ -139,6 +155,57 @@ STORAGES = {
 }
 
 LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/account/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+LOCALE_PATHS = [BASE_DIR / "restitution" / "locale"]
+
+# --- OAuth2 authorization server (django-oauth-toolkit) -----------------------------------
+OAUTH2_PROVIDER_APPLICATION_MODEL = "restitution.PimsClient"
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "restitution.oauth.GatewayOAuth2Validator",
+    "SCOPES_BACKEND_CLASS": "restitution.oauth.DatasetScopes",
+    "PKCE_REQUIRED": True,
+    # Authorization code flow only (and refresh): no implicit, password or client-credentials.
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "APPLICATION_ADMIN_CLASS": "restitution.admin.PimsClientAdmin",
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=600),
+    # Refresh tokens live as long as the longest grant; the grant's own expiry ends them sooner.
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 366 * 24 * 3600,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "ALLOWED_REDIRECT_URI_SCHEMES": env.list("OAUTH_REDIRECT_SCHEMES", default=["https", "http"]
+                                             if GATEWAY_MODE != "production" else ["https"]),
+    "ALLOW_URI_WILDCARDS": False,
+    # Random 128-character secrets need no slow key stretching: one SHA-256 (see hashers.py).
+    "CLIENT_SECRET_HASHER": "restitution-client-secret-sha256",
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": GATEWAY_MODE == "production",
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # RFC 7591 dynamic registration: open, but new clients wait for the operator's approval.
+    "DCR_ENABLED": True,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+}
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "restitution.hashers.ClientSecretHasher",
+]
+# Who the holder is, for consent receipts and pages.
+GATEWAY_HOLDER_NAME = env.str("GATEWAY_HOLDER_NAME", default="Demo data holder")
+GATEWAY_HOLDER_CONTACT = env.str("GATEWAY_HOLDER_CONTACT", default="privacy@holder.example")
 
 # --- Redis, Celery -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -1,8 +1,34 @@
 """URL map: admin, customer pages, OAuth2 (/o/), the portability API (/api/v1/)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from oauth2_provider import views as oauth_views
+from oauth2_provider.urls import metadata_urlpatterns
+
+from restitution.web.consent import ConsentView
+
+oauth_patterns = (
+    [
+        # The consent page replaces DOT's plain authorization form.
+        path("authorize/", ConsentView.as_view(), name="authorize"),
+        path("token/", oauth_views.TokenView.as_view(), name="token"),
+        path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
+        path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+        path("register/", oauth_views.DynamicClientRegistrationView.as_view(), name="dcr-register"),
+        path("register/<str:client_id>/", oauth_views.DynamicClientRegistrationManagementView.as_view(),
+             name="dcr-register-management"),
+    ],
+    "oauth2_provider",
+)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("o/", include(oauth_patterns)),
+    path("", include((metadata_urlpatterns, "oauth2_provider"), namespace="oauth2_metadata")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", include("restitution.api.urls")),
+    path("", include("restitution.web.urls")),
 ]

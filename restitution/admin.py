@@ -159,3 +159,66 @@ class RecordAdmin(admin.ModelAdmin):
 class DocumentAdmin(admin.ModelAdmin):
     list_display = ("id", "customer", "dataset", "record_key", "filename", "size", "created_at")
     raw_id_fields = ("customer",)
+
+
+# --- Consent ---------------------------------------------------------------------------------
+
+from oauth2_provider.admin import ApplicationAdmin  # noqa: E402
+
+from . import consent  # noqa: E402
+from .models import AccessEvent, Grant  # noqa: E402
+
+
+class PimsClientAdmin(ApplicationAdmin):
+    """PIMS clients (registered here or by RFC 7591): approve them before they can connect."""
+
+    list_display = ("name", "client_id", "approval", "client_type", "registered_dynamically", "created")
+    list_filter = ("approval", "client_type", "registered_dynamically")
+    filter_horizontal = ("allowed_datasets",)
+    actions = ["approve", "reject", "suspend"]
+
+    @admin.action(description="Approve: may ask customers for their data")
+    def approve(self, request, queryset):
+        queryset.update(approval="approved")
+
+    @admin.action(description="Reject")
+    def reject(self, request, queryset):
+        queryset.update(approval="rejected")
+
+    @admin.action(description="Suspend: its tokens stop working at once")
+    def suspend(self, request, queryset):
+        queryset.update(approval="suspended")
+
+
+@admin.register(Grant)
+class GrantAdmin(admin.ModelAdmin):
+    list_display = ("receipt_id", "customer", "client", "duration", "created_at", "expires_at", "revoked_at")
+    list_filter = ("duration", "client")
+    search_fields = ("customer__reference", "receipt_id")
+    readonly_fields = [f.name for f in Grant._meta.fields] + ["datasets"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke (the customer is told in their access history)")
+    def revoke(self, request, queryset):
+        for grant in queryset:
+            consent.revoke_grant(grant=grant, reason="revoked by the data holder", request=request,
+                                 staff=request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "customer", "client", "dataset", "record_count", "staff")
+    list_filter = ("kind", "client")
+    search_fields = ("customer__reference", "request_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

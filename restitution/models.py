@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Customer(models.Model):
@@ -238,3 +239,130 @@ class RejectedRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.locator}: {self.reason}"
+
+
+# --- Consent ---------------------------------------------------------------------------------
+
+from oauth2_provider.models import AbstractApplication  # noqa: E402 - after the core models
+
+
+class PimsClient(AbstractApplication):
+    """An OAuth2 client: a personal cloud or app that customers may connect (DOT's Application).
+
+    Only an *approved* client can start an authorization flow or use its tokens.
+    """
+
+    class Approval(models.TextChoices):
+        PENDING = "pending", "Awaiting approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        SUSPENDED = "suspended", "Suspended"
+
+    approval = models.CharField(max_length=20, choices=Approval.choices, default=Approval.PENDING,
+                                db_index=True)
+    logo_url = models.URLField(blank=True)
+    homepage_url = models.URLField(blank=True)
+    privacy_policy_url = models.URLField(blank=True)
+    purpose_en = models.TextField(blank=True, help_text="Why it asks for data, shown on the consent page.")
+    purpose_fr = models.TextField(blank=True)
+    allowed_datasets = models.ManyToManyField(Dataset, blank=True, related_name="clients",
+                                              help_text="Datasets this client may ask for.")
+    registered_dynamically = models.BooleanField(default=False)
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        verbose_name = "PIMS client"
+
+    def is_usable(self, request) -> bool:
+        """DOT asks this before issuing or honouring a token: unapproved clients get nothing."""
+        return self.approval == self.Approval.APPROVED and super().is_usable(request)
+
+    def purpose(self, language: str) -> str:
+        return (self.purpose_fr if language.startswith("fr") else self.purpose_en) or self.purpose_en
+
+
+class Grant(models.Model):
+    """A customer's consent to one client: which datasets, which period of data, until when."""
+
+    class Duration(models.TextChoices):
+        ONE_TIME = "one-time", "One time"
+        MONTH_1 = "1m", "1 month"
+        MONTHS_3 = "3m", "3 months"
+        MONTHS_6 = "6m", "6 months"
+        MONTHS_12 = "12m", "12 months"
+
+    receipt_id = models.UUIDField(unique=True, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="grants")
+    client = models.ForeignKey(PimsClient, on_delete=models.CASCADE, related_name="grants")
+    datasets = models.ManyToManyField(Dataset, related_name="grants")
+    purpose = models.TextField(blank=True)
+    window_start = models.DateField(null=True, blank=True, help_text="Oldest data shared (inclusive).")
+    window_end = models.DateField(null=True, blank=True, help_text="Newest data shared (inclusive).")
+    duration = models.CharField(max_length=10, choices=Duration.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=200, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True,
+                                    help_text="When a one-time grant was used up.")
+    receipt = models.JSONField(help_text="Machine-readable consent receipt.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["customer", "client", "revoked_at"], name="grant_lookup")]
+
+    def __str__(self) -> str:
+        return f"grant {self.receipt_id} ({self.customer} → {self.client})"
+
+    @property
+    def is_one_time(self) -> bool:
+        return self.duration == self.Duration.ONE_TIME
+
+    def status(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.revoked_at:
+            return "revoked"
+        if self.ended_at:
+            return "used"
+        if self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def is_active(self, now=None) -> bool:
+        return self.status(now) == "active"
+
+
+class AccessEvent(models.Model):
+    """Append-only log of every access and every consent event, shown to the customer."""
+
+    class Kind(models.TextChoices):
+        GRANT_CREATED = "grant-created", _("Access granted")
+        GRANT_REVOKED = "grant-revoked", _("Access revoked")
+        GRANT_EXPIRED = "grant-expired", _("Access expired")
+        TOKEN_ISSUED = "token-issued", _("Connection established")
+        TOKEN_REFRESHED = "token-refreshed", _("Connection renewed")
+        TOKEN_REVOKED = "token-revoked", _("Connection closed")
+        DATA_READ = "data-read", _("Data read")
+        EXPORT = "export", _("Archive exported")
+        DELIVERY = "delivery", _("Data delivered")
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="access_events")
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="access_events")
+    client = models.ForeignKey(PimsClient, null=True, blank=True, on_delete=models.SET_NULL)
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL)
+    record_count = models.PositiveIntegerField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="access_by_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.kind}"

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from ..catalogue import sync_catalogue
 from ..mapping import compile_mapping
-from ..models import Customer, Dataset, LegacyIdentity, Source
+from ..models import Customer, Dataset, LegacyIdentity, PimsClient, Source
 
 DEMO_PASSWORD = "demo-password-2025"  # noqa: S105 - the demo's published credentials
 DEMO_CLIENT_ID = "demo-pims"
@@ -69,3 +69,26 @@ def install_demo(out_dir: Path, *, with_users: bool = True) -> dict[str, Any]:
     customers = json.loads((out_dir / "ground_truth" / "customers.json").read_text(encoding="utf-8"))
     installed = install_customers(customers, with_users=with_users)
     return {"sources": sources, "customers": installed}
+
+
+def install_demo_client() -> PimsClient:
+    """The demo personal cloud: a public client (PKCE), approved, allowed every dataset."""
+    client, _ = PimsClient.objects.update_or_create(
+        client_id=DEMO_CLIENT_ID,
+        defaults={
+            "name": "Demo personal cloud",
+            "client_type": PimsClient.CLIENT_PUBLIC,
+            "authorization_grant_type": PimsClient.GRANT_AUTHORIZATION_CODE,
+            "redirect_uris": DEMO_REDIRECT_URI,
+            "algorithm": "",
+            "approval": PimsClient.Approval.APPROVED,
+            "homepage_url": "https://pims.example/",
+            "privacy_policy_url": "https://pims.example/privacy",
+            "purpose_en": "Keep a copy of your data in your personal cloud and show you your "
+                          "energy use, your contracts and your bills in one place.",
+            "purpose_fr": "Garder une copie de vos données dans votre cloud personnel et vous "
+                          "montrer votre consommation, vos contrats et vos factures au même endroit.",
+        },
+    )
+    client.allowed_datasets.set(Dataset.objects.all())
+    return client

@@ -81,12 +81,6 @@ class Command(BaseCommand):
         if created:
             operator.set_password(DEMO_PASSWORD)
             operator.save()
-        from oauth2_provider.models import get_application_model
+        from restitution.demo.install import install_demo_client
 
-        Application = get_application_model()
-        Application.objects.get_or_create(
-            client_id=DEMO_CLIENT_ID,
-            defaults={"name": "Demo personal cloud", "client_type": Application.CLIENT_PUBLIC,
-                      "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
-                      "redirect_uris": DEMO_REDIRECT_URI, "algorithm": ""},
-        )
+        install_demo_client()

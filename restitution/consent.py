@@ -1,0 +1,177 @@
+"""Grants: a customer's consent to one client — created from an authorization, expired, revoked.
+
+A grant bounds everything issued under it: its tokens carry only its datasets' scopes, and they
+stop working the moment it is revoked, expires or (one-time) is used up. This module never
+renders pages and never serves data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
+
+from . import audit
+from .models import AccessEvent, Customer, Dataset, Grant, PimsClient
+
+#: The longest a customer may consent for (12 months, as Australia's CDR and our promise).
+DURATIONS: dict[str, timedelta] = {
+    Grant.Duration.ONE_TIME: timedelta(days=7),  # outer bound; ends at first complete use
+    Grant.Duration.MONTH_1: timedelta(days=30),
+    Grant.Duration.MONTHS_3: timedelta(days=91),
+    Grant.Duration.MONTHS_6: timedelta(days=182),
+    Grant.Duration.MONTHS_12: timedelta(days=365),
+}
+
+
+class ConsentError(ValueError):
+    """A consent that cannot be given as asked (nothing chosen, a window upside down…)."""
+
+
+def active_grant(*, customer: Customer | None, client: PimsClient) -> Grant | None:
+    """The grant currently in force between a customer and a client (at most one)."""
+    if customer is None:
+        return None
+    now = timezone.now()
+    return (Grant.objects.filter(customer=customer, client=client, revoked_at__isnull=True,
+                                 ended_at__isnull=True, expires_at__gt=now)
+            .prefetch_related("datasets").order_by("-created_at").first())
+
+
+def grant_scopes(grant: Grant) -> set[str]:
+    return {dataset.scope for dataset in grant.datasets.all()}
+
+
+def customer_of(user) -> Customer | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return Customer.objects.filter(user=user).first()
+
+
+def _receipt(grant: Grant, datasets: list[Dataset], language: str) -> dict[str, Any]:
+    """A consent receipt modelled on ISO/IEC TS 27560 and the Kantara consent receipt."""
+    client = grant.client
+    return {
+        "receipt_version": "1.0",
+        "schema": "ISO/IEC TS 27560:2023 consent record (subset); Kantara Consent Receipt v1.1",
+        "receipt_id": str(grant.receipt_id),
+        "language": language,
+        "jurisdiction": "EU — GDPR Art. 6(1)(a) consent, Art. 20 portability",
+        "collection_method": "web consent page of the data holder's restitution gateway",
+        "consent_timestamp": grant.created_at.isoformat(),
+        "controller": {"name": settings.GATEWAY_HOLDER_NAME, "contact": settings.GATEWAY_HOLDER_CONTACT},
+        "recipient": {"name": client.name, "client_id": client.client_id,
+                      "homepage": client.homepage_url or None,
+                      "privacy_policy": client.privacy_policy_url or None},
+        "data_subject": {"reference": grant.customer.reference},
+        "purposes": [{"purpose": grant.purpose, "category": "data portability to a service of the "
+                      "data subject's choice", "legal_basis": "consent", "termination": "revocable at "
+                      "any time from the customer dashboard"}],
+        "data_categories": [{"dataset": d.slug, "title": d.title_fr if language == "fr" else d.title_en,
+                             "scope": d.scope, "schema_version": d.schema_version} for d in datasets],
+        "data_period": {"from": grant.window_start.isoformat() if grant.window_start else None,
+                        "to": grant.window_end.isoformat() if grant.window_end else None},
+        "duration": {"type": "one-time" if grant.is_one_time else "ongoing", "choice": grant.duration,
+                     "expires_at": grant.expires_at.isoformat()},
+        "timestamps": {"given_at": grant.created_at.isoformat(),
+                       "expires_at": grant.expires_at.isoformat(), "revoked_at": None},
+    }
+
+
+@transaction.atomic
+def create_grant(*, customer: Customer, client: PimsClient, datasets: list[Dataset], duration: str,
+                 window_start: date | None = None, window_end: date | None = None,
+                 language: str = "en", request: HttpRequest | None = None) -> Grant:
+    """Record the customer's consent; replaces any grant in force with the same client.
+
+    Queues the customer's first extraction, so the client finds data when it comes.
+    """
+    if not datasets:
+        raise ConsentError("choose at least one dataset")
+    if duration not in DURATIONS:
+        raise ConsentError(f"unknown duration {duration!r}")
+    if window_start and window_end and window_start > window_end:
+        raise ConsentError("the start of the period is after its end")
+    allowed = set(client.allowed_datasets.values_list("pk", flat=True))
+    if any(d.pk not in allowed for d in datasets):
+        raise ConsentError("this client may not ask for some of these datasets")
+    previous = active_grant(customer=customer, client=client)
+    if previous is not None:
+        revoke_grant(grant=previous, reason="replaced by a new consent", request=request)
+    now = timezone.now()
+    grant = Grant(receipt_id=uuid.uuid4(), customer=customer, client=client,
+                  purpose=client.purpose(language), window_start=window_start, window_end=window_end,
+                  duration=duration, created_at=now, expires_at=now + DURATIONS[duration], receipt={})
+    grant.receipt = _receipt(grant, datasets, language)
+    grant.save()
+    grant.datasets.set(datasets)
+    audit.record_event(kind=AccessEvent.Kind.GRANT_CREATED, customer=customer, grant=grant,
+                       request=request, detail={"datasets": [d.slug for d in datasets],
+                                                "duration": duration})
+    from .extraction import request_customer_extraction
+    from .models import ExtractionRun
+
+    request_customer_extraction(customer=customer, trigger=ExtractionRun.Trigger.CONSENT)
+    return grant
+
+
+def _end_tokens(grant: Grant) -> int:
+    """Delete every token and pending code of this customer for this client: they die at once."""
+    user = grant.customer.user
+    if user is None:
+        return 0
+    AccessToken = get_access_token_model()
+    RefreshToken = get_refresh_token_model()
+    now = timezone.now()
+    RefreshToken.objects.filter(user=user, application=grant.client, revoked__isnull=True).update(revoked=now)
+    deleted, _ = AccessToken.objects.filter(user=user, application=grant.client).delete()
+    get_grant_model().objects.filter(user=user, application=grant.client).delete()
+    return deleted
+
+
+@transaction.atomic
+def revoke_grant(*, grant: Grant, reason: str = "revoked by the customer",
+                 request: HttpRequest | None = None, staff=None) -> None:
+    """Revoke now: its tokens stop working immediately; the grant stays visible as history."""
+    if grant.revoked_at is not None:
+        return
+    now = timezone.now()
+    grant.revoked_at = now
+    grant.revoked_reason = reason[:200]
+    grant.receipt = {**grant.receipt, "timestamps": {**grant.receipt.get("timestamps", {}),
+                                                     "revoked_at": now.isoformat()}}
+    grant.save(update_fields=["revoked_at", "revoked_reason", "receipt"])
+    _end_tokens(grant)
+    audit.record_event(kind=AccessEvent.Kind.GRANT_REVOKED, customer=grant.customer, grant=grant,
+                       request=request, staff=staff, detail={"reason": reason})
+
+
+@transaction.atomic
+def end_one_time_grant(*, grant: Grant) -> None:
+    """A one-time grant is used up after its first complete export or sync."""
+    if not grant.is_one_time or grant.ended_at is not None:
+        return
+    grant.ended_at = timezone.now()
+    grant.save(update_fields=["ended_at"])
+    _end_tokens(grant)
+
+
+def expire_due_grants(*, now: datetime | None = None) -> int:
+    """Scheduled: end the tokens of grants past their expiry and log it, once per grant."""
+    now = now or timezone.now()
+    due = (Grant.objects.filter(expires_at__lte=now, revoked_at__isnull=True, ended_at__isnull=True)
+           .exclude(access_events__kind=AccessEvent.Kind.GRANT_EXPIRED)
+           .select_related("customer", "client"))
+    count = 0
+    for grant in due:
+        with transaction.atomic():
+            _end_tokens(grant)
+            audit.record_event(kind=AccessEvent.Kind.GRANT_EXPIRED, customer=grant.customer, grant=grant)
+        count += 1
+    return count

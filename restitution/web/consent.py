@@ -1,0 +1,100 @@
+"""The consent page: DOT's authorization endpoint with the customer's choices on it.
+
+GET validates the client's request (client, exact redirect URI, PKCE S256, scopes) before
+anything is shown; POST turns the customer's choices into a Grant and an authorization code,
+or returns `access_denied`. Never framable (X-Frame-Options DENY), CSRF-protected.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+from django.db import transaction
+from django.shortcuts import render
+from django.utils.decorators import method_decorator
+from django.utils.translation import get_language
+from django.views.decorators.clickjacking import xframe_options_deny
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.views import AuthorizationView
+from oauthlib.oauth2.rfc6749.errors import InvalidRequestError
+
+from .. import consent
+from ..models import PimsClient
+from .forms import ConsentForm
+
+
+@method_decorator(xframe_options_deny, name="dispatch")
+class ConsentView(AuthorizationView):
+    template_name = "restitution/consent.html"
+    form_class = ConsentForm
+
+    def validate_authorization_request(self, request):
+        scopes, credentials = super().validate_authorization_request(request)
+        # Checked once the client and its exact redirect URI are known, so the error can go back.
+        if not credentials.get("state"):
+            # The client's CSRF protection: required here, not merely recommended.
+            self._refuse(credentials, "The state parameter is required.")
+        if credentials.get("code_challenge_method") != "S256":
+            # RFC 9700 §2.1.1: S256 only. Refused before the customer is asked anything.
+            self._refuse(credentials, 'PKCE with code_challenge_method "S256" is required.')
+        return scopes, credentials
+
+    @staticmethod
+    def _refuse(credentials, description: str):
+        error = InvalidRequestError(description=description, state=credentials.get("state"))
+        raise OAuthToolkitError(error=error, redirect_uri=credentials.get("redirect_uri"))
+
+    def get(self, request, *args, **kwargs):
+        if consent.customer_of(request.user) is None:
+            return render(request, "restitution/not_a_customer.html", status=403)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = context.get("form")
+        client = context.get("application")
+        if client is None and form is not None and form.is_bound:
+            client = PimsClient.objects.filter(client_id=form.data.get("client_id")).first()
+            context["application"] = client
+        language = get_language() or "en"
+        context["language"] = language
+        context["purpose"] = client.purpose(language) if client else ""
+        if form is not None:
+            context["dataset_rows"] = [
+                {"slug": d.slug, "title": d.title_fr if language.startswith("fr") else d.title_en,
+                 "description": d.description_fr if language.startswith("fr") else d.description_en,
+                 "checked": d.slug in (form["datasets"].value() or [])}
+                for d in form.requested_datasets
+            ]
+        return context
+
+    def post(self, request, *args, **kwargs):
+        if consent.customer_of(request.user) is None:
+            return render(request, "restitution/not_a_customer.html", status=403)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        allow = bool(form.cleaned_data.get("allow"))
+        chosen = form.chosen_datasets() if allow else []
+        if allow and not chosen:
+            allow = False  # nothing ticked: the same as declining
+        form.cleaned_data["allow"] = allow
+        if allow:
+            form.cleaned_data["scope"] = " ".join(d.scope for d in chosen)
+        with transaction.atomic():
+            if allow:
+                # The grant first: replacing an earlier one ends that one's codes and tokens,
+                # which must not include the code about to be issued.
+                consent.create_grant(
+                    customer=consent.customer_of(self.request.user),
+                    client=PimsClient.objects.get(client_id=form.cleaned_data["client_id"]),
+                    datasets=chosen, duration=form.cleaned_data["duration"],
+                    window_start=form.cleaned_data.get("window_start"),
+                    window_end=form.cleaned_data.get("window_end"),
+                    language=(get_language() or "en")[:2], request=self.request,
+                )
+            response = super().form_valid(form)
+            issued = parse_qs(urlparse(getattr(self, "success_url", "") or "").query).get("code")
+            if allow and not issued:
+                transaction.set_rollback(True)  # the client's request failed: no grant either
+        return response

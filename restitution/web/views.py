@@ -1,0 +1,110 @@
+"""Customer pages: the dashboard (my data, connected clouds, access history), revoke, receipts.
+
+Every query here is filtered by the logged-in customer; another customer's grant is a 404.
+Views are thin: they call consent.py and extraction.py and render.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Max
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from .. import consent, extraction
+from ..models import AccessEvent, Customer, Dataset, ExtractionRun, Grant, Record
+
+
+def _customer(request: HttpRequest) -> Customer:
+    customer = consent.customer_of(request.user)
+    if customer is None:
+        raise Http404("not a customer account")
+    return customer
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("dashboard" if request.user.is_authenticated else "login")
+
+
+def _my_data(customer: Customer, language: str) -> list[dict]:
+    counts = dict(Record.objects.filter(customer=customer, deleted=False)
+                  .values_list("dataset__slug").annotate(n=Count("id")))
+    freshness = extraction.customer_freshness(customer=customer)
+    rows = []
+    for dataset in Dataset.objects.filter(is_published=True).order_by("slug"):
+        if dataset.slug not in counts and freshness.get(dataset.slug) is None:
+            continue  # a dataset this holder keeps nothing of for this customer
+        french = language.startswith("fr")
+        rows.append({"slug": dataset.slug, "title": dataset.title_fr if french else dataset.title_en,
+                     "description": dataset.description_fr if french else dataset.description_en,
+                     "count": counts.get(dataset.slug, 0), "extracted_at": freshness.get(dataset.slug)})
+    return rows
+
+
+def _active_runs(customer: Customer):
+    return list(ExtractionRun.objects.filter(customer=customer, status__in=extraction.ACTIVE)
+                .select_related("source"))
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    language = get_language() or "en"
+    grants = list(Grant.objects.filter(customer=customer).select_related("client")
+                  .prefetch_related("datasets").annotate(last_access=Max("access_events__created_at")))
+    for grant in grants:
+        grant.current_status = grant.status()
+    runs = _active_runs(customer)
+    return render(request, "restitution/dashboard.html", {
+        "customer": customer,
+        "datasets": _my_data(customer, language),
+        "active_grants": [g for g in grants if g.current_status == "active"],
+        "past_grants": [g for g in grants if g.current_status != "active"],
+        "events": AccessEvent.objects.filter(customer=customer)
+        .select_related("client", "dataset", "grant")[:200],
+        "runs": runs,
+        "progress": int(100 * sum(r.progress for r in runs) / len(runs)) if runs else None,
+        "language": language,
+    })
+
+
+@login_required
+@require_POST
+def refresh(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    runs = extraction.request_customer_extraction(customer=customer)
+    messages.info(request, _("Updating your data from %(n)d system(s)…") % {"n": len(runs)})
+    return redirect("dashboard")
+
+
+@login_required
+def refresh_status(request: HttpRequest) -> JsonResponse:
+    """Progress of the customer's running extractions, for the dashboard's progress bar."""
+    runs = _active_runs(_customer(request))
+    return JsonResponse({"active": len(runs),
+                         "progress": round(sum(r.progress for r in runs) / len(runs), 3) if runs else 1.0})
+
+
+@login_required
+@require_POST
+def revoke(request: HttpRequest, receipt_id) -> HttpResponse:
+    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=_customer(request))
+    consent.revoke_grant(grant=grant, request=request)
+    messages.success(request, _("Access revoked: %(client)s can no longer read your data.")
+                     % {"client": grant.client.name})
+    return redirect("dashboard")
+
+
+@login_required
+def receipt(request: HttpRequest, receipt_id) -> HttpResponse:
+    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=_customer(request))
+    response = HttpResponse(json.dumps(grant.receipt, indent=2, ensure_ascii=False),
+                            content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.receipt_id}.json"'
+    return response
