@@ -42,3 +42,11 @@ def extract_source(source_id: int) -> int | None:
 def recover_stalled_runs(stale_after_seconds: int = 120) -> list[int]:
     """Scheduled (beat, every minute): re-queue runs whose worker died or whose message was lost."""
     return extraction.recover_stalled_runs(stale_after=timedelta(seconds=stale_after_seconds))
+
+
+@shared_task(ignore_result=True)
+def expire_grants() -> int:
+    """Scheduled (beat, every minute): end the tokens of grants that reached their expiry."""
+    from .consent import expire_due_grants
+
+    return expire_due_grants()

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+pytest_plugins = ["tests.personas"]
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TELCO_TOKEN = "telco-test-token-3f9a"  # noqa: S105

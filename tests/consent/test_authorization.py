@@ -7,7 +7,7 @@ import json
 from django.test import Client
 
 from restitution.models import AccessEvent, ExtractionRun, Grant
-from tests.consent.conftest import CALLS, CONTRACTS, CURVE, TRUSTED_REDIRECT
+from tests.personas import CALLS, CONTRACTS, CURVE, TRUSTED_REDIRECT
 
 
 def test_the_consent_page_shows_who_asks_what_why_and_for_how_long(flow):
@@ -94,7 +94,7 @@ def test_an_upside_down_window_is_refused_on_the_page(flow):
 
 def test_a_new_consent_replaces_the_previous_one(flow, personas):
     first = flow.tokens()
-    flow.verifier, flow.challenge = __import__("tests.consent.conftest", fromlist=["pkce_pair"]).pkce_pair()
+    flow.verifier, flow.challenge = __import__("tests.personas", fromlist=["pkce_pair"]).pkce_pair()
     second = flow.tokens(datasets=[CURVE])
     assert Grant.objects.filter(customer=personas.alice, revoked_at__isnull=True).count() == 1
     assert flow.me(first["access_token"]).status_code == 401

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from restitution import consent
 from restitution.models import Grant
-from tests.consent.conftest import CALLS, CURVE, INTRUDER_REDIRECT, TRUSTED_REDIRECT, Flow, pkce_pair, scope_of
+from tests.personas import CALLS, CURVE, INTRUDER_REDIRECT, TRUSTED_REDIRECT, Flow, pkce_pair, scope_of
 
 
 def _error_page_or_redirect(response) -> str:

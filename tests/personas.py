@@ -1,4 +1,5 @@
-"""Personas for consent tests: customers alice and bob, a trusted client and an intruder."""
+"""Personas (a pytest plugin, loaded by tests/conftest.py): customers alice and bob, a trusted
+PIMS client and an intruder client, and a driver of the authorization code flow."""
 
 from __future__ import annotations
 

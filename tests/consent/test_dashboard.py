@@ -1,0 +1,117 @@
+"""The customer dashboard: my data, connected clouds with one-click revoke, access history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from restitution.models import AccessEvent, Dataset, ExtractionRun, Grant, LegacyIdentity, Record, Source
+from tests.personas import PASSWORD, Flow
+
+
+def _login(customer) -> Client:
+    browser = Client()
+    browser.force_login(customer.user, backend="django.contrib.auth.backends.ModelBackend")
+    return browser
+
+
+def test_the_dashboard_shows_my_data_counts(personas):
+    curve = Dataset.objects.get(slug="energy-load-curve")
+    for n in range(3):
+        Record.objects.create(customer=personas.alice, dataset=curve, key=f"k{n}", data={}, content_hash="h",
+                              extracted_at="2025-01-01T00:00:00Z", seq=n + 1)
+    Record.objects.create(customer=personas.bob, dataset=curve, key="b", data={}, content_hash="h",
+                          extracted_at="2025-01-01T00:00:00Z", seq=10)
+    html = _login(personas.alice).get("/account/").content.decode()
+    assert "Electricity load curve (30 minutes)" in html
+    assert "<td>3</td>" in html  # her three records, not bob's
+
+
+def test_revoking_in_one_click_stops_the_tokens_at_once(flow, personas):
+    tokens = flow.tokens()
+    grant = Grant.objects.get(customer=personas.alice)
+    page = flow.browser.get("/account/").content.decode()
+    assert "Revoke access for Trusted cloud" in page and "Download the consent receipt" in page
+    response = flow.browser.post(f"/account/grants/{grant.receipt_id}/revoke/")
+    assert response.status_code == 302
+    assert flow.me(tokens["access_token"]).status_code == 401
+    after = flow.browser.get("/account/", follow=True).content.decode()
+    assert "can no longer read your data" in after
+    assert "Past consents" in after and "revoked" in after  # stays visible as history
+    assert AccessEvent.objects.filter(grant=grant, kind="grant-revoked").exists()
+
+
+def test_revoking_needs_a_post(flow, personas):
+    flow.tokens()
+    grant = Grant.objects.get(customer=personas.alice)
+    assert flow.browser.get(f"/account/grants/{grant.receipt_id}/revoke/").status_code == 405
+    grant.refresh_from_db()
+    assert grant.is_active()
+
+
+def test_the_access_history_lists_token_events(flow, personas):
+    tokens = flow.tokens()
+    flow.refresh(tokens["refresh_token"])
+    html = flow.browser.get("/account/").content.decode()
+    assert "Access granted" in html and "Connection established" in html and "Connection renewed" in html
+
+
+def test_the_consent_receipt_downloads_as_json(flow, personas):
+    flow.tokens()
+    grant = Grant.objects.get(customer=personas.alice)
+    response = flow.browser.get(f"/account/grants/{grant.receipt_id}/receipt.json")
+    assert response["Content-Type"].startswith("application/json")
+    assert "attachment" in response["Content-Disposition"]
+    receipt = json.loads(response.content)
+    assert receipt["receipt_id"] == str(grant.receipt_id)
+    assert receipt["controller"]["name"]
+
+
+def test_consent_queues_the_customers_first_extraction(flow, personas, settings):
+    LegacyIdentity.objects.create(customer=personas.alice, system="insurer", value="S0000001")
+    source = Source.objects.create(slug="insurer", name="Insurer", kind="sql", connection_env="NOPE",
+                                   identity_system="insurer")
+    flow.tokens()
+    run = ExtractionRun.objects.get(customer=personas.alice)
+    assert run.source == source and run.trigger == "consent"
+
+
+def test_the_refresh_button_queues_runs_and_reports_progress(personas):
+    LegacyIdentity.objects.create(customer=personas.alice, system="insurer", value="S0000001")
+    Source.objects.create(slug="insurer", name="Insurer", kind="sql", connection_env="NOPE", identity_system="insurer")
+    browser = _login(personas.alice)
+    response = browser.post("/account/refresh/", follow=True)
+    assert "Updating your data from 1 system" in response.content.decode()
+    status = browser.get("/account/refresh/status/").json()
+    assert status == {"active": 1, "progress": 0.0}
+    assert _login(personas.bob).get("/account/refresh/status/").json()["active"] == 0
+
+
+def test_the_dashboard_needs_a_login(personas):
+    response = Client().get("/account/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_repeated_login_failures_lock_the_account_out(personas):
+    browser = Client()
+    for _ in range(5):
+        browser.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    locked = browser.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    assert locked.status_code == 429
+    assert "Too many failed attempts" in locked.content.decode()
+    assert "_auth_user_id" not in browser.session
+
+
+def test_a_good_login_lands_on_the_dashboard(personas):
+    response = Client().post("/accounts/login/", {"username": "alice", "password": PASSWORD}, follow=True)
+    assert response.redirect_chain[-1][0] == "/account/"
+    assert "Hello Alice" in response.content.decode()
+
+
+def test_flow_helper_is_not_logged_in_as_bob(flow, personas):
+    # Guard for the personas: the flow's browser is alice's.
+    assert flow.browser.get("/account/").context["customer"] == personas.alice
+    assert isinstance(flow, Flow)

@@ -1,0 +1,21 @@
+"""Default schedules exist and point at real tasks."""
+
+import pytest
+from celery import current_app
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+
+from restitution.models import Source
+
+
+@pytest.mark.django_db
+def test_setup_schedules_creates_the_periodic_tasks_once():
+    Source.objects.create(slug="insurer", name="Insurer", kind="sql", connection_env="X", identity_system="insurer")
+    call_command("setup_schedules")
+    call_command("setup_schedules")
+    names = set(PeriodicTask.objects.values_list("name", flat=True))
+    assert names == {"recover stalled extraction runs", "expire grants", "nightly extraction: insurer"}
+    import restitution.tasks  # noqa: F401 - registers the tasks
+
+    for task in PeriodicTask.objects.all():
+        assert task.task in current_app.tasks
