@@ -73,11 +73,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.health.LivenessMiddleware",
+    "restitution.web.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -242,10 +244,35 @@ GATEWAY_DEMO_DIR = Path(env.str("GATEWAY_DEMO_DIR", default=str(VAR_DIR / "demo"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["oauth2_provider.contrib.rest_framework.OAuth2Authentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "restitution.api.problems.exception_handler",
+    # Defaults after Australia's CDR traffic thresholds; per customer and per client.
+    "DEFAULT_THROTTLE_RATES": {
+        "customer": env.str("API_RATE_PER_CUSTOMER", default="10/s"),
+        "client": env.str("API_RATE_PER_CLIENT", default="50/s"),
+    },
+    "UNAUTHENTICATED_USER": None,
+}
+# Rate-limit counters must be shared by every web process: Redis when there is one.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+         "KEY_PREFIX": "restitution"}
+        if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
+    ),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Restitution gateway — portability API",
+    "DESCRIPTION": "Your customers' own data, with their consent: datasets, records, changes, documents. "
+    "OAuth 2.0 bearer tokens, one scope per dataset (`dataset:<slug>`). Errors are RFC 9457 problems.",
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "restitution.api.schema.add_security_and_datasets"],
 }
 
 LOGGING = {

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 from oauth2_provider.urls import metadata_urlpatterns
 
@@ -30,5 +31,13 @@ urlpatterns = [
     path("", include((metadata_urlpatterns, "oauth2_provider"), namespace="oauth2_metadata")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("restitution.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("restitution.web.urls")),
 ]
+
+# Errors Django raises itself answer problem+json on API paths (RFC 9457).
+handler400 = "restitution.api.problems.bad_request"
+handler404 = "restitution.api.problems.page_not_found"
+handler500 = "restitution.api.problems.server_error"

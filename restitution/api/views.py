@@ -1,20 +1,38 @@
-"""Portability API views (v1). Thin: authenticate, check the grant, call the domain, render."""
+"""Portability API views (v1). Thin: authenticate, find the grant, call portability.py, render.
+
+Every data access writes an AccessEvent before the response leaves, so an access that
+succeeded is never missing from the customer's history.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from urllib.parse import urlencode
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.core.cache import caches
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import consent
+from .. import audit, consent, extraction, portability
+from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
+from .problems import problem
+from .renderers import CSVRenderer, NDJSONRenderer
+from .throttling import PerClientThrottle, PerCustomerThrottle
+
+PROBLEM = OpenApiResponse(description="An RFC 9457 problem (application/problem+json) with a stable `code`.")
+ERRORS = {400: PROBLEM, 401: PROBLEM, 404: PROBLEM, 429: PROBLEM}
+REFRESH_INTERVAL_SECONDS = 300
 
 
 def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
@@ -27,29 +45,250 @@ def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
 
 
 class GrantedTokenView(APIView):
+    """Bearer token → the grant in force (the validator already refused tokens without one)."""
+
     authentication_classes = [OAuth2Authentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [PerCustomerThrottle, PerClientThrottle]
+
+    def grant(self, request: Request) -> Grant:
+        grant = getattr(request._request, "grant", None) or consent.active_grant(
+            customer=consent.customer_of(request.auth.user), client=request.auth.application)
+        if grant is None:
+            raise NotFound()
+        return grant
+
+    def dataset(self, request: Request, grant: Grant, slug: str) -> Dataset:
+        """A dataset both granted and in the token's scopes; anything else is a 404 (no leak)."""
+        dataset = portability.granted_dataset(grant, slug)
+        if dataset is None or dataset.scope not in set(request.auth.scope.split()):
+            raise NotFound(f"No dataset {slug!r} here.")
+        return dataset
+
+    def log(self, request: Request, grant: Grant, *, dataset: Dataset | None, count: int | None,
+            kind: str = AccessEvent.Kind.DATA_READ, **detail) -> None:
+        audit.record_event(kind=kind, customer=grant.customer, grant=grant, client=grant.client,
+                           dataset=dataset, record_count=count, request=request._request, detail=detail)
+
+
+def _url(request: Request, path: str, **query) -> str:
+    query = {k: v for k, v in query.items() if v not in (None, "")}
+    return request.build_absolute_uri(path + ("?" + urlencode(query) if query else ""))
 
 
 class MeView(GrantedTokenView):
     @extend_schema(
         summary="Who the token speaks for",
-        description="A pairwise subject identifier (different for every client) and the consent "
-        "the token was issued under.",
-        responses=inline_serializer("Me", {
+        description="A pairwise subject identifier (different for every client, never the holder's "
+        "internal id) and the consent the token was issued under.",
+        responses={200: inline_serializer("Me", {
             "sub": serializers.CharField(),
             "datasets": serializers.ListField(child=serializers.CharField()),
             "expires_at": serializers.DateTimeField(),
             "one_time": serializers.BooleanField(),
-        }),
+        }), 401: PROBLEM},
     )
     def get(self, request: Request) -> Response:
-        token = request.auth
-        grant = consent.active_grant(customer=consent.customer_of(token.user), client=token.application)
+        grant = self.grant(request)
         return Response({
             "sub": pairwise_subject(customer_reference=grant.customer.reference,
-                                    client_id=token.application.client_id),
+                                    client_id=request.auth.application.client_id),
             "datasets": sorted(d.slug for d in grant.datasets.all()),
             "expires_at": grant.expires_at,
             "one_time": grant.is_one_time,
         })
+
+
+DATASET_FIELDS = {
+    "slug": serializers.CharField(), "title": serializers.DictField(child=serializers.CharField()),
+    "description": serializers.DictField(child=serializers.CharField()),
+    "schema_version": serializers.CharField(), "record_count": serializers.IntegerField(),
+    "date_range": serializers.DictField(child=serializers.DateTimeField(allow_null=True)),
+    "extracted_at": serializers.DateTimeField(allow_null=True), "schema_url": serializers.URLField(),
+    "records_url": serializers.URLField(),
+}
+
+
+class DatasetListView(GrantedTokenView):
+    @extend_schema(summary="The datasets this token may read",
+                   description="Each granted dataset with its titles and descriptions (en, fr), how many "
+                   "records fall in the consent's period, their date range, and how fresh they are.",
+                   responses={200: inline_serializer("DatasetList", {"items": inline_serializer("Dataset", DATASET_FIELDS, many=True)}), **ERRORS})
+    def get(self, request: Request) -> Response:
+        grant = self.grant(request)
+        window = portability.request_window(grant, since_date=None, until_date=None)
+        scopes = set(request.auth.scope.split())
+        items = []
+        for dataset in portability.granted_datasets(grant):
+            if dataset.scope not in scopes:
+                continue
+            summary = portability.dataset_summary(grant, dataset, window)
+            items.append({
+                "slug": dataset.slug,
+                "title": {"en": dataset.title_en, "fr": dataset.title_fr},
+                "description": {"en": dataset.description_en, "fr": dataset.description_fr},
+                "schema_version": dataset.schema_version,
+                "record_count": summary["count"],
+                "date_range": {"from": summary["first"], "to": summary["last"]},
+                "extracted_at": summary["extracted_at"],
+                "schema_url": _url(request, f"/api/v1/datasets/{dataset.slug}/schema"),
+                "records_url": _url(request, f"/api/v1/datasets/{dataset.slug}/records"),
+            })
+        return Response({"items": items})
+
+
+class DatasetSchemaView(GrantedTokenView):
+    @extend_schema(summary="A dataset's JSON Schema (draft 2020-12, versioned)",
+                   responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    def get(self, request: Request, slug: str) -> Response:
+        dataset = self.dataset(request, self.grant(request), slug)
+        return Response(dataset.schema, headers={"X-Schema-Version": dataset.schema_version})
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="Opaque cursor from the previous page's `next`."),
+    OpenApiParameter("page_size", int, description=f"Items per page (default {portability.DEFAULT_PAGE_SIZE}, "
+                     f"at most {portability.MAX_PAGE_SIZE})."),
+    OpenApiParameter("format", str, enum=["json", "ndjson", "csv"], description="Overrides the Accept header."),
+]
+WINDOW_PARAMETERS = [
+    OpenApiParameter("from", str, description="Oldest record date, YYYY-MM-DD or RFC 3339; clipped to the consent."),
+    OpenApiParameter("to", str, description="Newest record date (inclusive day), YYYY-MM-DD or RFC 3339."),
+]
+RECORD_FIELDS = {
+    "dataset": serializers.CharField(), "key": serializers.CharField(), "seq": serializers.IntegerField(),
+    "deleted": serializers.BooleanField(required=False), "date": serializers.DateTimeField(allow_null=True),
+    "extracted_at": serializers.DateTimeField(required=False), "data": serializers.DictField(required=False),
+}
+PAGE = inline_serializer("RecordPage", {"items": inline_serializer("Record", RECORD_FIELDS, many=True), "next": serializers.URLField(allow_null=True),
+                                        "last_seq": serializers.IntegerField()})
+
+
+class _PagedView(GrantedTokenView):
+    renderer_classes = [JSONRenderer, NDJSONRenderer, CSVRenderer]
+
+    def paged(self, request: Request, page: portability.Page, path: str, **query) -> Response:
+        next_url = (_url(request, path, cursor=portability.encode_cursor(page.next_after), **query)
+                    if page.next_after is not None else None)
+        headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
+        return Response({"items": page.items, "next": next_url, "last_seq": page.last_seq}, headers=headers)
+
+
+class RecordListView(_PagedView):
+    @extend_schema(summary="A dataset's records",
+                   description="Records in change-sequence order, cursor-paginated (stable under concurrent "
+                   "writes). `from`/`to` filter on the record's date, always within the consent's period. "
+                   "`since=<seq>` returns only what changed after that sequence, deletions included "
+                   "(`deleted: true`), to keep a mirror exact. JSON, NDJSON or CSV.",
+                   parameters=[*PAGE_PARAMETERS, *WINDOW_PARAMETERS,
+                               OpenApiParameter("since", int, description="Change sequence already synced.")],
+                   responses={200: PAGE, 304: OpenApiResponse(description="Not modified (If-None-Match)."),
+                              **ERRORS})
+    def get(self, request: Request, slug: str) -> Response:
+        grant = self.grant(request)
+        dataset = self.dataset(request, grant, slug)
+        params = request.query_params
+        window = portability.request_window(grant, since_date=params.get("from"), until_date=params.get("to"))
+        size = portability.parse_int("page_size", params.get("page_size"), default=portability.DEFAULT_PAGE_SIZE,
+                                     minimum=1, maximum=portability.MAX_PAGE_SIZE)
+        since = portability.parse_int("since", params.get("since"))
+        after = portability.decode_cursor(params.get("cursor"))
+        page = portability.record_page(grant, dataset, window, after=after, since=since, size=size)
+        self.log(request, grant, dataset=dataset, count=len(page.items))
+        return self.paged(request, page, f"/api/v1/datasets/{slug}/records", page_size=params.get("page_size"),
+                          since=params.get("since"), **{"from": params.get("from"), "to": params.get("to"),
+                                                        "format": params.get("format")})
+
+    def get_renderer_context(self):
+        context = super().get_renderer_context()
+        slug = self.kwargs.get("slug")
+        dataset = Dataset.objects.filter(slug=slug).first() if slug else None
+        context["csv_fields"] = list(dataset.schema.get("properties", {})) if dataset else []
+        return context
+
+
+class ChangeFeedView(_PagedView):
+    @extend_schema(summary="Changes across the granted datasets",
+                   description="Creations, updates and deletions after `since` (or the cursor), in order. "
+                   "Reading it to the end completes a one-time consent.",
+                   parameters=[*PAGE_PARAMETERS, OpenApiParameter("since", int, description="Last sequence seen.")],
+                   responses={200: PAGE, **ERRORS})
+    def get(self, request: Request) -> Response:
+        grant = self.grant(request)
+        params = request.query_params
+        size = portability.parse_int("page_size", params.get("page_size"), default=portability.DEFAULT_PAGE_SIZE,
+                                     minimum=1, maximum=portability.MAX_PAGE_SIZE)
+        since = portability.parse_int("since", params.get("since"), default=0)
+        after = max(since, portability.decode_cursor(params.get("cursor")))
+        window = portability.request_window(grant, since_date=None, until_date=None)
+        page = portability.change_page(grant, window, after=after, size=size)
+        counts: dict[str, int] = {}
+        for item in page.items:
+            counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
+        self.log(request, grant, dataset=None, count=len(page.items), datasets=counts)
+        if page.next_after is None and grant.is_one_time:
+            consent.end_one_time_grant(grant=grant)  # the first complete sync uses it up
+        return self.paged(request, page, "/api/v1/changes", page_size=params.get("page_size"),
+                          format=params.get("format"))
+
+
+class DocumentView(GrantedTokenView):
+    @extend_schema(summary="A record's document (e.g. an invoice PDF)",
+                   description="Streamed with its content type and length. `sha256` is the one in the record.",
+                   responses={(200, "application/pdf"): OpenApiTypes.BINARY, **ERRORS})
+    def get(self, request: Request, slug: str, sha256: str):
+        grant = self.grant(request)
+        dataset = self.dataset(request, grant, slug)
+        document = Document.objects.filter(customer=grant.customer, dataset=dataset, sha256=sha256).first()
+        window = portability.request_window(grant, since_date=None, until_date=None)
+        if document is None or not window.filter(Record.objects.filter(
+                customer=grant.customer, dataset=dataset, key=document.record_key, deleted=False)).exists():
+            raise NotFound("No such document.")
+        self.log(request, grant, dataset=dataset, count=1, document=sha256)
+        response = FileResponse(document.file.open("rb"), content_type=document.content_type,
+                                as_attachment=True, filename=document.filename)
+        response["Content-Length"] = str(document.size)
+        return response
+
+
+EXTRACTION_FIELDS = {
+    "id": serializers.IntegerField(), "source": serializers.CharField(), "status": serializers.CharField(),
+    "progress": serializers.FloatField(), "finished_at": serializers.DateTimeField(allow_null=True),
+    "url": serializers.URLField()}
+EXTRACTION = inline_serializer("Extraction", EXTRACTION_FIELDS)
+
+
+def _run_json(request: Request, run: ExtractionRun) -> dict:
+    return {"id": run.pk, "source": run.source.slug, "status": run.status, "progress": run.progress,
+            "finished_at": run.finished_at, "url": _url(request, f"/api/v1/extractions/{run.pk}")}
+
+
+class RefreshView(GrantedTokenView):
+    @extend_schema(summary="Ask for fresh data",
+                   description=f"Queues an extraction of the customer's data; at most one request every "
+                   f"{REFRESH_INTERVAL_SECONDS // 60} minutes per consent (429 with Retry-After otherwise).",
+                   request=None, responses={202: inline_serializer("Refresh", {"items": inline_serializer("ExtractionItem", EXTRACTION_FIELDS, many=True)}),
+                                            **ERRORS})
+    def post(self, request: Request) -> Response:
+        grant = self.grant(request)
+        key = f"refresh:{grant.pk}"
+        if not caches["throttle"].add(key, 1, timeout=REFRESH_INTERVAL_SECONDS):
+            response = problem(status_code=429, code="rate_limited", title="Too many requests",
+                               detail=f"One refresh every {REFRESH_INTERVAL_SECONDS // 60} minutes.")
+            response["Retry-After"] = str(REFRESH_INTERVAL_SECONDS)
+            return response
+        runs = extraction.request_customer_extraction(customer=grant.customer,
+                                                      trigger=ExtractionRun.Trigger.CUSTOMER)
+        body = {"items": [_run_json(request, run) for run in runs]}
+        headers = {"Location": body["items"][0]["url"]} if runs else {}
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+class ExtractionStatusView(GrantedTokenView):
+    @extend_schema(summary="Where an extraction stands", responses={200: EXTRACTION, **ERRORS})
+    def get(self, request: Request, run_id: int) -> Response:
+        grant = self.grant(request)
+        run = ExtractionRun.objects.filter(pk=run_id, customer=grant.customer).select_related("source").first()
+        if run is None:
+            raise NotFound("No such extraction.")
+        return Response(_run_json(request, run))

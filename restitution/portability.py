@@ -1,0 +1,185 @@
+"""What a grant lets a client read: the granted datasets, their records within the grant's
+window, pages by change sequence, and the change feed across datasets.
+
+Every query here starts from a Grant, so nothing outside the customer, the datasets or the
+window of that grant can come out. This module never renders HTTP and never writes records.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Min, Q, QuerySet
+
+from .models import Dataset, Grant, Record
+
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 1000
+
+
+class BadParameter(ValueError):
+    """A request parameter that cannot be understood (a 400, never a 500)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Window:
+    """The half-open interval [start, end) of record dates a request may see, in UTC."""
+
+    start: datetime | None
+    end: datetime | None
+
+    def filter(self, records: QuerySet) -> QuerySet:
+        if self.start is not None:
+            records = records.filter(record_at__gte=self.start)
+        if self.end is not None:
+            records = records.filter(record_at__lt=self.end)
+        return records
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def parse_moment(parameter: str, value: str | None, *, end: bool = False) -> datetime | None:
+    """A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time with offset."""
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return _day_start(day + timedelta(days=1)) if end else _day_start(day)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadParameter(parameter, f"{value!r} is not a date (YYYY-MM-DD) or an RFC 3339 date-time") from None
+    if moment.tzinfo is None:
+        raise BadParameter(parameter, "a date-time needs an offset (e.g. Z)")
+    return moment.astimezone(UTC)
+
+
+def request_window(grant: Grant, *, since_date: str | None, until_date: str | None) -> Window:
+    """The request's from/to, clipped to the grant's window (the grant always wins)."""
+    start = parse_moment("from", since_date)
+    end = parse_moment("to", until_date, end=True)
+    if start and end and start >= end:
+        raise BadParameter("from", "must be before 'to'")
+    grant_start = _day_start(grant.window_start) if grant.window_start else None
+    grant_end = _day_start(grant.window_end + timedelta(days=1)) if grant.window_end else None
+    if grant_start and (start is None or start < grant_start):
+        start = grant_start
+    if grant_end and (end is None or end > grant_end):
+        end = grant_end
+    return Window(start, end)
+
+
+def parse_int(parameter: str, value: str | None, *, default: int | None = None, minimum: int = 0,
+              maximum: int | None = None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadParameter(parameter, f"{value!r} is not an integer") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise BadParameter(parameter, f"must be {bound}")
+    return number
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": seq}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(value: str | None) -> int:
+    """Cursors are opaque to clients; here they hold the last change sequence served."""
+    if not value:
+        return 0
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+        if not isinstance(after, int) or after < 0:
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        raise BadParameter("cursor", "not a cursor this API gave out") from None
+
+
+def granted_datasets(grant: Grant) -> list[Dataset]:
+    return sorted(grant.datasets.filter(is_published=True), key=lambda d: d.slug)
+
+
+def granted_dataset(grant: Grant, slug: str) -> Dataset | None:
+    """A dataset of the grant, or None — unknown and not granted look the same (no leak)."""
+    return grant.datasets.filter(slug=slug, is_published=True).first()
+
+
+def dataset_summary(grant: Grant, dataset: Dataset, window: Window) -> dict[str, Any]:
+    live = window.filter(Record.objects.filter(customer_id=grant.customer_id, dataset=dataset, deleted=False))
+    stats = live.aggregate(count=Count("id"), first=Min("record_at"), last=Max("record_at"),
+                           extracted=Max("extracted_at"))
+    return {"count": stats["count"], "first": stats["first"], "last": stats["last"],
+            "extracted_at": stats["extracted"]}
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_after: int | None
+    last_seq: int
+
+
+def _row(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any, record_at, extracted_at) -> dict:
+    item = {"dataset": dataset_slug, "key": key, "seq": seq}
+    if deleted:
+        item["deleted"] = True
+        return item
+    item["date"] = record_at.isoformat().replace("+00:00", "Z") if record_at else None
+    item["extracted_at"] = extracted_at.isoformat().replace("+00:00", "Z")
+    item["data"] = data
+    return item
+
+
+def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None,
+                size: int) -> Page:
+    """One page of a dataset's records in change-sequence order (stable under writes: a record
+    changed meanwhile reappears later with a higher sequence, none is skipped).
+
+    With `since`, deletions (tombstones) since that sequence are included, for mirroring.
+    """
+    records = Record.objects.filter(customer_id=grant.customer_id, dataset=dataset, seq__gt=max(after, since or 0))
+    if since is None:
+        records = window.filter(records.filter(deleted=False))
+    else:
+        # Tombstones carry no date: they pass; live records must be inside the window.
+        in_window = window.filter(records.filter(deleted=False))
+        records = records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
+    rows = list(records.order_by("seq").values_list("key", "seq", "deleted", "data", "record_at",
+                                                    "extracted_at")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    items = [_row(dataset.slug, *row) for row in rows]
+    last = rows[-1][1] if rows else max(after, since or 0)
+    return Page(items, last if more else None, last)
+
+
+def change_page(grant: Grant, window: Window, *, after: int, size: int) -> Page:
+    """The change feed across the granted datasets: upserts and deletions, by sequence."""
+    datasets = {d.pk: d.slug for d in granted_datasets(grant)}
+    records = Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(datasets), seq__gt=after)
+    in_window = window.filter(records.filter(deleted=False))
+    records = records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
+    rows = list(records.order_by("seq").values_list("dataset_id", "key", "seq", "deleted", "data", "record_at",
+                                                    "extracted_at")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    items = [_row(datasets[row[0]], *row[1:]) for row in rows]
+    last = rows[-1][2] if rows else after
+    return Page(items, last if more else None, last)

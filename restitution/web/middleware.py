@@ -1,0 +1,20 @@
+"""A request id on every request: taken from X-Request-ID when sane, else made; echoed back."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+_SANE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.META.get("HTTP_X_REQUEST_ID", "")
+        request.request_id = given if _SANE.match(given) else uuid.uuid4().hex
+        response = self.get_response(request)
+        response["X-Request-ID"] = request.request_id
+        return response
