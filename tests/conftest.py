@@ -220,3 +220,17 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def reset_rate_limits() -> None:
+    """Forget API rate-limit counters (only those: the rest of Redis — broker, source leases —
+    may be in use by a worker)."""
+
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter("restitution:1:*"):
+            client.delete(key)
+    else:
+        reset_rate_limits()

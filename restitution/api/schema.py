@@ -19,10 +19,15 @@ def add_security_and_datasets(result, generator, request, public):
             "scopes": {d.scope: f"Read {d.title_en.lower()}" for d in datasets},
         }},
     }
+    slugs = [d.slug for d in datasets]
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             if isinstance(operation, dict) and "responses" in operation:
                 operation["security"] = [{"oauth2": []}]
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "path" and parameter.get("name") == "slug" and slugs:
+                        # The published datasets (a token reads only those of its consent).
+                        parameter["schema"] = {"type": "string", "enum": slugs}
     schemas = components.setdefault("schemas", {})
     for dataset in datasets:
         shape = {k: v for k, v in dataset.schema.items() if k not in {"$schema", "$id"}}

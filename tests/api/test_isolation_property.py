@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, date, datetime, timedelta
 
-from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +15,7 @@ from oauth2_provider.models import get_access_token_model, set_token_value
 from restitution import consent
 from restitution.models import Dataset
 from tests.api.test_records_api import _contract, _curve, write
+from tests.conftest import reset_rate_limits
 from tests.personas import CONTRACTS, CURVE
 
 SLUGS = [CURVE, CONTRACTS, "telco-call-log", "no-such-dataset"]
@@ -42,7 +42,7 @@ def issue_token(grant) -> str:
            "page_size": st.integers(min_value=1, max_value=30).map(str),
            "since": st.integers(min_value=0, max_value=80).map(str)}))
 def test_no_response_leaks_beyond_the_grant(isolation_data, who, granted, window, asked, params):
-    caches["throttle"].clear()  # rate limits are tested elsewhere; here every request must be served
+    reset_rate_limits()  # rate limits are tested elsewhere; here every request must be served
     customer = getattr(isolation_data, who)
     other_marks = isolation_data.marks["bob" if who == "alice" else "alice"]
     start, end = sorted(window, key=lambda d: d or date.min) if all(window) else window

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from restitution import store
 from restitution.api.throttling import PerCustomerThrottle
 from restitution.models import AccessEvent, Dataset, Document, Grant, Record
+from tests.conftest import reset_rate_limits
 from tests.personas import CONTRACTS, CURVE, Flow
 
 PROBLEM = "application/problem+json"
@@ -220,9 +221,8 @@ def test_documents_stream_with_type_and_length_and_stay_private(flow, data, pers
 
 def test_a_refresh_request_is_accepted_then_rate_limited(flow, data):
     token = flow.tokens()["access_token"]
-    from django.core.cache import caches
 
-    caches["throttle"].clear()
+    reset_rate_limits()
     first = flow.api.post("/api/v1/extractions", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert first.status_code == 202
     second = flow.api.post("/api/v1/extractions", HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -232,9 +232,8 @@ def test_a_refresh_request_is_accepted_then_rate_limited(flow, data):
 
 def test_throttling_answers_429_with_retry_after(flow, data, monkeypatch):
     token = flow.tokens()["access_token"]
-    from django.core.cache import caches
 
-    caches["throttle"].clear()
+    reset_rate_limits()
     monkeypatch.setattr(PerCustomerThrottle, "THROTTLE_RATES", {"customer": "3/min", "client": "50/s"})
     statuses = [get(flow, token, "/api/v1/datasets").status_code for _ in range(5)]
     assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
