@@ -21,6 +21,7 @@ def test_the_demo_runs_on_sqlite_with_eager_tasks(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "GATEWAY_", "DJANGO_", "INSURER_",
                                 "METERING_", "TELCO_"))}
+    tmp_path = tmp_path / "var"  # does not exist yet, as in a fresh clone
     env["GATEWAY_VAR_DIR"] = str(tmp_path)
 
     def manage(*args: str) -> subprocess.CompletedProcess:
