@@ -41,7 +41,7 @@ def active_grant(*, customer: Customer | None, client: PimsClient) -> Grant | No
     now = timezone.now()
     return (Grant.objects.filter(customer=customer, client=client, revoked_at__isnull=True,
                                  ended_at__isnull=True, expires_at__gt=now)
-            .prefetch_related("datasets").order_by("-created_at").first())
+            .select_related("customer", "client").prefetch_related("datasets").order_by("-created_at").first())
 
 
 def grant_scopes(grant: Grant) -> set[str]:

@@ -75,6 +75,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
         if not set(access_token.scopes) <= consent.grant_scopes(grant):
             return _refuse(request, "The token asks for more than the consent gives.")
         request.grant = grant
+        access_token.consent_grant = grant  # the API views use it instead of looking it up again
         return True
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from .models import Dataset, Grant, Record
 
@@ -113,12 +114,12 @@ def decode_cursor(value: str | None) -> int:
 
 
 def granted_datasets(grant: Grant) -> list[Dataset]:
-    return sorted(grant.datasets.filter(is_published=True), key=lambda d: d.slug)
+    return sorted((d for d in grant.datasets.all() if d.is_published), key=lambda d: d.slug)
 
 
 def granted_dataset(grant: Grant, slug: str) -> Dataset | None:
     """A dataset of the grant, or None — unknown and not granted look the same (no leak)."""
-    return grant.datasets.filter(slug=slug, is_published=True).first()
+    return next((d for d in grant.datasets.all() if d.slug == slug and d.is_published), None)
 
 
 def dataset_summary(grant: Grant, dataset: Dataset, window: Window) -> dict[str, Any]:
@@ -185,20 +186,9 @@ def change_page(grant: Grant, window: Window, *, after: int, size: int) -> Page:
     return Page(items, last if more else None, last)
 
 
-_ISO = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
-_LINE_SQL = (
-    "CASE WHEN restitution_record.deleted THEN json_build_object("
-    "'dataset', %s, 'key', restitution_record.key, 'seq', restitution_record.seq, 'deleted', true) "
-    "ELSE json_build_object('dataset', %s, 'key', restitution_record.key, 'seq', restitution_record.seq, "
-    f"'date', to_char(restitution_record.record_at AT TIME ZONE 'UTC', {_ISO}), "
-    f"'extracted_at', to_char(restitution_record.extracted_at AT TIME ZONE 'UTC', {_ISO}), "
-    "'data', restitution_record.data) END::text"
-)
-
-
 @dataclass
 class RawPage:
-    """A page as ready-made JSON texts, one per item (PostgreSQL builds them: no per-row Python)."""
+    """A page as ready-made JSON texts, one per item."""
 
     lines: list[str]
     next_after: int | None
@@ -207,7 +197,8 @@ class RawPage:
 
 def record_page_json(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None,
                      size: int) -> RawPage:
-    """The same page as record_page(), rendered by the database (the hot path of a sync)."""
+    """The same page as record_page(), as JSON texts (the hot path of a sync): the stored record
+    leaves as PostgreSQL prints it, never parsed and dumped again in Python."""
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -220,10 +211,23 @@ def record_page_json(grant: Grant, dataset: Dataset, window: Window, *, after: i
     else:
         in_window = window.filter(records.filter(deleted=False))
         records = records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
-    # extra(): constant SQL, the only values are bound parameters.
-    rows = list(records.order_by("seq").extra(select={"line": _LINE_SQL}, select_params=(dataset.slug, dataset.slug))  # noqa: S610
-                .values_list("seq", "line")[: size + 1])
+    rows = list(records.order_by("seq").annotate(text=Cast("data", TextField()))
+                .values_list("seq", "key", "deleted", "record_at", "extracted_at", "text")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
     last = rows[-1][0] if rows else max(after, since or 0)
-    return RawPage([line for _, line in rows], last if more else None, last)
+    # The stored JSON goes out as stored: only the envelope is built here, no parse, no dump.
+    head = '{"dataset":' + json.dumps(dataset.slug) + ',"key":'
+    lines = []
+    for seq, key, deleted, record_at, extracted_at, text in rows:
+        if deleted:
+            lines.append(f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}')
+        else:
+            date = json.dumps(_iso(record_at)) if record_at else "null"
+            lines.append(f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date},'
+                         f'"extracted_at":"{_iso(extracted_at)}","data":{text}}}')
+    return RawPage(lines, last if more else None, last)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

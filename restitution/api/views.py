@@ -53,7 +53,7 @@ class GrantedTokenView(APIView):
     throttle_classes = [PerCustomerThrottle, PerClientThrottle]
 
     def grant(self, request: Request) -> Grant:
-        grant = getattr(request._request, "grant", None) or consent.active_grant(
+        grant = getattr(request.auth, "consent_grant", None) or consent.active_grant(
             customer=consent.customer_of(request.auth.user), client=request.auth.application)
         if grant is None:
             raise NotFound()

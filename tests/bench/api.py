@@ -67,6 +67,7 @@ def _time(fn, repeat: int = 3) -> float:
 def main() -> int:
     _setup()
     try:
+        from django.contrib.auth import get_user_model
         from django.db import connection
         from django.test import Client
         from django.test.utils import override_settings
@@ -75,7 +76,6 @@ def main() -> int:
         from restitution.catalogue import sync_catalogue
         from restitution.models import Customer, Dataset, PimsClient
         from tests.api.test_isolation_property import issue_token
-        from django.contrib.auth import get_user_model
 
         sync_catalogue()
         curve = Dataset.objects.get(slug="energy-load-curve")
