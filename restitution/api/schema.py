@@ -29,8 +29,14 @@ def add_security_and_datasets(result, generator, request, public):
                         # The published datasets (a token reads only those of its consent).
                         parameter["schema"] = {"type": "string", "enum": slugs}
     schemas = components.setdefault("schemas", {})
+    refs = []
     for dataset in datasets:
         shape = {k: v for k, v in dataset.schema.items() if k not in {"$schema", "$id"}}
         name = "".join(part.capitalize() for part in dataset.slug.split("-")) + "Data"
         schemas[name] = {**shape, "description": dataset.description_en}
+        refs.append({"$ref": f"#/components/schemas/{name}"})
+    record = schemas.get("Record", {}).get("properties", {})
+    if refs and "data" in record:
+        # A record's data is exactly one dataset's shape (absent on deletions).
+        record["data"] = {"oneOf": refs, "description": "The record, in the shape of its dataset's JSON Schema."}
     return result
