@@ -148,6 +148,21 @@ def _row(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any, record
     return item
 
 
+def _with_tombstones(records: QuerySet, window: Window) -> QuerySet:
+    """Deletions (they carry no date) and the live records inside the window."""
+    in_window = window.filter(records.filter(deleted=False))
+    return records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
+
+
+def _page_query(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None) -> QuerySet:
+    """One customer's records of one dataset after a sequence: live ones in the window, plus
+    deletions when syncing with `since`. Every page query of the API starts here."""
+    records = Record.objects.filter(customer_id=grant.customer_id, dataset=dataset, seq__gt=max(after, since or 0))
+    if since is None:
+        return window.filter(records.filter(deleted=False))
+    return _with_tombstones(records, window)
+
+
 def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None,
                 size: int) -> Page:
     """One page of a dataset's records in change-sequence order (stable under writes: a record
@@ -155,13 +170,7 @@ def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, s
 
     With `since`, deletions (tombstones) since that sequence are included, for mirroring.
     """
-    records = Record.objects.filter(customer_id=grant.customer_id, dataset=dataset, seq__gt=max(after, since or 0))
-    if since is None:
-        records = window.filter(records.filter(deleted=False))
-    else:
-        # Tombstones carry no date: they pass; live records must be inside the window.
-        in_window = window.filter(records.filter(deleted=False))
-        records = records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
+    records = _page_query(grant, dataset, window, after=after, since=since)
     rows = list(records.order_by("seq").values_list("key", "seq", "deleted", "data", "record_at",
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
@@ -174,9 +183,8 @@ def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, s
 def change_page(grant: Grant, window: Window, *, after: int, size: int) -> Page:
     """The change feed across the granted datasets: upserts and deletions, by sequence."""
     datasets = {d.pk: d.slug for d in granted_datasets(grant)}
-    records = Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(datasets), seq__gt=after)
-    in_window = window.filter(records.filter(deleted=False))
-    records = records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
+    records = _with_tombstones(
+        Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(datasets), seq__gt=after), window)
     rows = list(records.order_by("seq").values_list("dataset_id", "key", "seq", "deleted", "data", "record_at",
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
@@ -205,12 +213,7 @@ def record_page_json(grant: Grant, dataset: Dataset, window: Window, *, after: i
         page = record_page(grant, dataset, window, after=after, since=since, size=size)
         return RawPage([json.dumps(item, ensure_ascii=False) for item in page.items], page.next_after,
                        page.last_seq)
-    records = Record.objects.filter(customer_id=grant.customer_id, dataset=dataset, seq__gt=max(after, since or 0))
-    if since is None:
-        records = window.filter(records.filter(deleted=False))
-    else:
-        in_window = window.filter(records.filter(deleted=False))
-        records = records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
+    records = _page_query(grant, dataset, window, after=after, since=since)
     rows = list(records.order_by("seq").annotate(text=Cast("data", TextField()))
                 .values_list("seq", "key", "deleted", "record_at", "extracted_at", "text")[: size + 1])
     more = len(rows) > size
