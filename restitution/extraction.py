@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from . import store
@@ -241,7 +241,7 @@ class _Progress:
             self.values[name] += value
         self.tick()
 
-    def reject(self, *, raw: RawRow | None, values: Any, reason: str, dataset: Dataset | None,
+    def reject(self, *, values: Any, reason: str, dataset: Dataset | None,
                customer_id: int | None, locator: str) -> None:
         self.values["rejected"] += 1
         self._rejects.append(RejectedRow(
@@ -356,12 +356,12 @@ class _DatasetPipeline:
             # Whose row it is: the customer being read, or what the adapter could still cut out.
             owner = expected_key or row.extra.get("customer")
             customer_id = self.identities.get(owner) if owner else None
-            reject(raw=row, values=row.values, reason=row.error, dataset=self.dataset,
+            reject(values=row.values, reason=row.error, dataset=self.dataset,
                    customer_id=customer_id, locator=row.locator)
             return
         customer_key = self.mapping.customer_key(row.values)
         if customer_key is None:
-            reject(raw=row, values=row.values, reason="missing customer identity "
+            reject(values=row.values, reason="missing customer identity "
                    f"(legacy field {self.mapping.customer_field})", dataset=self.dataset,
                    customer_id=None, locator=row.locator)
             return
@@ -379,24 +379,24 @@ class _DatasetPipeline:
             key = store.record_key(exc.partial, self.dataset.natural_key)
             if key is not None:
                 writer.protect(customer_id, key, row.locator)  # keep its last good version
-            reject(raw=row, values=row.values, reason=f"mapping: {exc}", dataset=self.dataset,
+            reject(values=row.values, reason=f"mapping: {exc}", dataset=self.dataset,
                    customer_id=customer_id, locator=row.locator)
             return
         key = store.record_key(data, self.dataset.natural_key)
         if key is None:
-            reject(raw=row, values=row.values, reason="missing natural key "
+            reject(values=row.values, reason="missing natural key "
                    f"({', '.join(self.dataset.natural_key)})", dataset=self.dataset,
                    customer_id=customer_id, locator=row.locator)
             return
         problem = self.validate(data)
         if problem is not None:
             writer.protect(customer_id, key, row.locator)
-            reject(raw=row, values=row.values, reason=f"schema: {problem}",
+            reject(values=row.values, reason=f"schema: {problem}",
                    dataset=self.dataset, customer_id=customer_id, locator=row.locator)
             return
         first = writer.seen_at(customer_id, key)
         if first is not None:
-            reject(raw=row, values=row.values, reason=f"duplicate natural key {key!r} "
+            reject(values=row.values, reason=f"duplicate natural key {key!r} "
                    f"(first seen at {first})", dataset=self.dataset, customer_id=customer_id,
                    locator=row.locator)
             return
@@ -420,21 +420,23 @@ def _guarded(rows: Iterable[RawRow]) -> Iterator[RawRow]:
 
 
 def customer_freshness(*, customer: Customer) -> dict[str, datetime | None]:
-    """Per dataset slug, when this customer's data was last extracted successfully."""
+    """Per dataset slug, when this customer's data was last extracted successfully (their own
+    runs and batch runs over everyone both count)."""
+    last_by_source = dict(
+        ExtractionRun.objects.filter(status=ExtractionRun.Status.SUCCEEDED)
+        .filter(Q(customer=customer) | Q(customer__isnull=True))
+        .values("source_id").annotate(last=Max("finished_at")).values_list("source_id", "last")
+    )
     result: dict[str, datetime | None] = {}
-    runs = (ExtractionRun.objects.filter(status=ExtractionRun.Status.SUCCEEDED)
-            .filter(Q(customer=customer) | Q(customer__isnull=True))
-            .values_list("source_id", "finished_at"))
-    last_by_source: dict[int, datetime] = {}
-    for source_id, finished in runs:
-        if finished and (source_id not in last_by_source or finished > last_by_source[source_id]):
-            last_by_source[source_id] = finished
     for source in Source.objects.prefetch_related("datasets"):
+        seen = last_by_source.get(source.pk)
         for dataset in source.datasets.all():
-            seen = last_by_source.get(source.pk)
             current = result.get(dataset.slug)
-            if seen and (current is None or seen > current):
-                result[dataset.slug] = seen
-            else:
-                result.setdefault(dataset.slug, None)
+            result[dataset.slug] = max(filter(None, (seen, current)), default=None)
     return result
+
+
+def runs_in_progress(*, customer: Customer) -> tuple[list[ExtractionRun], float]:
+    """The customer's queued or running runs, and how far they are together (0..1; 1 if none)."""
+    runs = list(ExtractionRun.objects.filter(customer=customer, status__in=ACTIVE).select_related("source"))
+    return runs, (sum(r.progress for r in runs) / len(runs) if runs else 1.0)

@@ -21,12 +21,6 @@ SCOPE_PREFIX = "dataset:"
 ALLOWED_GRANT_TYPES = ("authorization_code", "refresh_token")
 
 
-def dataset_for_scope(scope: str) -> Dataset | None:
-    if not scope.startswith(SCOPE_PREFIX):
-        return None
-    return Dataset.objects.filter(slug=scope[len(SCOPE_PREFIX):], is_published=True).first()
-
-
 class DatasetScopes(BaseScopes):
     """One scope per published dataset, `dataset:<slug>`; a client may ask only for its own."""
 

@@ -288,6 +288,9 @@ def _store_document(customer_id: int, dataset_id: int, key: str, attachment: Att
     document.save()
 
 
-def live_records(*, customer_id: int, dataset_id: int):
-    """The current (non-deleted) records of one customer's dataset."""
-    return Record.objects.filter(customer_id=customer_id, dataset_id=dataset_id, deleted=False)
+def live_counts(*, customer_id: int) -> dict[str, int]:
+    """How many live records one customer has, per dataset slug."""
+    from django.db.models import Count
+
+    return dict(Record.objects.filter(customer_id=customer_id, deleted=False)
+                .values_list("dataset__slug").annotate(n=Count("id")))

@@ -6,12 +6,7 @@ import csv
 import io
 import json
 
-from rest_framework.renderers import BaseRenderer, JSONRenderer
-
-
-class ProblemJSONRenderer(JSONRenderer):
-    media_type = "application/problem+json"
-    format = "problem"
+from rest_framework.renderers import BaseRenderer
 
 
 def _items(data):

@@ -32,3 +32,8 @@ class PerClientThrottle(_TokenThrottle):
 
     def ident(self, token) -> str:
         return str(token.application_id)
+
+
+def claim_refresh_slot(*, grant_id: int, interval: int) -> bool:
+    """True at most once per `interval` seconds per grant (an atomic add in the shared cache)."""
+    return caches["throttle"].add(f"refresh:{grant_id}", 1, timeout=interval)

@@ -12,7 +12,6 @@ import json
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.cache import caches
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -29,7 +28,7 @@ from .. import audit, consent, extraction, portability
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .problems import problem
 from .renderers import CSVRenderer, NDJSONRenderer
-from .throttling import PerClientThrottle, PerCustomerThrottle
+from .throttling import PerClientThrottle, PerCustomerThrottle, claim_refresh_slot
 
 PROBLEM = OpenApiResponse(description="An RFC 9457 problem (application/problem+json) with a stable `code`.")
 ERRORS = {400: PROBLEM, 401: PROBLEM, 404: PROBLEM, 429: PROBLEM}
@@ -170,17 +169,21 @@ PAGE = inline_serializer("RecordPage", {"items": inline_serializer("Record", REC
 class _PagedView(GrantedTokenView):
     renderer_classes = [JSONRenderer, NDJSONRenderer, CSVRenderer]
 
+    @staticmethod
+    def next_url(request: Request, next_after: int | None, path: str, **query) -> str | None:
+        if next_after is None:
+            return None
+        return _url(request, path, cursor=portability.encode_cursor(next_after), **query)
+
     def paged(self, request: Request, page: portability.Page, path: str, **query) -> Response:
-        next_url = (_url(request, path, cursor=portability.encode_cursor(page.next_after), **query)
-                    if page.next_after is not None else None)
+        next_url = self.next_url(request, page.next_after, path, **query)
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
         return Response({"items": page.items, "next": next_url, "last_seq": page.last_seq}, headers=headers)
 
 
 class RecordListView(_PagedView):
     def raw_paged(self, request: Request, raw: portability.RawPage, path: str, **query) -> HttpResponse:
-        next_url = (_url(request, path, cursor=portability.encode_cursor(raw.next_after), **query)
-                    if raw.next_after is not None else None)
+        next_url = self.next_url(request, raw.next_after, path, **query)
         if request.accepted_renderer.format == "ndjson":
             response = HttpResponse("".join(line + "\n" for line in raw.lines),
                                     content_type="application/x-ndjson; charset=utf-8")
@@ -215,20 +218,17 @@ class RecordListView(_PagedView):
                  "to": params.get("to"), "format": params.get("format")}
         path = f"/api/v1/datasets/{slug}/records"
         if request.accepted_renderer.format in ("json", "ndjson"):
-            # Hot path: the database renders each item; Python only joins the texts.
+            # Hot path: stored JSON texts joined as they are (no parse, no serializer).
             raw = portability.record_page_json(grant, dataset, window, after=after, since=since, size=size)
             self.log(request, grant, dataset=dataset, count=len(raw.lines))
             return self.raw_paged(request, raw, path, **query)
         page = portability.record_page(grant, dataset, window, after=after, since=since, size=size)
         self.log(request, grant, dataset=dataset, count=len(page.items))
+        self.csv_fields = list(dataset.schema.get("properties", {}))  # CSV columns in schema order
         return self.paged(request, page, path, **query)
 
     def get_renderer_context(self):
-        context = super().get_renderer_context()
-        slug = self.kwargs.get("slug")
-        dataset = Dataset.objects.filter(slug=slug).first() if slug else None
-        context["csv_fields"] = list(dataset.schema.get("properties", {})) if dataset else []
-        return context
+        return {**super().get_renderer_context(), "csv_fields": getattr(self, "csv_fields", [])}
 
 
 class ChangeFeedView(_PagedView):
@@ -296,8 +296,7 @@ class RefreshView(GrantedTokenView):
                                             **ERRORS})
     def post(self, request: Request) -> Response:
         grant = self.grant(request)
-        key = f"refresh:{grant.pk}"
-        if not caches["throttle"].add(key, 1, timeout=REFRESH_INTERVAL_SECONDS):
+        if not claim_refresh_slot(grant_id=grant.pk, interval=REFRESH_INTERVAL_SECONDS):
             response = problem(status_code=429, code="rate_limited", title="Too many requests",
                                detail=f"One refresh every {REFRESH_INTERVAL_SECONDS // 60} minutes.")
             response["Retry-After"] = str(REFRESH_INTERVAL_SECONDS)

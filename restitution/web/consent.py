@@ -44,10 +44,12 @@ class ConsentView(AuthorizationView):
         error = InvalidRequestError(description=description, state=credentials.get("state"))
         raise OAuthToolkitError(error=error, redirect_uri=credentials.get("redirect_uri"))
 
-    def get(self, request, *args, **kwargs):
-        if consent.customer_of(request.user) is None:
+    def dispatch(self, request, *args, **kwargs):
+        # Anonymous visitors go to the login page (DOT's LoginRequiredMixin); a logged-in
+        # account that is no customer has no data to share.
+        if request.user.is_authenticated and consent.customer_of(request.user) is None:
             return render(request, "restitution/not_a_customer.html", status=403)
-        return super().get(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -67,11 +69,6 @@ class ConsentView(AuthorizationView):
                 for d in form.requested_datasets
             ]
         return context
-
-    def post(self, request, *args, **kwargs):
-        if consent.customer_of(request.user) is None:
-            return render(request, "restitution/not_a_customer.html", status=403)
-        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
         allow = bool(form.cleaned_data.get("allow"))

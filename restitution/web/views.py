@@ -10,15 +10,15 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Max
+from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import consent, extraction
-from ..models import AccessEvent, Customer, Dataset, ExtractionRun, Grant, Record
+from .. import consent, extraction, store
+from ..models import AccessEvent, Customer, Dataset, Grant
 
 
 def _customer(request: HttpRequest) -> Customer:
@@ -33,23 +33,17 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _my_data(customer: Customer, language: str) -> list[dict]:
-    counts = dict(Record.objects.filter(customer=customer, deleted=False)
-                  .values_list("dataset__slug").annotate(n=Count("id")))
+    counts = store.live_counts(customer_id=customer.pk)
     freshness = extraction.customer_freshness(customer=customer)
-    rows = []
-    for dataset in Dataset.objects.filter(is_published=True).order_by("slug"):
-        if dataset.slug not in counts and freshness.get(dataset.slug) is None:
-            continue  # a dataset this holder keeps nothing of for this customer
-        french = language.startswith("fr")
-        rows.append({"slug": dataset.slug, "title": dataset.title_fr if french else dataset.title_en,
-                     "description": dataset.description_fr if french else dataset.description_en,
-                     "count": counts.get(dataset.slug, 0), "extracted_at": freshness.get(dataset.slug)})
-    return rows
-
-
-def _active_runs(customer: Customer):
-    return list(ExtractionRun.objects.filter(customer=customer, status__in=extraction.ACTIVE)
-                .select_related("source"))
+    french = language.startswith("fr")
+    return [
+        {"slug": dataset.slug, "title": dataset.title_fr if french else dataset.title_en,
+         "description": dataset.description_fr if french else dataset.description_en,
+         "count": counts.get(dataset.slug, 0), "extracted_at": freshness.get(dataset.slug)}
+        for dataset in Dataset.objects.filter(is_published=True).order_by("slug")
+        # Only datasets this holder keeps something of for this customer.
+        if dataset.slug in counts or freshness.get(dataset.slug) is not None
+    ]
 
 
 @login_required
@@ -60,7 +54,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                   .prefetch_related("datasets").annotate(last_access=Max("access_events__created_at")))
     for grant in grants:
         grant.current_status = grant.status()
-    runs = _active_runs(customer)
+    runs, progress = extraction.runs_in_progress(customer=customer)
     return render(request, "restitution/dashboard.html", {
         "customer": customer,
         "datasets": _my_data(customer, language),
@@ -69,7 +63,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "events": AccessEvent.objects.filter(customer=customer)
         .select_related("client", "dataset", "grant")[:200],
         "runs": runs,
-        "progress": int(100 * sum(r.progress for r in runs) / len(runs)) if runs else None,
+        "progress": int(100 * progress) if runs else None,
         "language": language,
     })
 
@@ -86,9 +80,8 @@ def refresh(request: HttpRequest) -> HttpResponse:
 @login_required
 def refresh_status(request: HttpRequest) -> JsonResponse:
     """Progress of the customer's running extractions, for the dashboard's progress bar."""
-    runs = _active_runs(_customer(request))
-    return JsonResponse({"active": len(runs),
-                         "progress": round(sum(r.progress for r in runs) / len(runs), 3) if runs else 1.0})
+    runs, progress = extraction.runs_in_progress(customer=_customer(request))
+    return JsonResponse({"active": len(runs), "progress": round(progress, 3)})
 
 
 @login_required

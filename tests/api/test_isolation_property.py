@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -71,7 +72,7 @@ def test_no_response_leaks_beyond_the_grant(isolation_data, who, granted, window
             assert moment < datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
-@__import__("pytest").fixture
+@pytest.fixture
 def isolation_data(personas):
     write(personas.alice, CURVE, [_curve(d, h, kw=1.0) for d in range(1, 11) for h in (0, 12)])
     write(personas.alice, CONTRACTS, [_contract("A1"), _contract("A2")])

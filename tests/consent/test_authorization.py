@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from django.test import Client
 
 from restitution.models import AccessEvent, ExtractionRun, Grant
-from tests.personas import CALLS, CONTRACTS, CURVE, TRUSTED_REDIRECT
+from tests.personas import CALLS, CONTRACTS, CURVE, TRUSTED_REDIRECT, pkce_pair
 
 
 def test_the_consent_page_shows_who_asks_what_why_and_for_how_long(flow):
@@ -94,7 +95,7 @@ def test_an_upside_down_window_is_refused_on_the_page(flow):
 
 def test_a_new_consent_replaces_the_previous_one(flow, personas):
     first = flow.tokens()
-    flow.verifier, flow.challenge = __import__("tests.personas", fromlist=["pkce_pair"]).pkce_pair()
+    flow.verifier, flow.challenge = pkce_pair()
     second = flow.tokens(datasets=[CURVE])
     assert Grant.objects.filter(customer=personas.alice, revoked_at__isnull=True).count() == 1
     assert flow.me(first["access_token"]).status_code == 401
@@ -141,7 +142,7 @@ def test_introspection_answers_an_authenticated_client(flow, personas):
                           approval=PimsClient.Approval.APPROVED, client_secret="rs-secret-" + "x" * 40)
     resource.save()
     introspect = Client().post("/o/introspect/", {"token": tokens["access_token"]},
-                               HTTP_AUTHORIZATION="Basic " + __import__("base64").b64encode(
+                               HTTP_AUTHORIZATION="Basic " + base64.b64encode(
                                    b"rs:rs-secret-" + b"x" * 40).decode())
     assert introspect.status_code == 200
     body = introspect.json()

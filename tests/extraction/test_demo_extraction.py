@@ -11,7 +11,7 @@ import pytest
 from restitution import extraction, store
 from restitution.demo.install import install_demo
 from restitution.models import Customer, ExtractionRun, Record, RejectedRow, Source
-from tests.conftest import assert_matches_ground_truth, load_ground_truth, load_malformed
+from tests.conftest import assert_matches_ground_truth, load_ground_truth, load_malformed, missing
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
@@ -179,7 +179,7 @@ def test_the_insurer_database_on_mariadb_gives_the_same_records(demo_dir, demo_e
 
     url = os.environ.get("TEST_MARIADB_URL")
     if not url:
-        pytest.skip("TEST_MARIADB_URL is not set (run `make test`)")
+        missing("TEST_MARIADB_URL is not set")
     copy_to(url, demo_dir / "insurer.sqlite3")
     monkeypatch.setenv("INSURER_DB_URL", url)
     install_demo(demo_dir, with_users=False)

@@ -9,13 +9,13 @@ from django.conf import settings
 from django.test import override_settings
 
 from restitution.gate import LocalGate, RedisGate
-from tests.conftest import needs_services
+from tests.conftest import missing
 
 
 @pytest.fixture
 def redis_gate(flush_gate) -> RedisGate:
     if not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+        missing("needs Redis")
     return RedisGate(settings.REDIS_URL)
 
 
@@ -52,7 +52,6 @@ def test_expired_leases_of_dead_workers_free_their_place(gate):
     assert gate.acquire("src", "run:2", 1)
 
 
-@needs_services
 def test_the_cap_holds_when_many_threads_race_for_it(redis_gate):
     granted: list[str] = []
     barrier = threading.Barrier(16)
@@ -71,7 +70,6 @@ def test_the_cap_holds_when_many_threads_race_for_it(redis_gate):
     assert redis_gate.holders("race") == 3
 
 
-@needs_services
 def test_the_rate_limiter_spaces_requests_by_the_source_interval(redis_gate):
     # Drive the limiter's clock by hand: at 2 requests/s with no burst, a second request at
     # the same instant must wait half a second, and one half a second later may go.
@@ -82,7 +80,6 @@ def test_the_rate_limiter_spaces_requests_by_the_source_interval(redis_gate):
     assert float(redis_gate._rate(keys=key, args=[0.5, 0, 1000.6])) == pytest.approx(0.4)
 
 
-@needs_services
 def test_the_rate_limiter_allows_a_burst_then_spaces(redis_gate):
     key = ["restitution:gate:bursty:rate"]
     waits = [float(redis_gate._rate(keys=key, args=[0.1, 9, 2000.0])) for _ in range(11)]

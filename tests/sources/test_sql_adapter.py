@@ -16,6 +16,7 @@ from sqlalchemy import event
 from restitution.sources import adapter_class
 from restitution.sources.base import SourceError
 from restitution.sources.sql import SQLAdapter
+from tests.conftest import missing
 
 QUERY = (
     "SELECT c.NUM_CONTRAT, c.NUM_SOCIETAIRE, s.NOM, c.PRIME, c.DT_FIN "
@@ -214,7 +215,7 @@ def mariadb_url() -> Iterator[str]:
     try:
         admin = pymysql.connect(**MARIADB, charset="utf8mb4", autocommit=True)
     except pymysql.err.OperationalError:
-        pytest.skip("MariaDB is not reachable at 127.0.0.1:3306")
+        missing("MariaDB is not reachable at 127.0.0.1:3306")
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS adapter_test")
         cur.execute("CREATE DATABASE adapter_test CHARACTER SET utf8mb4")

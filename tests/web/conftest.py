@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.conftest import missing
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
@@ -72,7 +74,7 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        missing(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
