@@ -300,3 +300,74 @@ if GATEWAY_MODE == "production":
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Operations: readiness, metrics, logs, security headers, customer login, retention --------
+INSTALLED_APPS += ["django_prometheus", "csp"]
+# Prometheus timing wraps everything; CSP headers after the security middleware; the API call
+# recorder sits inside the request id so its rows and log lines share it.
+MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "csp.middleware.CSPMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("restitution.web.middleware.RequestIdMiddleware") + 1,
+                  "restitution.observability.ApiMetricsMiddleware")
+MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
+
+# Bearer token for /metrics and the operator metrics API (besides staff sessions); unset = staff only.
+GATEWAY_METRICS_TOKEN = _read_secret("GATEWAY_METRICS_TOKEN") or ""
+# Record one ApiCall row per API/OAuth2 call (the operator metrics read them).
+GATEWAY_RECORD_API_CALLS = env.bool("GATEWAY_RECORD_API_CALLS", default=True)
+# Response time a call must beat to count as performing, per tier (CDR non-functional requirements).
+GATEWAY_TIER_THRESHOLDS_MS = {
+    "unauthenticated": env.int("GATEWAY_THRESHOLD_UNAUTHENTICATED_MS", default=1500),
+    "authentication": env.int("GATEWAY_THRESHOLD_AUTHENTICATION_MS", default=1500),
+    "high-priority": env.int("GATEWAY_THRESHOLD_HIGH_PRIORITY_MS", default=1000),
+    "large-payload": env.int("GATEWAY_THRESHOLD_LARGE_PAYLOAD_MS", default=6000),
+}
+# A consent flow idle this long without reaching a token counts as abandoned.
+GATEWAY_CONSENT_FLOW_TIMEOUT = env.int("GATEWAY_CONSENT_FLOW_TIMEOUT", default=600)
+# /readyz and /metrics are probed over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^readyz$", r"^metrics$"]
+
+# Logs: one JSON object per line (plain text in the embedded quick start), each with the request
+# id of the request or task it belongs to; credentials are redacted before formatting.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if GATEWAY_MODE == "embedded" else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
+LOGGING["filters"] = {"request_id": {"()": "restitution.observability.RequestIdFilter"}}
+LOGGING["formatters"]["json"] = {
+    "()": "pythonjsonlogger.json.JsonFormatter",
+    "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+    "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+}
+LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["request_id"]})
+# oauthlib logs request bodies (codes, verifiers, tokens) at DEBUG: never below WARNING.
+LOGGING["loggers"].update({"oauthlib": {"level": "WARNING"}, "oauth2_provider": {"level": "INFO"},
+                           "mozilla_django_oidc": {"level": "INFO"}})
+# Workers log through the same handlers (and so the same format and request id).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Content Security Policy (django-csp): nothing from other origins; inline scripts only with
+# the response's nonce. Inline styles stay allowed for the API docs (Swagger UI and Redoc set
+# styles from JavaScript); their assets are served from here (drf-spectacular-sidecar).
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS.update({"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+                             "REDOC_DIST": "SIDECAR"})
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, *env.list("CSP_FORM_ACTION", default=["https:"] if GATEWAY_MODE == "production"
+                                        else ["https:", "http:"])],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}

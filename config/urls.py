@@ -3,11 +3,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from oauth2_provider import views as oauth_views
 from oauth2_provider.urls import metadata_urlpatterns
 
+from config.health import ReadinessView
+from restitution.api import operator
 from restitution.web.consent import ConsentView
+from restitution.web.operator import operator_metrics_page
 
 oauth_patterns = (
     [
@@ -24,6 +27,11 @@ oauth_patterns = (
 )
 
 urlpatterns = [
+    # Operations: readiness, Prometheus, the operator metrics (page in the admin, and its API).
+    path("readyz", ReadinessView.as_view(), name="readyz"),
+    path("metrics", operator.prometheus_metrics, name="prometheus-metrics"),
+    path("api/operator/metrics", operator.OperatorMetricsView.as_view(), name="operator-metrics"),
+    path("admin/operator-metrics/", admin.site.admin_view(operator_metrics_page), name="operator-metrics-page"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -32,7 +40,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("restitution.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("restitution.web.urls")),
 ]

@@ -366,3 +366,51 @@ class AccessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.kind}"
+
+
+# --- Operations ------------------------------------------------------------------------------
+
+
+class ApiCall(models.Model):
+    """One call to the API or the OAuth2 endpoints, for the operator's metrics (never its content).
+
+    Holds no token, no query string and no customer: only when, which endpoint tier, the status
+    and how long it took. Purged by retention after GATEWAY_API_CALL_RETENTION_DAYS.
+    """
+
+    at = models.DateTimeField(db_index=True)
+    tier = models.CharField(max_length=20)
+    endpoint = models.CharField(max_length=64, help_text="The URL name, never the path.")
+    status = models.PositiveSmallIntegerField()
+    duration_ms = models.PositiveIntegerField()
+    client = models.ForeignKey(PimsClient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["tier", "at"], name="api_call_by_tier")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.endpoint} {self.status}"
+
+
+class ConsentFlow(models.Model):
+    """One authorization flow, from the client's request to the token exchange, by stage.
+
+    A flow that stops before `completed` is an abandoned consent flow in the operator's metrics.
+    """
+
+    class Stage(models.TextChoices):
+        AUTHENTICATION = "authentication", "Waiting for the customer to log in"
+        CONSENT = "consent", "Consent page shown"
+        REJECTED = "rejected", "Declined by the customer"
+        TOKEN_EXCHANGE = "token-exchange", "Consent given, code not yet exchanged"
+        COMPLETED = "completed", "Token issued"
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    client = models.ForeignKey(PimsClient, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.AUTHENTICATION)
+
+    def __str__(self) -> str:
+        return f"flow {self.pk} of {self.client_id} at {self.stage}"

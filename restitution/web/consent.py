@@ -18,8 +18,8 @@ from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.views import AuthorizationView
 from oauthlib.oauth2.rfc6749.errors import InvalidRequestError
 
-from .. import consent
-from ..models import PimsClient
+from .. import consent, metrics
+from ..models import ConsentFlow, PimsClient
 from .forms import ConsentForm
 
 
@@ -49,7 +49,20 @@ class ConsentView(AuthorizationView):
         # account that is no customer has no data to share.
         if request.user.is_authenticated and consent.customer_of(request.user) is None:
             return render(request, "restitution/not_a_customer.html", status=403)
+        if not request.user.is_authenticated and request.method == "GET":
+            # The operator's metrics follow each flow by stage (abandoned flows, CDR-style).
+            metrics.consent_flow_step(request=request, client_id=request.GET.get("client_id", ""),
+                                      state=request.GET.get("state", ""), stage=ConsentFlow.Stage.AUTHENTICATION)
         return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        context = getattr(response, "context_data", None) or {}
+        if response.status_code == 200 and context.get("form") is not None and not context.get("error"):
+            metrics.consent_flow_step(request=request, client_id=request.GET.get("client_id", ""),
+                                      state=request.GET.get("state", ""), stage=ConsentFlow.Stage.CONSENT,
+                                      customer=consent.customer_of(request.user))
+        return response
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -78,11 +91,12 @@ class ConsentView(AuthorizationView):
         form.cleaned_data["allow"] = allow
         if allow:
             form.cleaned_data["scope"] = " ".join(d.scope for d in chosen)
+        grant = None
         with transaction.atomic():
             if allow:
                 # The grant first: replacing an earlier one ends that one's codes and tokens,
                 # which must not include the code about to be issued.
-                consent.create_grant(
+                grant = consent.create_grant(
                     customer=consent.customer_of(self.request.user),
                     client=PimsClient.objects.get(client_id=form.cleaned_data["client_id"]),
                     datasets=chosen, duration=form.cleaned_data["duration"],
@@ -94,4 +108,10 @@ class ConsentView(AuthorizationView):
             issued = parse_qs(urlparse(getattr(self, "success_url", "") or "").query).get("code")
             if allow and not issued:
                 transaction.set_rollback(True)  # the client's request failed: no grant either
+            else:
+                metrics.consent_flow_step(
+                    request=self.request, client_id=form.cleaned_data["client_id"],
+                    state=form.cleaned_data.get("state") or "", grant=grant,
+                    stage=ConsentFlow.Stage.TOKEN_EXCHANGE if allow else ConsentFlow.Stage.REJECTED,
+                    customer=consent.customer_of(self.request.user))
         return response

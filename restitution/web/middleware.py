@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from ..observability import bind_request_id, unbind_request_id
+
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
@@ -15,6 +17,11 @@ class RequestIdMiddleware:
     def __call__(self, request):
         given = request.META.get("HTTP_X_REQUEST_ID", "")
         request.request_id = given if _SANE.match(given) else uuid.uuid4().hex
-        response = self.get_response(request)
+        # Bound for the request's log lines and for the Celery tasks it queues (observability.py).
+        token = bind_request_id(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            unbind_request_id(token)
         response["X-Request-ID"] = request.request_id
         return response
