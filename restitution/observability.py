@@ -59,7 +59,8 @@ class RequestIdFilter(logging.Filter):
     """Adds `request_id` to every record and redacts credentials from its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id()
+        # Django logs a request's error responses after the middleware is done: take its id then.
+        record.request_id = current_request_id() or getattr(getattr(record, "request", None), "request_id", "")
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed log call must not lose the line
@@ -120,8 +121,10 @@ def record_delivery(*, connector: str, outcome: str) -> None:
 
 #: Which tier an endpoint belongs to (URL names), after the CDR's performance tiers.
 TIERS: dict[str, str] = {
-    "oauth-authorization-server-metadata": "unauthenticated",
-    "oauth-protected-resource-metadata": "unauthenticated",
+    "oauth-server-metadata": "unauthenticated",
+    "oauth-server-metadata-issuer": "unauthenticated",
+    "oauth-resource-metadata": "unauthenticated",
+    "oauth-resource-metadata-path": "unauthenticated",
     "api-schema": "unauthenticated",
     "token": "authentication",
     "revoke-token": "authentication",
