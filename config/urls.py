@@ -41,7 +41,8 @@ urlpatterns = [
     path("api/v1/", include("restitution.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", template_name="restitution/redoc.html"),
+         name="api-redoc"),
     path("", include("restitution.web.urls")),
 ]
 
