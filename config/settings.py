@@ -335,7 +335,7 @@ if LOG_FORMAT not in {"json", "plain"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING["filters"] = {"request_id": {"()": "restitution.observability.RequestIdFilter"}}
 LOGGING["formatters"]["json"] = {
-    "()": "pythonjsonlogger.json.JsonFormatter",
+    "()": "restitution.observability.JsonFormatter",
     "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
     "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
 }

@@ -19,6 +19,7 @@ from django.urls import Resolver404, resolve
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
+from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
 _request_id: ContextVar[str] = ContextVar("gateway_request_id", default="")
 
@@ -50,8 +51,9 @@ _URL_PASSWORD = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]
 
 def redact(text: str) -> str:
     """Hide credentials a message may carry by mistake (query strings, headers, URLs)."""
-    text = _SECRET_PAIR.sub(lambda m: f"{m.group('name')}[redacted]", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
+    text = _SECRET_PAIR.sub(lambda m: m.group(0) if m.group("value") in {"Bearer", "Basic", "[redacted]"}
+                            else f"{m.group('name')}[redacted]", text)
     return _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}[redacted]@", text)
 
 
@@ -69,6 +71,18 @@ class RequestIdFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+class JsonFormatter(BaseJsonFormatter):
+    """One JSON object per line. Drops Django's `request` extra (its repr carries the query
+    string) and redacts credentials from every other string field."""
+
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_record, record, message_dict)
+        log_record.pop("request", None)
+        for key, value in list(log_record.items()):
+            if isinstance(value, str) and key != "message":
+                log_record[key] = redact(value)
 
 
 # --- Celery: the request id travels in the task's message headers ----------------------------

@@ -84,11 +84,23 @@ class OperatorMetricsView(APIView):
 
 
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    """django-prometheus's exposition, behind the metrics token or an operator's session."""
+    """django-prometheus's and the gateway's metrics (Prometheus text format), for the metrics
+    token or an operator's session."""
     if not (has_metrics_token(request) or is_operator(getattr(request, "user", None))):
         response = HttpResponse("metrics token required\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    from django_prometheus.exports import ExportToDjangoView
+    import os
 
-    return ExportToDjangoView(request)
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+
+    from ..observability import GatewayCollector
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several gunicorn workers: add up their files, plus the database figures once.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(GatewayCollector())
+    else:
+        registry = REGISTRY
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
