@@ -371,3 +371,9 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
     },
 }
+
+# Retention (retention.py, nightly): days before the records of a customer with no active grant,
+# access events, and the operator's call and consent-flow rows are purged; 0 keeps them forever.
+GATEWAY_RECORD_RETENTION_DAYS = env.int("GATEWAY_RECORD_RETENTION_DAYS", default=90)
+GATEWAY_ACCESS_EVENT_RETENTION_DAYS = env.int("GATEWAY_ACCESS_EVENT_RETENTION_DAYS", default=3 * 365)
+GATEWAY_API_CALL_RETENTION_DAYS = env.int("GATEWAY_API_CALL_RETENTION_DAYS", default=400)

@@ -50,3 +50,13 @@ def expire_grants() -> int:
     from .consent import expire_due_grants
 
     return expire_due_grants()
+
+
+@shared_task(ignore_result=True)
+def apply_retention() -> dict:
+    """Scheduled (beat, nightly): the retention purges of retention.py."""
+    from dataclasses import asdict
+
+    from .retention import apply_retention as apply
+
+    return asdict(apply())

@@ -12,7 +12,7 @@ from restitution.models import Source
 
 class Command(BaseCommand):
     help = ("Create the periodic tasks: stalled-run recovery and grant expiry every minute, a nightly "
-            "run per source.")
+            "run per source, nightly retention purges.")
 
     def handle(self, *args, **options):
         every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
@@ -24,6 +24,12 @@ class Command(BaseCommand):
         PeriodicTask.objects.update_or_create(
             name="expire grants",
             defaults={"task": "restitution.tasks.expire_grants", "interval": every_minute, "crontab": None},
+        )
+        nightly, _ = CrontabSchedule.objects.get_or_create(
+            minute="30", hour="4", day_of_week="*", day_of_month="*", month_of_year="*", timezone="Europe/Paris")
+        PeriodicTask.objects.update_or_create(
+            name="apply retention",
+            defaults={"task": "restitution.tasks.apply_retention", "crontab": nightly, "interval": None},
         )
         for index, source in enumerate(Source.objects.order_by("slug")):
             # Stagger the nightly runs so the legacy systems are not all hit at once.
