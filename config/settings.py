@@ -377,3 +377,22 @@ CONTENT_SECURITY_POLICY = {
 GATEWAY_RECORD_RETENTION_DAYS = env.int("GATEWAY_RECORD_RETENTION_DAYS", default=90)
 GATEWAY_ACCESS_EVENT_RETENTION_DAYS = env.int("GATEWAY_ACCESS_EVENT_RETENTION_DAYS", default=3 * 365)
 GATEWAY_API_CALL_RETENTION_DAYS = env.int("GATEWAY_API_CALL_RETENTION_DAYS", default=400)
+
+# Customer login through the holder's OpenID Connect provider (restitution/oidc.py): on when the
+# client id and the provider's endpoints are set. Local accounts keep working beside it.
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = _read_secret("OIDC_RP_CLIENT_SECRET") or ""
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=10)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?oidc=failed"
+# Which claim names the customer, and which legacy system's identities it is matched against.
+GATEWAY_OIDC_CUSTOMER_CLAIM = env.str("GATEWAY_OIDC_CUSTOMER_CLAIM", default="member_number")
+GATEWAY_OIDC_IDENTITY_SYSTEM = env.str("GATEWAY_OIDC_IDENTITY_SYSTEM", default="insurer")
+AUTHENTICATION_BACKENDS.append("restitution.oidc.HolderOIDCBackend")

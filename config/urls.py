@@ -9,6 +9,7 @@ from oauth2_provider.urls import metadata_urlpatterns
 
 from config.health import ReadinessView
 from restitution.api import operator
+from restitution.oidc import LoginCallbackView, LoginStartView
 from restitution.web.consent import ConsentView
 from restitution.web.operator import operator_metrics_page
 
@@ -35,6 +36,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Login through the holder's OpenID Connect provider (404 unless configured).
+    path("oidc/authenticate/", LoginStartView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", LoginCallbackView.as_view(), name="oidc_authentication_callback"),
     path("o/", include(oauth_patterns)),
     path("", include((metadata_urlpatterns, "oauth2_provider"), namespace="oauth2_metadata")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -4,4 +4,6 @@ from django.conf import settings
 
 
 def holder(request):
-    return {"holder_name": settings.GATEWAY_HOLDER_NAME}
+    from ..oidc import oidc_enabled
+
+    return {"holder_name": settings.GATEWAY_HOLDER_NAME, "oidc_login": oidc_enabled()}
