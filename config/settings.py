@@ -312,6 +312,9 @@ MIDDLEWARE.insert(MIDDLEWARE.index("restitution.web.middleware.RequestIdMiddlewa
                   "restitution.observability.ApiMetricsMiddleware")
 MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
 
+# Old secret keys still accepted for sessions and signed values while a new one takes over.
+SECRET_KEY_FALLBACKS = [key for key in env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[]) if key]
+
 # Bearer token for /metrics and the operator metrics API (besides staff sessions); unset = staff only.
 GATEWAY_METRICS_TOKEN = _read_secret("GATEWAY_METRICS_TOKEN") or ""
 # Record one ApiCall row per API/OAuth2 call (the operator metrics read them).
