@@ -12,6 +12,7 @@ from . import extraction
 from .catalogue import BY_SLUG
 from .mapping import compile_mapping
 from .models import (
+    ApiCall,
     Customer,
     Dataset,
     Document,
@@ -222,3 +223,19 @@ class AccessEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiCall)
+class ApiCallAdmin(admin.ModelAdmin):
+    """The admin index entry of the operator metrics: its list opens the metrics page."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from django.shortcuts import redirect
+
+        return redirect("operator-metrics-page")

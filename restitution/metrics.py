@@ -52,7 +52,9 @@ def consent_flow_step(*, request: HttpRequest, client_id: str, state: str, stage
     flow = ConsentFlow.objects.filter(pk=flows.get(key)).first() if key in flows else None
     now = timezone.now()
     if flow is None:
-        client = PimsClient.objects.filter(client_id=client_id).first()
+        # Only approved clients' flows are followed: an anonymous request for an unknown or
+        # unapproved client writes nothing.
+        client = PimsClient.objects.filter(client_id=client_id, approval=PimsClient.Approval.APPROVED).first()
         if client is None:
             return None
         flow = ConsentFlow.objects.create(client=client, stage=stage, customer=customer, grant=grant,

@@ -387,6 +387,8 @@ class ApiCall(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["tier", "at"], name="api_call_by_tier")]
+        verbose_name = "API call"
+        verbose_name_plural = "operator metrics (API calls)"
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.endpoint} {self.status}"

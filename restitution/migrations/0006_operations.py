@@ -37,6 +37,8 @@ class Migration(migrations.Migration):
                 ('client', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
             ],
             options={
+                'verbose_name': 'API call',
+                'verbose_name_plural': 'operator metrics (API calls)',
                 'indexes': [models.Index(fields=['tier', 'at'], name='api_call_by_tier')],
             },
         ),

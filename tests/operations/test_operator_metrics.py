@@ -162,6 +162,9 @@ def test_the_operator_reads_the_metrics_api_and_the_admin_page(personas):
     html = page.content.decode()
     assert "Operator metrics" in html and "Abandoned consent flows: pre-authentication" in html
     assert page["X-Frame-Options"] == "DENY"
+    index = operator.get("/admin/").content.decode()
+    assert "Operator metrics (API calls)" in index
+    assert operator.get("/admin/restitution/apicall/")["Location"] == "/admin/operator-metrics/"
 
 
 def test_a_bad_period_is_a_400_problem(personas):
