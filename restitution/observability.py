@@ -190,11 +190,16 @@ class ApiMetricsMiddleware:
         API_LATENCY.labels(tier=tier).observe(elapsed)
         API_RESPONSES.labels(tier=tier, status_class=f"{response.status_code // 100}xx").inc()
         if settings.GATEWAY_RECORD_API_CALLS:
+            from django.db import DatabaseError
+
             from .metrics import record_api_call
 
             token = getattr(request, "auth", None)
-            record_api_call(tier=tier, endpoint=name, status=response.status_code,
-                            duration_ms=round(elapsed * 1000), client_id=getattr(token, "application_id", None))
+            try:
+                record_api_call(tier=tier, endpoint=name, status=response.status_code,
+                                duration_ms=round(elapsed * 1000), client_id=getattr(token, "application_id", None))
+            except DatabaseError:  # the answer matters more than its statistics
+                logging.getLogger(__name__).warning("could not record an API call for the operator metrics")
         return response
 
 
