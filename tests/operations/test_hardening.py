@@ -37,7 +37,9 @@ print(json.dumps({
 
 def _production_env() -> dict[str, str]:
     db = settings.DATABASES["default"]
-    return {**os.environ, "GATEWAY_MODE": "production", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    # The browser tests switch Django's async-safety check off in this process; production never does.
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    return {**inherited, "GATEWAY_MODE": "production", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_ALLOWED_HOSTS": "gateway.example",
             "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
             "REDIS_URL": settings.REDIS_URL, "DJANGO_SETTINGS_MODULE": "config.settings"}
