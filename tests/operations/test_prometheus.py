@@ -47,6 +47,28 @@ def test_the_scraper_reads_gateway_and_django_metrics(personas, flow, settings):
     assert CURVE not in response.content.decode() and "C-ALICE" not in response.content.decode()
 
 
+def test_queue_depth_counts_the_messages_waiting(db, settings):
+    from config.celery import app
+    from restitution.observability import queue_depths
+    from tests.conftest import missing, on_real_services
+
+    if not on_real_services():
+        missing("needs PostgreSQL and Redis")
+    import redis
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("extraction")
+    before = queue_depths()["extraction"]
+    for _ in range(3):  # no worker listens in this test: they wait
+        app.send_task("restitution.tasks.run_extraction", args=[0], queue="extraction")
+    try:
+        assert queue_depths()["extraction"] == before + 3
+        scraped = _samples(_scrape(settings, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode())
+        assert scraped['gateway_queue_depth{queue="extraction"}'] == before + 3
+    finally:
+        broker.delete("extraction")
+
+
 def test_metrics_are_refused_without_the_token(personas, flow, settings):
     assert _scrape(settings).status_code == 401
     assert _scrape(settings, HTTP_AUTHORIZATION="Bearer wrong-token").status_code == 401
