@@ -219,17 +219,25 @@ def record_page_json(grant: Grant, dataset: Dataset, window: Window, *, after: i
     more = len(rows) > size
     rows = rows[:size]
     last = rows[-1][0] if rows else max(after, since or 0)
-    # The stored JSON goes out as stored: only the envelope is built here, no parse, no dump.
-    head = '{"dataset":' + json.dumps(dataset.slug) + ',"key":'
-    lines = []
-    for seq, key, deleted, record_at, extracted_at, text in rows:
-        if deleted:
-            lines.append(f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}')
-        else:
-            date = json.dumps(_iso(record_at)) if record_at else "null"
-            lines.append(f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date},'
-                         f'"extracted_at":"{_iso(extracted_at)}","data":{text}}}')
+    head = record_line_head(dataset.slug)
+    lines = [record_line(head, seq, key, deleted, record_at, extracted_at, text)
+             for seq, key, deleted, record_at, extracted_at, text in rows]
     return RawPage(lines, last if more else None, last)
+
+
+def record_line_head(dataset_slug: str) -> str:
+    return '{"dataset":' + json.dumps(dataset_slug) + ',"key":'
+
+
+def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetime | None,
+                extracted_at: datetime, text: str | None) -> str:
+    """One record as the API's JSON item, around its stored JSON text (never parsed, never dumped
+    again: only the envelope is built here). `head` comes from record_line_head()."""
+    if deleted:
+        return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
+    date = json.dumps(_iso(record_at)) if record_at else "null"
+    return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date},'
+            f'"extracted_at":"{_iso(extracted_at)}","data":{text}}}')
 
 
 def _iso(moment: datetime) -> str:

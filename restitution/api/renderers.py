@@ -49,14 +49,23 @@ class CSVRenderer(BaseRenderer):
             for name in (item.get("data") or {}):
                 if name not in fields:
                     fields.append(name)
-        writer.writerow(["dataset", "key", "seq", "date", "deleted", *fields])
+        writer.writerow(csv_header(fields))
         for item in items:
-            values = item.get("data") or {}
-            row = [item.get("dataset"), item.get("key"), item.get("seq"), item.get("date") or "",
-                   "true" if item.get("deleted") else "false"]
-            for name in fields:
-                value = values.get(name)
-                row.append("" if value is None else json.dumps(value, ensure_ascii=False)
-                           if isinstance(value, dict | list) else value)
-            writer.writerow(row)
+            writer.writerow(csv_row(item.get("dataset"), item.get("key"), item.get("seq"), item.get("date"),
+                                    bool(item.get("deleted")), item.get("data") or {}, fields))
         return buffer.getvalue().encode()
+
+
+def csv_header(fields: list[str]) -> list[str]:
+    return ["dataset", "key", "seq", "date", "deleted", *fields]
+
+
+def csv_row(dataset: str | None, key: str | None, seq: int | None, date: str | None, deleted: bool,
+            values: dict, fields: list[str]) -> list:
+    """One record as a CSV row (nested values as JSON), the columns of csv_header()."""
+    row = [dataset, key, seq, date or "", "true" if deleted else "false"]
+    for name in fields:
+        value = values.get(name)
+        row.append("" if value is None else json.dumps(value, ensure_ascii=False)
+                   if isinstance(value, dict | list) else value)
+    return row

@@ -25,6 +25,11 @@ class Command(BaseCommand):
             name="expire grants",
             defaults={"task": "restitution.tasks.expire_grants", "interval": every_minute, "crontab": None},
         )
+        hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+        PeriodicTask.objects.update_or_create(
+            name="purge expired archives",
+            defaults={"task": "restitution.tasks.purge_exports", "interval": hourly, "crontab": None},
+        )
         for index, source in enumerate(Source.objects.order_by("slug")):
             # Stagger the nightly runs so the legacy systems are not all hit at once.
             crontab, _ = CrontabSchedule.objects.get_or_create(
