@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from . import audit, consent, portability
 from .api.renderers import csv_header, csv_row
+from .catalogue import field_descriptions
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
 log = logging.getLogger(__name__)
@@ -516,31 +517,10 @@ def _readme_part(language: str, job: ExportJob, datasets: list[Dataset], counts:
         description = dataset.description_fr if language == "fr" else dataset.description_en
         lines += [f"{dataset.slug}/ — {title} ({text['records'].format(n=counts[dataset.slug])})",
                   f"  {description}", f"  {text['fields']}"]
-        for name, schema in dataset.schema.get("properties", {}).items():
-            explained = (dataset.field_help.get(name) or {}).get(language) or _describe_type(schema, language)
-            lines.append(f"    - {name}: {explained}")
+        lines += [f"    - {field['name']}: {field['help']}" for field in field_descriptions(dataset, language)]
         lines.append("")
     lines += [text["documents"], "", text["rights"], ""]
     return "\n".join(lines)
-
-
-def _describe_type(schema: dict[str, Any], language: str) -> str:
-    options = schema.get("anyOf") or [schema]
-    kinds = []
-    for option in options:
-        kind = option.get("format") or option.get("type")
-        if kind and kind != "null":
-            kinds.append(str(kind))
-    nullable = any(o.get("type") == "null" for o in options)
-    if language == "fr":
-        names = {"date": "une date (AAAA-MM-JJ)", "date-time": "une date et heure (UTC)", "string": "un texte",
-                 "number": "un nombre", "integer": "un nombre entier", "object": "un objet"}
-        described = ", ".join(names.get(k, k) for k in kinds) or "une valeur"
-        return described + (" ; peut être vide" if nullable else "")
-    names = {"date": "a date (YYYY-MM-DD)", "date-time": "a date and time (UTC)", "string": "text",
-             "number": "a number", "integer": "a whole number", "object": "an object"}
-    described = ", ".join(names.get(k, k) for k in kinds) or "a value"
-    return described + ("; may be empty" if nullable else "")
 
 
 # --- Retention ---------------------------------------------------------------------------------

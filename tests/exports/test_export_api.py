@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -16,27 +15,11 @@ from django.utils import timezone
 
 from restitution import exports
 from restitution.models import AccessEvent, ExportJob, Grant
-from tests.api.test_records_api import _contract, _curve, write
 from tests.conftest import reset_rate_limits
 from tests.exports.archive_reader import csv_rows, ndjson_items, open_checked
 from tests.personas import CONTRACTS, CURVE, Flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def media(settings, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def data(personas, media):
-    write(personas.alice, CURVE, [_curve(d, h) for d in range(1, 11) for h in (0, 12)])  # 20 readings
-    write(personas.alice, CONTRACTS, [_contract("A1"), _contract("A2")])
-    write(personas.bob, CURVE, [_curve(d, 6, kw=9.9) for d in range(1, 4)])
-    write(personas.bob, CONTRACTS, [_contract("B1")])
-    return personas
 
 
 def api(flow: Flow, method: str, path: str, token: str | None, **kwargs):
