@@ -270,12 +270,24 @@ def sync_catalogue() -> int:
     return len(DEFINITIONS)
 
 
+def field_order(dataset) -> list[str]:
+    """A Dataset row's fields in the order the catalogue declares them (PostgreSQL's jsonb keeps
+    the schema's properties in its own order, not the declared one)."""
+    properties = list(dataset.schema.get("properties", {}))
+    declared = BY_SLUG.get(dataset.slug)
+    if declared is None:
+        return properties
+    order = [name for name in declared.properties if name in properties]
+    return order + [name for name in properties if name not in order]
+
+
 def field_descriptions(dataset, language: str) -> list[dict[str, str]]:
     """Each field of a Dataset row with its plain-language description (or its type, when none)."""
     language = "fr" if language.startswith("fr") else "en"
+    properties = dataset.schema.get("properties", {})
     return [{"name": name, "help": (dataset.field_help.get(name) or {}).get(language)
-             or describe_type(schema, language)}
-            for name, schema in dataset.schema.get("properties", {}).items()]
+             or describe_type(properties[name], language)}
+            for name in field_order(dataset)]
 
 
 def describe_type(schema: dict[str, Any], language: str) -> str:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+from .catalogue import field_order
 from .models import Customer, Dataset, Record
 
 RESOLUTIONS = ("raw", "day", "week", "month")
@@ -124,7 +125,7 @@ def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
 
 def record_table(*, customer: Customer, dataset: Dataset, limit: int = TABLE_LIMIT) -> dict[str, Any]:
     """The customer's records, newest first (a timeline), as rows of display values."""
-    fields = list(dataset.schema.get("properties", {}))
+    fields = field_order(dataset)
     records = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False)
                .order_by("-record_at", "key"))
     total = records.count()

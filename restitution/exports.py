@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from . import audit, consent, portability
 from .api.renderers import csv_header, csv_row
-from .catalogue import field_descriptions
+from .catalogue import field_descriptions, field_order
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
 log = logging.getLogger(__name__)
@@ -360,7 +360,7 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
                    progress: _Progress) -> list[dict[str, Any]]:
     """NDJSON (the API's items) and CSV (the API's columns) of one dataset, in one pass over the
     rows; the CSV is spooled to a temporary file meanwhile (one ZIP entry is written at a time)."""
-    fields = list(dataset.schema.get("properties", {}))
+    fields = field_order(dataset)
     head = portability.record_line_head(dataset.slug)
     base = f"{dataset.slug}/"
     rows = _rows(snapshot, _records(job, dataset).order_by("seq").annotate(text=Cast("data", TextField())),

@@ -52,13 +52,17 @@ def download_state(*, request: HttpRequest, job: ExportJob | None) -> dict | Non
     state = {"id": str(job.public_id), "status": job.status, "progress": int(job.progress * 100),
              "records_done": job.records_done, "records_total": job.records_total,
              "size": job.size, "expires_at": job.expires_at,
-             "link_hours": round(settings.GATEWAY_EXPORT_LINK_SECONDS / 3600, 1),
-             "retention_days": settings.GATEWAY_EXPORT_RETENTION_DAYS}
+             "link_hours": _plain(settings.GATEWAY_EXPORT_LINK_SECONDS / 3600),
+             "retention_days": _plain(settings.GATEWAY_EXPORT_RETENTION_DAYS)}
     if job.status == ExportJob.Status.SUCCEEDED:
         token = exports.download_token(job=job)
         state["url"] = (reverse("api-export-archive", kwargs={"export_id": job.public_id})
                         + f"?token={token}")
     return state
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if number == int(number) else f"{number:.1f}"
 
 
 def latest_download(*, request: HttpRequest, customer) -> dict | None:
