@@ -235,9 +235,14 @@ def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetim
     again: only the envelope is built here). `head` comes from record_line_head()."""
     if deleted:
         return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
-    date = json.dumps(_iso(record_at)) if record_at else "null"
-    return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date},'
-            f'"extracted_at":"{_iso(extracted_at)}","data":{text}}}')
+    return record_line_text(head, seq, key, _iso(record_at) if record_at else None, _iso(extracted_at), text)
+
+
+def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str) -> str:
+    """record_line() of a live record whose moments are already RFC 3339 texts (…Z)."""
+    date_json = f'"{date}"' if date else "null"
+    return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date_json},'
+            f'"extracted_at":"{extracted_at}","data":{text}}}')
 
 
 def _iso(moment: datetime) -> str:
