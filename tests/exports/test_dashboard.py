@@ -106,3 +106,12 @@ def test_dataset_pages_refuse_strangers_and_unknown_datasets(data):
     assert alice.get("/account/data/no-such-dataset/").status_code == 404
     write(data.bob, CONTRACTS, [_contract("B2")])
     assert "B2" not in alice.get(f"/account/data/{CONTRACTS}/").content.decode()
+
+
+def test_the_pages_speak_french_to_a_french_customer(data):
+    alice = browser_for(data.alice, HTTP_ACCEPT_LANGUAGE="fr")
+    page = alice.get(f"/account/data/{CURVE}/").content.decode()
+    assert "par semaine" in page and "Ce que signifie chaque champ" in page
+    assert "Puissance moyenne appelée pendant la demi-heure, en kW." in page
+    assert chart_of(alice, CURVE)["labels"] == ["Puissance moyenne", "Demi-heure la plus forte"]
+    assert "Télécharger toutes mes données" in alice.get("/account/").content.decode()
