@@ -387,7 +387,7 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
     count = 0
     with tempfile.TemporaryFile(prefix="export-csv-") as csv_spool:
         csv_out = _HashingWriter(csv_spool)
-        text = io.TextIOWrapper(_Sink(csv_out), encoding="utf-8", newline="", write_through=True)
+        text = io.TextIOWrapper(_Sink(csv_out), encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(csv_header(fields))
         with archive.open(base + "records.ndjson", "w", force_zip64=True) as entry:
