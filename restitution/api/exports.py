@@ -79,7 +79,9 @@ class ExportListView(GrantedTokenView):
                    request=EXPORT_REQUEST, responses={202: EXPORT_ACCEPTED, **ERRORS})
     def post(self, request: Request) -> Response:
         grant = self.grant(request)
-        body = request.data if isinstance(request.data, dict) else {}
+        body = request.data
+        if not isinstance(body, dict):
+            raise portability.BadParameter("body", "must be a JSON object (or empty)")
         slugs = body.get("datasets")
         if slugs is None:
             scopes = set(request.auth.scope.split())

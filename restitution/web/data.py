@@ -45,7 +45,7 @@ def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-def download_state(*, request: HttpRequest, job: ExportJob | None) -> dict | None:
+def download_state(*, job: ExportJob | None) -> dict | None:
     """What the dashboard shows of the customer's latest archive (and the link, once ready)."""
     if job is None:
         return None
@@ -65,10 +65,10 @@ def _plain(number: float) -> str:
     return str(int(number)) if number == int(number) else f"{number:.1f}"
 
 
-def latest_download(*, request: HttpRequest, customer) -> dict | None:
+def latest_download(*, customer) -> dict | None:
     job = ExportJob.objects.filter(customer=customer, for_customer=True).exclude(
         status=ExportJob.Status.CANCELLED).first()
-    return download_state(request=request, job=job)
+    return download_state(job=job)
 
 
 @login_required
@@ -90,6 +90,6 @@ def download_all(request: HttpRequest) -> HttpResponse:
 @login_required
 def download_status(request: HttpRequest) -> JsonResponse:
     """Progress of the customer's latest archive, for the dashboard's progress bar."""
-    state = latest_download(request=request, customer=_customer(request)) or {"status": "none"}
+    state = latest_download(customer=_customer(request)) or {"status": "none"}
     state.pop("expires_at", None)
     return JsonResponse(state)

@@ -65,14 +65,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "runs": runs,
         "progress": int(100 * progress) if runs else None,
         "language": language,
-        "download": _latest_download(request, customer),
+        "download": _latest_download(customer),
     })
 
 
-def _latest_download(request: HttpRequest, customer: Customer) -> dict | None:
+def _latest_download(customer: Customer) -> dict | None:
     from .data import latest_download
 
-    return latest_download(request=request, customer=customer)
+    return latest_download(customer=customer)
 
 
 @login_required

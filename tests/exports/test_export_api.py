@@ -130,6 +130,11 @@ def test_what_is_outside_the_consent_or_malformed_is_refused(data, flow):
         response = ask(flow, token, **body)
         assert (response.status_code, response.json()["code"]) == (status, code), body
         assert response["Content-Type"] == "application/problem+json"
+    for raw, code in (('["energy-load-curve"]', "invalid_parameter"), ("42", "invalid_parameter"),
+                      ('{"datasets": [', "invalid_body")):
+        response = api(flow, "post", "/api/v1/exports", token, data=raw, content_type="application/json")
+        assert (response.status_code, response.json()["code"]) == (400, code), raw
+        assert response["Content-Type"] == "application/problem+json"
     assert not ExportJob.objects.exists()
     assert ask(flow, None).status_code == 401
     assert ask(flow, "not-a-token").status_code == 401
