@@ -33,7 +33,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import audit, consent, portability
-from .api.renderers import csv_header, csv_row
 from .catalogue import field_descriptions, field_order
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
@@ -389,13 +388,13 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
         csv_out = _HashingWriter(csv_spool)
         text = io.TextIOWrapper(_Sink(csv_out), encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(csv_header(fields))
+        writer.writerow(portability.csv_header(fields))
         with archive.open(base + "records.ndjson", "w", force_zip64=True) as entry:
             ndjson = _HashingWriter(entry)
             for seq, key, date, extracted_at, data in rows:
                 ndjson.write(portability.record_line_text(head, seq, key, date, extracted_at, data)
                              .encode("utf-8") + b"\n")
-                writer.writerow(csv_row(dataset.slug, key, seq, date, False, json.loads(data), fields))
+                writer.writerow(portability.csv_row(dataset.slug, key, seq, date, False, json.loads(data), fields))
                 count += 1
                 progress.add()
             ndjson.flush()

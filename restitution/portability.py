@@ -247,3 +247,18 @@ def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def csv_header(fields: list[str]) -> list[str]:
+    return ["dataset", "key", "seq", "date", "deleted", *fields]
+
+
+def csv_row(dataset: str | None, key: str | None, seq: int | None, date: str | None, deleted: bool,
+            values: dict, fields: list[str]) -> list:
+    """One record as a CSV row (nested values as JSON), the columns of csv_header()."""
+    row = [dataset, key, seq, date or "", "true" if deleted else "false"]
+    for name in fields:
+        value = values.get(name)
+        row.append("" if value is None else json.dumps(value, ensure_ascii=False)
+                   if isinstance(value, dict | list) else value)
+    return row

@@ -8,6 +8,8 @@ import json
 
 from rest_framework.renderers import BaseRenderer
 
+from ..portability import csv_header, csv_row
+
 
 def _items(data):
     if isinstance(data, dict) and "items" in data:
@@ -55,17 +57,3 @@ class CSVRenderer(BaseRenderer):
                                     bool(item.get("deleted")), item.get("data") or {}, fields))
         return buffer.getvalue().encode()
 
-
-def csv_header(fields: list[str]) -> list[str]:
-    return ["dataset", "key", "seq", "date", "deleted", *fields]
-
-
-def csv_row(dataset: str | None, key: str | None, seq: int | None, date: str | None, deleted: bool,
-            values: dict, fields: list[str]) -> list:
-    """One record as a CSV row (nested values as JSON), the columns of csv_header()."""
-    row = [dataset, key, seq, date or "", "true" if deleted else "false"]
-    for name in fields:
-        value = values.get(name)
-        row.append("" if value is None else json.dumps(value, ensure_ascii=False)
-                   if isinstance(value, dict | list) else value)
-    return row
