@@ -232,3 +232,4 @@ def test_a_job_whose_worker_died_is_claimed_again_and_a_finished_one_is_not(data
     assert exports.execute_export(job_id=job.pk) == ExportJob.Status.SUCCEEDED
     assert exports.execute_export(job_id=job.pk) == "skipped"
     assert ExportJob.objects.get().status == ExportJob.Status.SUCCEEDED
+
