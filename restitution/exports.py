@@ -18,7 +18,6 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
@@ -190,13 +189,6 @@ def execute_export(*, job_id: int) -> str:
 def _claimable(now: datetime) -> Q:
     return Q(status=ExportJob.Status.QUEUED) | Q(status=ExportJob.Status.RUNNING,
                                                  heartbeat_at__lt=now - STALE_AFTER)
-
-
-@dataclass
-class _Entry:
-    path: str
-    size: int = 0
-    sha256: str = ""
 
 
 class _HashingWriter:

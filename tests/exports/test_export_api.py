@@ -233,3 +233,25 @@ def test_a_job_whose_worker_died_is_claimed_again_and_a_finished_one_is_not(data
     assert exports.execute_export(job_id=job.pk) == "skipped"
     assert ExportJob.objects.get().status == ExportJob.Status.SUCCEEDED
 
+
+
+def test_the_archive_shows_one_instant_while_an_extraction_writes(data, flow, monkeypatch):
+    from tests.api.test_records_api import _contract, write
+
+    token = flow.tokens()["access_token"]
+    url = ask(flow, token, datasets=[CONTRACTS])["Content-Location"]
+    real_count = exports._count
+
+    def count_while_the_store_changes(snapshot, queryset):  # after the snapshot was taken
+        write(data.alice, CONTRACTS, [_contract("A1", premium=999.0), _contract("A2"), _contract("A3")])
+        return real_count(snapshot, queryset)
+
+    monkeypatch.setattr(exports, "_count", count_while_the_store_changes)
+    build_now(url)
+    body = api(flow, "get", url, token).json()
+    archive, _ = open_checked(b"".join(flow.api.get(body["archive"]["url"]).streaming_content))
+    items = {item["key"]: item["data"] for item in ndjson_items(archive, CONTRACTS)}
+    assert set(items) == {"A1", "A2"} and items["A1"]["annual_premium"] == 100.0
+    assert body["manifest"]["record_count"] == 2
+    listed = api(flow, "get", f"/api/v1/datasets/{CONTRACTS}/records", token).json()["items"]
+    assert {i["key"] for i in listed} == {"A1", "A2", "A3"}  # the change did happen
