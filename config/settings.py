@@ -232,6 +232,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"restitution.tasks.run_extraction": {"queue": env.str("EXTRACTION_QUEUE", default="extraction")}}
+CELERY_TASK_ROUTES["restitution.tasks.build_export"] = {"queue": env.str("EXPORT_QUEUE", default="default")}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -242,6 +243,25 @@ GATEWAY_SOURCE_LEASE_SECONDS = env.int("GATEWAY_SOURCE_LEASE_SECONDS", default=2
 GATEWAY_STORE_CHUNK = env.int("GATEWAY_STORE_CHUNK", default=2000)
 # Where `manage.py demo` writes the synthetic legacy systems.
 GATEWAY_DEMO_DIR = Path(env.str("GATEWAY_DEMO_DIR", default=str(VAR_DIR / "demo")))
+
+# --- Archives (exports) --------------------------------------------------------------------
+# Download links expire after this many seconds (signed, no token needed while valid).
+GATEWAY_EXPORT_LINK_SECONDS = env.int("GATEWAY_EXPORT_LINK_SECONDS", default=6 * 3600)
+# Archives are deleted this many days after they are ready (the job row stays, as history).
+GATEWAY_EXPORT_RETENTION_DAYS = env.float("GATEWAY_EXPORT_RETENTION_DAYS", default=7)
+# Where archives are written: "default" (local files under MEDIA_ROOT) or "s3" (django-storages,
+# S3-compatible; configure it with the AWS_* variables it reads).
+GATEWAY_EXPORT_STORAGE = env.str("GATEWAY_EXPORT_STORAGE", default="default")
+if GATEWAY_EXPORT_LINK_SECONDS <= 0 or GATEWAY_EXPORT_RETENTION_DAYS <= 0:
+    raise ImproperlyConfigured("GATEWAY_EXPORT_LINK_SECONDS and GATEWAY_EXPORT_RETENTION_DAYS must be positive.")
+if GATEWAY_EXPORT_STORAGE == "s3":
+    STORAGES["exports"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env.str("GATEWAY_EXPORT_BUCKET"), "default_acl": "private", "querystring_auth": True,
+        "location": env.str("GATEWAY_EXPORT_PREFIX", default="exports")}}
+elif GATEWAY_EXPORT_STORAGE == "default":
+    STORAGES["exports"] = STORAGES["default"]
+else:
+    raise ImproperlyConfigured(f"GATEWAY_EXPORT_STORAGE must be default or s3, not {GATEWAY_EXPORT_STORAGE!r}")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

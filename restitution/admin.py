@@ -239,3 +239,23 @@ class ApiCallAdmin(admin.ModelAdmin):
         from django.shortcuts import redirect
 
         return redirect("operator-metrics-page")
+# --- Exports ---------------------------------------------------------------------------------
+
+from .models import ExportJob  # noqa: E402 - kept with its admin for easy merging
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    """Archives as history: read-only (the manifest says what left; the file itself is never shown)."""
+
+    list_display = ("requested_at", "customer", "grant", "status", "progress", "records_total", "size",
+                    "expires_at")
+    list_filter = ("status", "for_customer")
+    search_fields = ("customer__reference", "public_id")
+    exclude = ("file_name",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -268,3 +268,46 @@ def sync_catalogue() -> int:
             },
         )
     return len(DEFINITIONS)
+
+
+def field_order(dataset) -> list[str]:
+    """A Dataset row's fields in the order the catalogue declares them (PostgreSQL's jsonb keeps
+    the schema's properties in its own order, not the declared one)."""
+    properties = list(dataset.schema.get("properties", {}))
+    declared = BY_SLUG.get(dataset.slug)
+    if declared is None:
+        return properties
+    order = [name for name in declared.properties if name in properties]
+    return order + [name for name in properties if name not in order]
+
+
+def field_descriptions(dataset, language: str) -> list[dict[str, str]]:
+    """Each field of a Dataset row with its plain-language description (or its type, when none)."""
+    language = "fr" if language.startswith("fr") else "en"
+    properties = dataset.schema.get("properties", {})
+    return [{"name": name, "help": (dataset.field_help.get(name) or {}).get(language)
+             or describe_type(properties[name], language)}
+            for name in field_order(dataset)]
+
+
+def describe_type(schema: dict[str, Any], language: str) -> str:
+    """A field's JSON Schema type in plain words ("a date (YYYY-MM-DD); may be empty")."""
+    options = schema.get("anyOf") or [schema]
+    choices = [str(v) for o in options for v in o.get("enum", [])]
+    if choices:
+        return ("l'une des valeurs : " if language == "fr" else "one of: ") + ", ".join(choices)
+    kinds = []
+    for option in options:
+        kind = option.get("format") or option.get("type")
+        if kind and kind != "null":
+            kinds.append(str(kind))
+    nullable = any(o.get("type") == "null" for o in options)
+    if language == "fr":
+        names = {"date": "une date (AAAA-MM-JJ)", "date-time": "une date et heure (UTC)", "string": "un texte",
+                 "number": "un nombre", "integer": "un nombre entier", "object": "un objet"}
+        described = ", ".join(names.get(k, k) for k in kinds) or "une valeur"
+        return described + (" ; peut être vide" if nullable else "")
+    names = {"date": "a date (YYYY-MM-DD)", "date-time": "a date and time (UTC)", "string": "text",
+             "number": "a number", "integer": "a whole number", "object": "an object"}
+    described = ", ".join(names.get(k, k) for k in kinds) or "a value"
+    return described + ("; may be empty" if nullable else "")

@@ -344,6 +344,7 @@ class AccessEvent(models.Model):
         TOKEN_REVOKED = "token-revoked", _("Connection closed")
         DATA_READ = "data-read", _("Data read")
         EXPORT = "export", _("Archive exported")
+        EXPORT_DOWNLOADED = "export-downloaded", _("Archive downloaded")
         DELIVERY = "delivery", _("Data delivered")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -416,3 +417,64 @@ class ConsentFlow(models.Model):
 
     def __str__(self) -> str:
         return f"flow {self.pk} of {self.client_id} at {self.stage}"
+# --- Exports ---------------------------------------------------------------------------------
+
+class ExportJob(models.Model):
+    """One archive of a customer's data: asked by a client under a grant, or by the customer.
+
+    The archive itself lives in Django's storage (`file_name`); the row stays after the file
+    is purged, as the history of what left the gateway.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="exports")
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports",
+                              help_text="The consent a client asked under; empty when the customer asked.")
+    datasets = models.JSONField(help_text="Slugs of the datasets in the archive.")
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")
+    for_customer = models.BooleanField(default=False,
+                                       help_text="A direct download: adds the README and the documents.")
+    language = models.CharField(max_length=8, default="en")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    records_total = models.BigIntegerField(default=0)
+    records_done = models.BigIntegerField(default=0)
+    file_name = models.CharField(max_length=255, blank=True, help_text="The archive in the default storage.")
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    manifest = models.JSONField(null=True, blank=True)
+    transaction_time = models.DateTimeField(null=True, blank=True,
+                                            help_text="The moment of the database snapshot archived.")
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="When the archive is deleted.")
+    manifest_delivered_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            # One export at a time per consent (the API answers 429 to a second one).
+            models.UniqueConstraint(fields=["grant"], condition=models.Q(status__in=["queued", "running"]),
+                                    name="one_active_export_per_grant"),
+            models.UniqueConstraint(fields=["customer"], condition=models.Q(status__in=["queued", "running"],
+                                                                            for_customer=True),
+                                    name="one_active_download_per_customer"),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="export_retention")]
+
+    def __str__(self) -> str:
+        return f"export {self.public_id} ({self.status})"

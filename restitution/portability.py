@@ -219,18 +219,46 @@ def record_page_json(grant: Grant, dataset: Dataset, window: Window, *, after: i
     more = len(rows) > size
     rows = rows[:size]
     last = rows[-1][0] if rows else max(after, since or 0)
-    # The stored JSON goes out as stored: only the envelope is built here, no parse, no dump.
-    head = '{"dataset":' + json.dumps(dataset.slug) + ',"key":'
-    lines = []
-    for seq, key, deleted, record_at, extracted_at, text in rows:
-        if deleted:
-            lines.append(f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}')
-        else:
-            date = json.dumps(_iso(record_at)) if record_at else "null"
-            lines.append(f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date},'
-                         f'"extracted_at":"{_iso(extracted_at)}","data":{text}}}')
+    head = record_line_head(dataset.slug)
+    lines = [record_line(head, seq, key, deleted, record_at, extracted_at, text)
+             for seq, key, deleted, record_at, extracted_at, text in rows]
     return RawPage(lines, last if more else None, last)
+
+
+def record_line_head(dataset_slug: str) -> str:
+    return '{"dataset":' + json.dumps(dataset_slug) + ',"key":'
+
+
+def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetime | None,
+                extracted_at: datetime, text: str | None) -> str:
+    """One record as the API's JSON item, around its stored JSON text (never parsed, never dumped
+    again: only the envelope is built here). `head` comes from record_line_head()."""
+    if deleted:
+        return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
+    return record_line_text(head, seq, key, _iso(record_at) if record_at else None, _iso(extracted_at), text)
+
+
+def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str) -> str:
+    """record_line() of a live record whose moments are already RFC 3339 texts (…Z)."""
+    date_json = f'"{date}"' if date else "null"
+    return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date_json},'
+            f'"extracted_at":"{extracted_at}","data":{text}}}')
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def csv_header(fields: list[str]) -> list[str]:
+    return ["dataset", "key", "seq", "date", "deleted", *fields]
+
+
+def csv_row(dataset: str | None, key: str | None, seq: int | None, date: str | None, deleted: bool,
+            values: dict, fields: list[str]) -> list:
+    """One record as a CSV row (nested values as JSON), the columns of csv_header()."""
+    row = [dataset, key, seq, date or "", "true" if deleted else "false"]
+    for name in fields:
+        value = values.get(name)
+        row.append("" if value is None else json.dumps(value, ensure_ascii=False)
+                   if isinstance(value, dict | list) else value)
+    return row

@@ -60,3 +60,17 @@ def apply_retention() -> dict:
     from .retention import apply_retention as apply
 
     return asdict(apply())
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def build_export(job_id: int) -> str:
+    """Build one archive. Idempotent: the job row is claimed atomically; a done job is skipped."""
+    from .exports import execute_export
+
+    return execute_export(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def purge_exports() -> dict[str, object]:
+    """Scheduled (beat, hourly): delete archives past retention; re-send exports whose worker died."""
+    from .exports import purge_expired_exports, requeue_stalled_exports
+
+    return {"purged": purge_expired_exports(), "requeued": requeue_stalled_exports()}

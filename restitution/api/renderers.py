@@ -8,6 +8,8 @@ import json
 
 from rest_framework.renderers import BaseRenderer
 
+from ..portability import csv_header, csv_row
+
 
 def _items(data):
     if isinstance(data, dict) and "items" in data:
@@ -49,14 +51,9 @@ class CSVRenderer(BaseRenderer):
             for name in (item.get("data") or {}):
                 if name not in fields:
                     fields.append(name)
-        writer.writerow(["dataset", "key", "seq", "date", "deleted", *fields])
+        writer.writerow(csv_header(fields))
         for item in items:
-            values = item.get("data") or {}
-            row = [item.get("dataset"), item.get("key"), item.get("seq"), item.get("date") or "",
-                   "true" if item.get("deleted") else "false"]
-            for name in fields:
-                value = values.get(name)
-                row.append("" if value is None else json.dumps(value, ensure_ascii=False)
-                           if isinstance(value, dict | list) else value)
-            writer.writerow(row)
+            writer.writerow(csv_row(item.get("dataset"), item.get("key"), item.get("seq"), item.get("date"),
+                                    bool(item.get("deleted")), item.get("data") or {}, fields))
         return buffer.getvalue().encode()
+

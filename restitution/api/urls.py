@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import exports, views
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="api-me"),
@@ -13,4 +13,7 @@ urlpatterns = [
     path("changes", views.ChangeFeedView.as_view(), name="api-changes"),
     path("extractions", views.RefreshView.as_view(), name="api-refresh"),
     path("extractions/<int:run_id>", views.ExtractionStatusView.as_view(), name="api-extraction"),
+    path("exports", exports.ExportListView.as_view(), name="api-exports"),
+    path("exports/<uuid:export_id>", exports.ExportDetailView.as_view(), name="api-export"),
+    path("exports/<uuid:export_id>/archive", exports.ExportArchiveView.as_view(), name="api-export-archive"),
 ]

@@ -178,6 +178,9 @@ class _PagedView(GrantedTokenView):
     def paged(self, request: Request, page: portability.Page, path: str, **query) -> Response:
         next_url = self.next_url(request, page.next_after, path, **query)
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
+        if not page.items and request.accepted_renderer.format == "ndjson":
+            # An empty NDJSON page is an empty body; DRF would drop its Content-Type.
+            return HttpResponse(b"", content_type="application/x-ndjson; charset=utf-8", headers=headers)
         return Response({"items": page.items, "next": next_url, "last_seq": page.last_seq}, headers=headers)
 
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('restitution', '0003_consent'),
+        ('restitution', '0004_exports'),
     ]
 
     operations = [

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import data, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,4 +11,7 @@ urlpatterns = [
     path("account/refresh/status/", views.refresh_status, name="refresh-status"),
     path("account/grants/<uuid:receipt_id>/revoke/", views.revoke, name="revoke"),
     path("account/grants/<uuid:receipt_id>/receipt.json", views.receipt, name="receipt"),
+    path("account/data/<slug:slug>/", data.dataset_page, name="dataset"),
+    path("account/download/", data.download_all, name="download-all"),
+    path("account/download/status/", data.download_status, name="download-status"),
 ]

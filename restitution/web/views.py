@@ -65,7 +65,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "runs": runs,
         "progress": int(100 * progress) if runs else None,
         "language": language,
+        "download": _latest_download(customer),
     })
+
+
+def _latest_download(customer: Customer) -> dict | None:
+    from .data import latest_download
+
+    return latest_download(customer=customer)
 
 
 @login_required

@@ -258,3 +258,10 @@ def test_an_unknown_api_path_is_a_404_problem(client, settings):
     settings.DEBUG = False
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404 and response["Content-Type"] == PROBLEM
+
+
+def test_an_empty_ndjson_change_page_keeps_its_content_type(data, flow):
+    token = flow.tokens()["access_token"]
+    response = get(flow, token, "/api/v1/changes?since=999999999&format=ndjson")
+    assert response.status_code == 200 and response.content == b""
+    assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"

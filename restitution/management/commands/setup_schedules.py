@@ -31,6 +31,11 @@ class Command(BaseCommand):
             name="apply retention",
             defaults={"task": "restitution.tasks.apply_retention", "crontab": nightly, "interval": None},
         )
+        hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+        PeriodicTask.objects.update_or_create(
+            name="purge expired archives",
+            defaults={"task": "restitution.tasks.purge_exports", "interval": hourly, "crontab": None},
+        )
         for index, source in enumerate(Source.objects.order_by("slug")):
             # Stagger the nightly runs so the legacy systems are not all hit at once.
             crontab, _ = CrontabSchedule.objects.get_or_create(
