@@ -153,3 +153,33 @@ class Transport(ABC):
 
     def close(self) -> None:
         self.http.close()
+
+
+class DestinationURLError(ValueError):
+    """A destination address the gateway will not write to."""
+
+
+def check_destination_url(url: str) -> str:
+    """An http(s) URL of a public server (https only), unless local destinations are allowed
+    (embedded and test modes): the customer chooses the address, so the gateway must not be
+    made to write into the holder's own network (SSRF). Returns the URL without a trailing slash."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DestinationURLError(str(_("Enter the address of your server, starting with https://.")))
+    if parts.username or parts.password:
+        raise DestinationURLError(str(_("Do not put a name or password in the address.")))
+    if django_settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS:
+        return url.strip().rstrip("/")
+    if parts.scheme != "https":
+        raise DestinationURLError(str(_("The address must start with https://.")))
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+    except OSError:
+        raise DestinationURLError(str(_("This server name does not exist."))) from None
+    if not addresses or any(not ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):
+        raise DestinationURLError(str(_("This server is not on the public Internet.")))
+    return url.strip().rstrip("/")
