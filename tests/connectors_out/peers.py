@@ -207,3 +207,160 @@ class _SolidProcess:
     def start(self) -> None:
         self.server.process.start()
         self.server._wait_ready()
+
+
+def _browser(demo):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(demo.customer.user, backend="django.contrib.auth.backends.ModelBackend")
+    return browser
+
+
+def _connect_form(demo, **fields) -> dict[str, Any]:
+    return {"datasets": [d.pk for d in demo.datasets], "duration": "3m", **fields}
+
+
+class ArmadiettoServer:
+    """One armadietto (remoteStorage) server for the session, file-backed."""
+
+    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+        peers = npm_peers()
+        self.port = free_port()
+        self.store = data_dir / "store"
+        config = data_dir / "armadietto.json"
+        config.write_text(json.dumps({
+            "allow_signup": True, "storage_path": str(self.store), "cache_views": True,
+            "http": {"host": "127.0.0.1", "port": self.port}, "https": {"enable": False, "force": False},
+            "logging": {"log_dir": str(data_dir / "logs"), "stdout": ["error"], "log_files": ["error"]},
+            "basePath": ""}))
+        self.process = PeerProcess("armadietto", ["node", str(peers / "node_modules" / "armadietto" / "bin" /
+                                                             "armadietto.js"), "-c", str(config)],
+                                   self.port, cwd=peers, log_dir=log_dir)
+        self.process.start()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class RemoteStoragePeer:
+    kind = "remotestorage"
+
+    def __init__(self, server: ArmadiettoServer) -> None:
+        self.server = server
+        self.process = server.process
+        self.user, self.password = f"u{uuid.uuid4().hex[:10]}", "pw-" + uuid.uuid4().hex[:12]
+        httpx.post(f"{server.origin}/signup", data={"username": self.user, "email": f"{self.user}@example.org",
+                                                    "password": self.password}).raise_for_status()
+        self.root = f"{server.origin}/storage/{self.user}/restitution/"
+        self.token: str | None = None
+
+    def connect(self, demo):
+        """Through the dashboard, as a person would: address → the storage's authorization page →
+        back to the gateway with the token in the URL fragment (posted by the callback page's script)."""
+        from urllib.parse import parse_qs, urlsplit
+
+        from connectors_out.models import Destination
+
+        browser = _browser(demo)
+        started = browser.post("/account/destinations/connect/remotestorage/",
+                               _connect_form(demo, address=f"{self.user}@127.0.0.1:{self.server.port}"))
+        assert started.status_code == 302, started.content[:2000]
+        authorize = urlsplit(started["Location"])
+        query = {k: v[0] for k, v in parse_qs(authorize.query).items()}
+        assert query["response_type"] == "token" and query["scope"] == "restitution:rw"
+        answer = httpx.post(f"{self.server.origin}/oauth", data={**query, "username": self.user,
+                                                                 "password": self.password, "allow": "Allow"})
+        assert answer.status_code == 302, answer.text
+        callback = urlsplit(answer.headers["location"])
+        fragment = {k: v[0] for k, v in parse_qs(callback.fragment).items()}
+        self.token = fragment["access_token"]
+        assert browser.get(callback.path).status_code == 200  # the page whose script posts the fragment
+        done = browser.post(callback.path, {"access_token": self.token, "state": fragment["state"]})
+        assert done.status_code == 302 and done["Location"].endswith("/account/destinations/")
+        return Destination.objects.get(customer=demo.customer, kind="remotestorage")
+
+    def revoke(self) -> None:
+        """As armadietto's own revokeAccess does: the session of this token leaves the user's auth file."""
+        path = self.server.store / self.user[:2] / self.user / "auth.json"
+        auth = json.loads(path.read_text())
+        auth["sessions"] = {}
+        path.write_text(json.dumps(auth))
+
+    def _http(self) -> httpx.Client:
+        return httpx.Client(headers={"Authorization": f"Bearer {self.token}"})
+
+    def _items(self, http: httpx.Client, folder: str) -> dict[str, str]:
+        response = http.get(folder)
+        if response.status_code == 404:
+            return {}
+        return {name: meta["ETag"] for name, meta in response.raise_for_status().json()["items"].items()}
+
+    def versions(self) -> dict[str, str]:
+        with self._http() as http:
+            return {f"{folder}{name}": etag for folder in self._items(http, self.root)
+                    for name, etag in self._items(http, f"{self.root}{folder}").items() if name.endswith(".json")}
+
+    def read_all(self) -> dict[tuple[str, str], dict]:
+        with self._http() as http:
+            return collect(http.get(f"{self.root}{name}").raise_for_status().json() for name in self.versions())
+
+
+class CozyPeer:
+    kind = "cozy"
+
+    def __init__(self, root: Path, log_dir: Path) -> None:
+        self.port = free_port()
+        self.owner = f"owner-{uuid.uuid4().hex}"
+        self.process = python_server("cozy-fake", "tests.connectors_out.cozy_fake",
+                                     [str(root / "cozy.json"), str(self.port), self.owner], self.port, log_dir)
+        self.client_id: str | None = None
+        self.datasets: list[str] = []
+
+    @property
+    def instance(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def connect(self, demo):
+        """Through the dashboard: register at the Cozy, the owner accepts, the code comes back."""
+        from urllib.parse import parse_qs, urlsplit
+
+        from connectors_out.models import Destination
+
+        browser = _browser(demo)
+        started = browser.post("/account/destinations/connect/cozy/", _connect_form(demo, instance=self.instance))
+        assert started.status_code == 302, started.content[:2000]
+        query = {k: v[0] for k, v in parse_qs(urlsplit(started["Location"]).query).items()}
+        self.client_id = query["client_id"]
+        assert "io.cozy.files" in query["scope"].split()
+        assert httpx.get(started["Location"]).status_code == 200  # the consent page of the Cozy
+        accepted = httpx.post(f"{self.instance}/auth/authorize", data=query)
+        assert accepted.status_code == 302
+        back = urlsplit(accepted.headers["location"])
+        done = browser.get(f"{back.path}?{back.query}")
+        assert done.status_code == 302 and done["Location"].endswith("/account/destinations/")
+        self.datasets = [d.slug for d in demo.datasets]
+        return Destination.objects.get(customer=demo.customer, kind="cozy")
+
+    def revoke(self) -> None:
+        """As when the owner removes the connected app in the Cozy's settings."""
+        httpx.delete(f"{self.instance}/settings/clients/{self.client_id}",
+                     headers={"Authorization": f"Bearer {self.owner}"}).raise_for_status()
+
+    def _docs(self) -> dict[str, dict]:
+        from connectors_out.cozy import doctype
+
+        found = {}
+        with httpx.Client(headers={"Authorization": f"Bearer {self.owner}"}) as http:
+            for slug in self.datasets:
+                rows = http.get(f"{self.instance}/data/{doctype(slug)}/_all_docs",
+                                params={"include_docs": "true"}).raise_for_status().json()["rows"]
+                found.update({f"{slug}/{row['id']}": row["doc"] for row in rows})
+        return found
+
+    def versions(self) -> dict[str, str]:
+        return {name: doc["_rev"] for name, doc in self._docs().items()}
+
+    def read_all(self) -> dict[tuple[str, str], dict]:
+        return collect(self._docs().values())

@@ -10,14 +10,28 @@ from django.test import Client
 from connectors_out.models import Delivery, DeliveryAttempt, Destination
 from restitution.models import AccessEvent
 from tests.connectors_out.conftest import run_queued
-from tests.connectors_out.peers import SolidPeer, SolidServer, WebDavPeer
+from tests.connectors_out.peers import (
+    ArmadiettoServer,
+    CozyPeer,
+    RemoteStoragePeer,
+    SolidPeer,
+    SolidServer,
+    WebDavPeer,
+)
 
-KINDS = ["webdav", "solid"]
+KINDS = ["webdav", "solid", "remotestorage", "cozy"]
 
 
 @pytest.fixture(scope="session")
 def solid_server(tmp_path_factory, peers_log_dir):
     server = SolidServer(tmp_path_factory.mktemp("css"), peers_log_dir)
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def armadietto(tmp_path_factory, peers_log_dir):
+    server = ArmadiettoServer(tmp_path_factory.mktemp("armadietto"), peers_log_dir)
     yield server
     server.process.stop()
 
@@ -31,6 +45,13 @@ def peer(request, tmp_peer_dir, peers_log_dir):
         webdav.process.stop()
     elif request.param == "solid":
         yield SolidPeer(request.getfixturevalue("solid_server"))
+    elif request.param == "remotestorage":
+        yield RemoteStoragePeer(request.getfixturevalue("armadietto"))
+    else:
+        cozy = CozyPeer(tmp_peer_dir, peers_log_dir)
+        cozy.process.start()
+        yield cozy
+        cozy.process.stop()
 
 
 def _connect(demo, peer) -> Destination:
@@ -96,7 +117,9 @@ def test_revoked_credentials_are_a_permanent_failure_shown_to_the_customer(demo_
     assert [o.status for o in run_queued(destination)] == ["failed"]
     delivery = Delivery.objects.get(destination=destination)
     assert delivery.status == "failed" and delivery.attempts == 1
-    assert delivery.error.endswith(("HTTP 401", "HTTP 403"))
+    # 401/403 from the store, or 400 invalid_client from its token endpoint (OAuth 2.0 §5.2)
+    assert delivery.error.endswith(("HTTP 400", "HTTP 401", "HTTP 403"))
+    assert DeliveryAttempt.objects.get(delivery=delivery).outcome == "permanent"
     browser = Client()
     browser.force_login(demo_customer.customer.user, backend="django.contrib.auth.backends.ModelBackend")
     page = browser.get("/account/destinations/").content.decode()
