@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from restitution import audit, crypto, portability
 from restitution.consent import DURATIONS, ConsentError
-from restitution.models import AccessEvent, Customer, Dataset, Document, ExtractionRun, Record
+from restitution.models import AccessEvent, Customer, Dataset, Document, ExtractionRun, Grant, Record
 
 from .base import Change, DeliveryError, File, Transport
 from .models import Delivery, DeliveryAttempt, Destination
@@ -197,6 +197,8 @@ def retry_backoff(attempt: int) -> float:
 def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
     """Claim one queued delivery, push its changes, record the attempt; say what to do next."""
     delivery = Delivery.objects.select_related("destination__customer").filter(pk=delivery_id).first()
+    if delivery is not None and delivery.status == Delivery.Status.RUNNING:
+        _release_if_orphaned(delivery)
     if delivery is None or delivery.status != Delivery.Status.QUEUED:
         return DeliveryOutcome("done")
     destination = delivery.destination
@@ -233,10 +235,26 @@ def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
                                                    error="", advice="")
     delivery.refresh_from_db()
     _record_delivery_events(delivery)
+    if destination.duration == Grant.Duration.ONE_TIME:
+        disconnect_destination(destination=destination, reason="one-time delivery complete")
     # Changes that arrived while this delivery ran go out in the next one.
-    if has_pending_changes(destination=Destination.objects.get(pk=destination.pk)):
+    elif has_pending_changes(destination=Destination.objects.get(pk=destination.pk)):
         queue_delivery(destination=destination, trigger="extraction")
     return DeliveryOutcome("succeeded")
+
+
+def _release_if_orphaned(delivery: Delivery) -> None:
+    """A message redelivered for a delivery still marked running: its worker died (the broker
+    redelivers only after the visibility timeout, beyond the task's hard time limit). Put it back
+    in the queue; what it had written is rewritten under the same names."""
+    stale = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    last = delivery.attempt_rows.order_by("-number").first()
+    if last is not None and last.started_at < stale and not last.outcome:
+        DeliveryAttempt.objects.filter(pk=last.pk).update(outcome=DeliveryAttempt.Outcome.TRANSIENT,
+                                                          error="the worker stopped during the attempt")
+        if Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.RUNNING).update(
+                status=Delivery.Status.QUEUED):
+            delivery.status = Delivery.Status.QUEUED
 
 
 def _push(delivery: Delivery, destination: Destination, transport: Transport) -> None:

@@ -165,3 +165,12 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
                                                      last_status_code=status_code, error=message)
     log.warning("webhook %s to client %s failed: %s", row.event_id, row.endpoint.client_id, message)
     return DeliveryOutcome("failed")
+
+
+def rotate_endpoint_secrets() -> int:
+    """Re-encrypt every webhook secret with the newest key (the secrets themselves do not change)."""
+    count = 0
+    for endpoint in WebhookEndpoint.objects.only("pk", "secret"):
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=crypto.rotate(endpoint.secret))
+        count += 1
+    return count
