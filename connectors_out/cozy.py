@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-from django.conf import settings as django_settings
 
 from .base import (
     ADVICE_REAUTHORIZE,
@@ -33,12 +32,13 @@ ROOT_DIR_ID = "io.cozy.files.root-dir"
 FILES_DOCTYPE = "io.cozy.files"
 #: Where the records' files go in the customer's Cozy drive.
 FILES_FOLDER = "Restitution"
+#: Records of dataset `a-b` are documents of doctype `org.restitution.a_b`.
+DOCTYPE_PREFIX = "org.restitution"
 
 
 def doctype(dataset: str) -> str:
     """The doctype of a dataset's records: `<prefix>.<slug with _ for ->`."""
-    prefix = getattr(django_settings, "CONNECTORS_COZY_DOCTYPE_PREFIX", "org.restitution")
-    return f"{prefix}.{dataset.replace('-', '_')}"
+    return f"{DOCTYPE_PREFIX}.{dataset.replace('-', '_')}"
 
 
 def scope_for(datasets: list[str]) -> str:

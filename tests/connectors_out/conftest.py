@@ -24,9 +24,8 @@ from restitution import extraction
 from restitution.demo.install import install_demo
 from restitution.models import Customer, Dataset, Record, Source
 from tests.conftest import ROOT, demo_env_for, load_ground_truth
+from tests.connectors_out.peers_install import npm_peers  # noqa: F401 - used by peers.py
 
-PEERS_DIR = Path(os.environ.get("RESTITUTION_PEERS_DIR", Path.home() / ".cache" / "restitution-peers"))
-PEER_PACKAGES = ["@solid/community-server@7.2.0", "armadietto@0.6.6"]
 INSURANCE = ["insurance-claims", "insurance-contracts"]
 CUSTOMER = "C00001"
 
@@ -75,16 +74,6 @@ class PeerProcess:
         deadline = time.monotonic() + 10
         while port_open(self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
-
-
-def npm_peers() -> Path:
-    """The Node peers (Community Solid Server, armadietto), installed once into a cache dir."""
-    marker = PEERS_DIR / "node_modules" / ".bin"
-    if not ((marker / "community-solid-server").exists() and (marker / "armadietto").exists()):
-        PEERS_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PEERS_DIR), *PEER_PACKAGES],
-                       check=True, capture_output=True, timeout=600)
-    return PEERS_DIR
 
 
 @dataclass

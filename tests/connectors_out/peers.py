@@ -16,7 +16,8 @@ from xml.etree import ElementTree
 
 import httpx
 
-from tests.connectors_out.conftest import PeerProcess, free_port, npm_peers, python_server
+from tests.connectors_out.conftest import PeerProcess, free_port, python_server
+from tests.connectors_out.peers_install import npm_peers
 
 
 class WebDavPeer:
