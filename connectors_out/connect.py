@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from restitution.models import Customer, Dataset
 
-from . import cozy, remotestorage
+from . import cozy, remotestorage, webdav
 from .base import DeliveryError, DestinationURLError, check_destination_url
 from .delivery import authorize_destination, connect_destination
 from .models import Destination
@@ -113,3 +113,32 @@ def finish_cozy(*, destination: Destination, code: str) -> Destination:
     except DeliveryError as exc:
         raise ConnectError(exc.advice) from None
     return authorize_destination(destination=destination, credentials=credentials)
+
+
+def begin_nextcloud_login(*, server: str) -> dict[str, str]:
+    """Start Nextcloud's Login Flow v2: where to send the customer, and what to poll."""
+    try:
+        server = check_destination_url(server)
+        return {**webdav.login_flow_start(server=server), "server": server}
+    except DestinationURLError as exc:
+        raise ConnectError(str(exc)) from None
+    except DeliveryError as exc:
+        raise ConnectError(exc.advice) from None
+
+
+def finish_nextcloud_login(*, flow: dict[str, str], folder: str, customer: Customer, datasets: list[Dataset],
+                           duration: str, window_start: date | None = None, window_end: date | None = None,
+                           request: HttpRequest | None = None) -> Destination | None:
+    """Poll the login flow once: None while the customer has not granted access yet; then the
+    connection, with the app password Nextcloud made for the gateway."""
+    try:
+        answer = webdav.login_flow_poll(endpoint=flow["endpoint"], token=flow["token"])
+    except DeliveryError as exc:
+        raise ConnectError(exc.advice) from None
+    if answer is None:
+        return None
+    return connect_with_credentials(
+        customer=customer, kind="webdav", settings_={"server": flow["server"], "username": answer["loginName"],
+                                                     "folder": folder},
+        credentials={"app_password": answer["appPassword"]}, datasets=datasets, duration=duration,
+        window_start=window_start, window_end=window_end, request=request)

@@ -7,6 +7,8 @@ Views are thin: they call connect.py and delivery.py and render.
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,8 +18,8 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from restitution import consent
-from restitution.models import Customer
+from restitution import consent, crypto
+from restitution.models import Customer, Dataset
 
 from . import connect as connecting
 from . import delivery
@@ -25,6 +27,7 @@ from .forms import FORMS, TokenForm
 from .models import Delivery, Destination
 
 SESSION_KEY = "connectors_out_pending"
+NEXTCLOUD_KEY = "connectors_out_nextcloud_login"
 
 
 def _customer(request: HttpRequest) -> Customer:
@@ -57,13 +60,22 @@ def connect(request: HttpRequest, kind: str) -> HttpResponse:
         raise Http404("unknown kind")
     form_class = FORMS[kind]
     language = get_language() or "en"
-    form = form_class(request.POST or None, language=language)
+    login_flow = kind == "webdav" and "login_flow" in request.POST
+    form = form_class(request.POST or None, language=language, **({"login_flow": True} if login_flow else {}))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         common = {"customer": customer, "datasets": list(data["datasets"]), "duration": data["duration"],
                   "window_start": data.get("window_start"), "window_end": data.get("window_end"),
                   "request": request}
         try:
+            if login_flow:
+                flow = connecting.begin_nextcloud_login(server=data["server"])
+                request.session[NEXTCLOUD_KEY] = {
+                    "flow": crypto.encrypt_json(flow), "folder": data["folder"].strip("/"),
+                    "datasets": [d.pk for d in data["datasets"]], "duration": data["duration"],
+                    "window_start": data["window_start"].isoformat() if data.get("window_start") else None,
+                    "window_end": data["window_end"].isoformat() if data.get("window_end") else None}
+                return redirect("connectors_out:nextcloud-login")
             if kind in ("webdav", "solid"):
                 settings_, credentials = form.connection()
                 connecting.connect_with_credentials(kind=kind, settings_=settings_, credentials=credentials, **common)
@@ -152,3 +164,37 @@ def retry(request: HttpRequest, receipt_id) -> HttpResponse:
     else:
         messages.info(request, _("Sending again…"))
     return redirect("connectors_out:destinations")
+
+
+@login_required
+def nextcloud_login(request: HttpRequest) -> HttpResponse:
+    """Login Flow v2: the customer logs in to their Nextcloud (another tab), then comes back and
+    presses “Finish”, which polls the flow once."""
+    customer = _customer(request)
+    pending = request.session.get(NEXTCLOUD_KEY)
+    if not pending:
+        return redirect("connectors_out:destinations")
+    flow = crypto.decrypt_json(pending["flow"])
+    if request.method == "POST":
+        try:
+            destination = connecting.finish_nextcloud_login(
+                flow=flow, folder=pending["folder"], customer=customer,
+                datasets=list(Dataset.objects.filter(pk__in=pending["datasets"], is_published=True)),
+                duration=pending["duration"], window_start=_day(pending["window_start"]),
+                window_end=_day(pending["window_end"]), request=request)
+        except connecting.ConnectError as exc:
+            request.session.pop(NEXTCLOUD_KEY, None)
+            messages.error(request, str(exc))
+            return redirect("connectors_out:destinations")
+        if destination is None:
+            messages.info(request, _("Not yet: grant access in your Nextcloud first, then press “Finish” again."))
+        else:
+            request.session.pop(NEXTCLOUD_KEY, None)
+            messages.success(request, _("Connected: your data is on its way."))
+            return redirect("connectors_out:destinations")
+    return render(request, "connectors_out/nextcloud_login.html", {"login_url": flow["login"],
+                                                                    "server": flow["server"]})
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .base import Change, DeliveryError, File, Transport, check_response, file_name, resource_name
+from .base import Change, DeliveryError, File, Transport, check_response, file_name, http_client, resource_name
 
 DAV_FILES_PATH = "/remote.php/dav/files/"
 
@@ -74,3 +74,42 @@ class WebDavTransport(Transport):
         self._collection(folder)
         self.request("PUT", f"{folder}{quote(file_name(file), safe='')}", what="write a document",
                      content=file.content, headers={"Content-Type": file.content_type})
+
+
+# --- Nextcloud Login Flow v2: an app password without the customer typing one -------------------
+# POST /index.php/login/v2 gives a login URL for the customer's browser and a poll endpoint;
+# polling answers 404 until the customer has granted access, then once with the app password.
+
+def login_flow_start(*, server: str, http: httpx.Client | None = None) -> dict[str, str]:
+    """Start a login flow at the customer's Nextcloud: {login, endpoint, token}."""
+    client = http or http_client()
+    try:
+        response = client.post(f"{server}/index.php/login/v2")
+    except httpx.TransportError as exc:
+        raise DeliveryError(f"start the Nextcloud login: {type(exc).__name__}", permanent=False) from None
+    finally:
+        if http is None:
+            client.close()
+    check_response(response, what="start the Nextcloud login")
+    body = response.json()
+    flow = {"login": body["login"], "endpoint": body["poll"]["endpoint"], "token": body["poll"]["token"]}
+    # The poll goes back to the same server only (never to an address the answer chose).
+    if not (flow["endpoint"].startswith(f"{server}/") and flow["login"].startswith(f"{server}/")):
+        raise DeliveryError("start the Nextcloud login: answer points elsewhere", permanent=True)
+    return flow
+
+
+def login_flow_poll(*, endpoint: str, token: str, http: httpx.Client | None = None) -> dict[str, str] | None:
+    """The app password once the customer granted access ({server, loginName, appPassword}), else None."""
+    client = http or http_client()
+    try:
+        response = client.post(endpoint, data={"token": token})
+    except httpx.TransportError as exc:
+        raise DeliveryError(f"finish the Nextcloud login: {type(exc).__name__}", permanent=False) from None
+    finally:
+        if http is None:
+            client.close()
+    if response.status_code == 404:
+        return None
+    check_response(response, what="finish the Nextcloud login")
+    return response.json()

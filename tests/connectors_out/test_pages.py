@@ -127,3 +127,26 @@ def test_a_failed_delivery_is_flagged_on_the_dashboard(personas, alices_destinat
                                                                    advice="Disconnect and connect it again.")
     page = _browser(personas.alice).get("/account/").content.decode()
     assert "failed: see what to do" in page
+
+
+def test_a_customer_connects_a_nextcloud_with_login_flow_v2(personas, webdav):
+    import httpx
+
+    from restitution import crypto
+
+    browser = _browser(personas.alice)
+    form = {k: v for k, v in _form(webdav).items() if k not in ("username", "app_password")}
+    started = browser.post("/account/destinations/connect/webdav/", {**form, "login_flow": "1"})
+    assert started.status_code == 302 and started["Location"].endswith("/nextcloud-login/")
+    login_url = browser.get(started["Location"]).context["login_url"]
+    assert login_url.startswith(webdav.server)
+    not_yet = browser.post("/account/destinations/nextcloud-login/", follow=True)
+    assert "Not yet" in not_yet.content.decode() and not Destination.objects.exists()
+    # the customer logs in to their Nextcloud and grants access (the test server's stand-in page)
+    httpx.post(login_url, auth=(webdav.user, webdav.password)).raise_for_status()
+    done = browser.post("/account/destinations/nextcloud-login/")
+    assert done.status_code == 302 and done["Location"].endswith("/account/destinations/")
+    destination = Destination.objects.get(customer=personas.alice)
+    assert destination.settings["username"] == webdav.user
+    assert crypto.decrypt_json(destination.credentials) == {"app_password": webdav.password}
+    assert browser.post("/account/destinations/nextcloud-login/").status_code == 302  # the flow is over
