@@ -75,6 +75,8 @@ class File:
     content_type: str
     sha256: str
     content: bytes
+    #: The record the file belongs to (an invoice's amount and date, for Cozy's bills).
+    record: Change | None = None
 
 
 def resource_name(key: str) -> str:

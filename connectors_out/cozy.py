@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
+from django.conf import settings as django_settings
 
 from .base import (
     ADVICE_REAUTHORIZE,
@@ -30,6 +31,9 @@ from .base import (
 SOFTWARE_ID = "restitution-gateway"
 ROOT_DIR_ID = "io.cozy.files.root-dir"
 FILES_DOCTYPE = "io.cozy.files"
+BILLS_DOCTYPE = "io.cozy.bills"
+#: Record fields that make a record with a file a bill (the first one present is the amount).
+AMOUNT_FIELDS = ("amount_incl_tax", "amount")
 #: Where the records' files go in the customer's Cozy drive.
 FILES_FOLDER = "Restitution"
 #: Records of dataset `a-b` are documents of doctype `org.restitution.a_b`.
@@ -42,8 +46,8 @@ def doctype(dataset: str) -> str:
 
 
 def scope_for(datasets: list[str]) -> str:
-    """Cozy permissions: each dataset's doctype, and the files API for documents."""
-    return " ".join([*(doctype(d) for d in sorted(datasets)), FILES_DOCTYPE])
+    """Cozy permissions: each dataset's doctype, the files API for documents, bills for invoices."""
+    return " ".join([*(doctype(d) for d in sorted(datasets)), FILES_DOCTYPE, BILLS_DOCTYPE])
 
 
 def document_id(dataset: str, key: str) -> str:
@@ -149,9 +153,11 @@ class CozyTransport(Transport):
         return None if response.status_code in (404, 410) else response.json().get("_rev")
 
     def put_record(self, change: Change) -> None:
-        path = self._doc_path(change.dataset, change.key)
+        self._put_document(self._doc_path(change.dataset, change.key), change.document())
+
+    def _put_document(self, path: str, document: dict[str, Any]) -> None:
         for _ in range(3):  # a 409 means the revision moved meanwhile: read it again
-            body = change.document()
+            body = dict(document)
             rev = self._rev(path)
             if rev:
                 body["_rev"] = rev
@@ -188,7 +194,23 @@ class CozyTransport(Transport):
     def put_file(self, file: File) -> None:
         folder = self._folder(f"/{FILES_FOLDER}/{file.dataset}")
         md5 = base64.b64encode(hashlib.md5(file.content).digest()).decode()  # noqa: S324 - integrity, not security
-        # 409: this name (content hash inside) is already there — same bytes, nothing to do.
-        self._call("POST", f"/files/{folder}?" + urlencode({"Type": "file", "Name": file_name(file)}),
-                   what="write a document", ok=(409,), content=file.content,
-                   headers={"Content-Type": file.content_type, "Content-MD5": md5})
+        name = file_name(file)
+        # 409: this name (content hash inside) is already there — same bytes, nothing to write.
+        created = self._call("POST", f"/files/{folder}?" + urlencode({"Type": "file", "Name": name}),
+                             what="write a document", ok=(409,), content=file.content,
+                             headers={"Content-Type": file.content_type, "Content-MD5": md5})
+        if created.status_code == 409:
+            created = self._call("GET", "/files/metadata?" + urlencode(
+                {"Path": f"/{FILES_FOLDER}/{file.dataset}/{name}"}), what="find a document")
+        self._put_bill(file, created.json()["data"]["id"])
+
+    def _put_bill(self, file: File, file_id: str) -> None:
+        """An invoice's file becomes an `io.cozy.bills` document linked to it (stable id too)."""
+        data = file.record.data if file.record is not None and isinstance(file.record.data, dict) else {}
+        amount = next((data[f] for f in AMOUNT_FIELDS if isinstance(data.get(f), int | float)), None)
+        if amount is None:
+            return
+        bill = {"vendor": django_settings.GATEWAY_HOLDER_NAME, "date": file.record.date, "amount": amount,
+                "currency": data.get("currency", "EUR"), "invoice": f"{FILES_DOCTYPE}:{file_id}",
+                "restitution": {"dataset": file.dataset, "key": file.key}}
+        self._put_document(f"/data/{BILLS_DOCTYPE}/{document_id(file.dataset, file.key)}", bill)

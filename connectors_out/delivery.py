@@ -294,7 +294,7 @@ def _files_of(destination: Destination, changes: list[Change]) -> list[File]:
     if not changes:
         return []
     slugs = {c.dataset for c in changes}
-    keys = {(c.dataset, c.key) for c in changes}
+    keys = {(c.dataset, c.key): c for c in changes}
     documents = Document.objects.filter(customer_id=destination.customer_id, dataset__slug__in=slugs,
                                         record_key__in=[c.key for c in changes]).select_related("dataset")
     files = []
@@ -304,7 +304,8 @@ def _files_of(destination: Destination, changes: list[Change]) -> list[File]:
         with document.file.open("rb") as handle:
             content = handle.read()
         files.append(File(dataset=document.dataset.slug, key=document.record_key, filename=document.filename,
-                          content_type=document.content_type, sha256=document.sha256, content=content))
+                          content_type=document.content_type, sha256=document.sha256, content=content,
+                          record=keys[(document.dataset.slug, document.record_key)]))
     return files
 
 

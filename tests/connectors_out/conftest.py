@@ -83,15 +83,17 @@ class DemoCustomer:
     datasets: list[Dataset]
 
     def truth(self) -> dict[tuple[str, str], dict[str, Any]]:
+        slugs = {d.slug for d in self.datasets}
         return {(slug, key): data for (ref, slug, key), data in load_ground_truth(self.demo_dir).items()
-                if ref == self.customer.reference and slug in INSURANCE}
+                if ref == self.customer.reference and slug in slugs}
 
     def stored(self) -> dict[tuple[str, str], dict[str, Any]]:
-        rows = Record.objects.filter(customer=self.customer, deleted=False, dataset__slug__in=INSURANCE)
+        rows = Record.objects.filter(customer=self.customer, deleted=False,
+                                     dataset__in=self.datasets)
         return {(slug, key): data for slug, key, data in rows.values_list("dataset__slug", "key", "data")}
 
-    def extract(self) -> None:
-        source = Source.objects.get(slug="insurer-policies")
+    def extract(self, source_slug: str = "insurer-policies") -> None:
+        source = Source.objects.get(slug=source_slug)
         run = extraction.request_extraction(source=source, customer=self.customer)
         assert extraction.run_synchronously(run=run).status == "succeeded"
 
@@ -109,18 +111,32 @@ class DemoCustomer:
         return contract, claim
 
 
-@pytest.fixture
-def demo_customer(db, fresh_demo_dir: Path, monkeypatch: pytest.MonkeyPatch, flush_gate) -> DemoCustomer:
-    for name, value in demo_env_for(fresh_demo_dir, "http://127.0.0.1:9/").items():
+def _demo_customer(demo_dir: Path, telco_url: str, monkeypatch: pytest.MonkeyPatch, datasets: list[str],
+                   source: str) -> DemoCustomer:
+    for name, value in demo_env_for(demo_dir, telco_url).items():
         monkeypatch.setenv(name, value)
-    install_demo(fresh_demo_dir, with_users=False)
+    install_demo(demo_dir, with_users=False)
     customer = Customer.objects.get(reference=CUSTOMER)
     customer.user = get_user_model().objects.create_user(username="c00001", password="not-used-here-3b1")
     customer.save()
-    demo = DemoCustomer(customer, fresh_demo_dir, list(Dataset.objects.filter(slug__in=INSURANCE)))
-    demo.extract()
+    demo = DemoCustomer(customer, demo_dir, list(Dataset.objects.filter(slug__in=datasets)))
+    demo.extract(source)
     assert demo.stored() == demo.truth() and len(demo.truth()) >= 4
     return demo
+
+
+@pytest.fixture
+def demo_customer(db, fresh_demo_dir: Path, monkeypatch: pytest.MonkeyPatch, flush_gate) -> DemoCustomer:
+    """C00001 with their insurance contracts and claims, extracted from the insurer's database
+    (a private copy: tests change it)."""
+    return _demo_customer(fresh_demo_dir, "http://127.0.0.1:9/", monkeypatch, INSURANCE, "insurer-policies")
+
+
+@pytest.fixture
+def invoice_customer(db, demo_dir: Path, telco_server: str, monkeypatch: pytest.MonkeyPatch,
+                     flush_gate) -> DemoCustomer:
+    """C00001 with their telco invoices and the invoices' PDFs, from the telco billing API."""
+    return _demo_customer(demo_dir, telco_server, monkeypatch, ["telco-invoices"], "telco-billing")
 
 
 def connect(demo: DemoCustomer, kind: str, settings_: dict[str, Any], credentials: dict[str, Any],
