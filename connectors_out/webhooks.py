@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -121,6 +122,8 @@ def notify_grant_revoked(*, grant: Grant) -> WebhookDelivery | None:
 def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = None) -> DeliveryOutcome:
     """Claim one queued event, POST it signed, log the attempt; say whether to try again."""
     row = WebhookDelivery.objects.select_related("endpoint").filter(pk=webhook_delivery_id).first()
+    if row is not None and row.status == WebhookDelivery.Status.RUNNING:
+        _release_if_orphaned(row)
     if row is None or row.status != WebhookDelivery.Status.QUEUED:
         return DeliveryOutcome("done")
     claimed = WebhookDelivery.objects.filter(pk=row.pk, status=WebhookDelivery.Status.QUEUED).update(
@@ -165,6 +168,16 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
                                                      last_status_code=status_code, error=message)
     log.warning("webhook %s to client %s failed: %s", row.event_id, row.endpoint.client_id, message)
     return DeliveryOutcome("failed")
+
+
+def _release_if_orphaned(row: WebhookDelivery) -> None:
+    """Redelivered while still marked running: its worker died mid-POST; send it again (the
+    receiver deduplicates on webhook-id)."""
+    stale = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    last = row.attempt_rows.order_by("-number").first()
+    if (last is None or last.started_at < stale) and WebhookDelivery.objects.filter(
+            pk=row.pk, status=WebhookDelivery.Status.RUNNING).update(status=WebhookDelivery.Status.QUEUED):
+        row.status = WebhookDelivery.Status.QUEUED
 
 
 def rotate_endpoint_secrets() -> int:

@@ -54,6 +54,7 @@ def test_a_customer_connects_a_webdav_cloud_from_the_dashboard(personas, webdav)
     assert AccessEvent.objects.filter(customer=personas.alice, kind="grant-created").exists()
     page = browser.get("/account/destinations/").content.decode()
     assert destination.label in page and webdav.password not in page
+    assert destination.label in browser.get("/account/").content.decode()  # in the access history
 
 
 def test_a_wrong_app_password_is_refused_and_nothing_is_saved(personas, webdav):
