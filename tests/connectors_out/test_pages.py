@@ -151,3 +151,8 @@ def test_a_customer_connects_a_nextcloud_with_login_flow_v2(personas, webdav):
     assert destination.settings["username"] == webdav.user
     assert crypto.decrypt_json(destination.credentials) == {"app_password": webdav.password}
     assert browser.post("/account/destinations/nextcloud-login/").status_code == 302  # the flow is over
+
+
+def test_the_pages_speak_french(personas, alices_destination):
+    page = _browser(personas.alice).get("/account/destinations/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Mes destinations" in page and "Déconnecter" in page and "Pod Solid" in page
