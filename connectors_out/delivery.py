@@ -331,12 +331,14 @@ def _failed_attempt(delivery: Delivery, attempt: DeliveryAttempt, started: float
                                                    error=str(exc)[:2000], advice=exc.advice)
     log.warning("delivery %s failed: %s", delivery.pk, exc)
     delivery.refresh_from_db()
-    _record_delivery_events(delivery)
+    if delivery.written or delivery.removed:  # some data did leave before the failure
+        _record_delivery_events(delivery)
     return DeliveryOutcome("failed")
 
 
 def _record_delivery_events(delivery: Delivery) -> None:
-    """Every delivery is an access event the customer sees, with what it wrote and removed."""
+    """Every delivery that sent data is an access event the customer sees, with what it wrote
+    and removed (a failure that sent nothing shows on the destinations page instead)."""
     destination = delivery.destination
     detail = _event_detail(destination, delivery=delivery.pk, status=delivery.status,
                            written=delivery.written, removed=delivery.removed, files=delivery.files)
