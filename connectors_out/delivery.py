@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -106,6 +106,24 @@ def disconnect_destination(*, destination: Destination, reason: str = "disconnec
             status=Delivery.Status.FAILED, finished_at=timezone.now(), error="destination disconnected")
         audit.record_event(kind=AccessEvent.Kind.GRANT_REVOKED, customer=destination.customer,
                            request=request, detail=_event_detail(destination, reason=reason))
+
+
+def expire_due_destinations(*, now: datetime | None = None) -> int:
+    """Scheduled: a destination past its expiry loses its credentials (the gateway keeps no
+    access it may no longer use), its queued deliveries are cancelled, and the customer sees
+    it expire — once per destination."""
+    now = now or timezone.now()
+    count = 0
+    for destination in Destination.objects.filter(expires_at__lte=now, revoked_at__isnull=True).exclude(
+            credentials="").select_related("customer"):
+        with transaction.atomic():
+            Destination.objects.filter(pk=destination.pk).update(credentials="")
+            Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).update(
+                status=Delivery.Status.FAILED, finished_at=now, error="destination expired")
+            audit.record_event(kind=AccessEvent.Kind.GRANT_EXPIRED, customer=destination.customer,
+                               detail=_event_detail(destination))
+        count += 1
+    return count
 
 
 def _event_detail(destination: Destination, **extra: Any) -> dict[str, Any]:

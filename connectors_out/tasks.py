@@ -26,3 +26,11 @@ def send_webhook(self, webhook_delivery_id: int) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
+
+
+@shared_task(ignore_result=True)
+def expire_destinations() -> int:
+    """Scheduled (beat, every minute): forget the credentials of destinations past their expiry."""
+    from .delivery import expire_due_destinations
+
+    return expire_due_destinations()

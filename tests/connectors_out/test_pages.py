@@ -156,3 +156,18 @@ def test_a_customer_connects_a_nextcloud_with_login_flow_v2(personas, webdav):
 def test_the_pages_speak_french(personas, alices_destination):
     page = _browser(personas.alice).get("/account/destinations/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "Mes destinations" in page and "Déconnecter" in page and "Pod Solid" in page
+
+
+def test_an_expired_destination_loses_its_credentials_and_the_customer_sees_it(personas, alices_destination):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    assert delivery.expire_due_destinations() == 0  # not yet
+    Destination.objects.filter(pk=alices_destination.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert delivery.expire_due_destinations() == 1
+    assert delivery.expire_due_destinations() == 0  # once
+    alices_destination.refresh_from_db()
+    assert alices_destination.credentials == "" and alices_destination.status() == "expired"
+    assert delivery.queue_delivery(destination=alices_destination) is None
+    assert AccessEvent.objects.filter(customer=personas.alice, kind="grant-expired").count() == 1
