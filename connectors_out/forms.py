@@ -24,6 +24,9 @@ class DestinationForm(forms.Form):
         field = self.fields["datasets"]
         field.queryset = Dataset.objects.filter(is_published=True).order_by("slug")
         field.label_from_instance = lambda d: d.title_fr if language.startswith("fr") else d.title_en
+        # Where first (the kind's own fields), then what and for how long.
+        common = ["datasets", "window_start", "window_end", "duration"]
+        self.order_fields([name for name in self.fields if name not in common] + common)
 
     def clean(self):
         cleaned = super().clean()
