@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "restitution",
+    "connectors_out",
 ]
 
 MIDDLEWARE = [
@@ -262,6 +263,18 @@ elif GATEWAY_EXPORT_STORAGE == "default":
     STORAGES["exports"] = STORAGES["default"]
 else:
     raise ImproperlyConfigured(f"GATEWAY_EXPORT_STORAGE must be default or s3, not {GATEWAY_EXPORT_STORAGE!r}")
+# --- Push to personal clouds and signed webhooks (connectors_out) ---------------------------
+# Fernet keys encrypting credentials at rest: the first encrypts, all decrypt (docs/connectors.md).
+GATEWAY_ENCRYPTION_KEYS = [k.strip() for k in (_read_secret("GATEWAY_ENCRYPTION_KEYS") or "").split(",") if k.strip()]
+# Attempts of one delivery before a transient failure becomes final; backoff base·2^n, capped
+# below the broker's visibility timeout, with jitter.
+CONNECTORS_MAX_ATTEMPTS = env.int("CONNECTORS_MAX_ATTEMPTS", default=8)
+CONNECTORS_RETRY_BASE_SECONDS = env.float("CONNECTORS_RETRY_BASE_SECONDS", default=30.0)
+CONNECTORS_RETRY_CAP_SECONDS = env.float("CONNECTORS_RETRY_CAP_SECONDS", default=20 * 60.0)
+CONNECTORS_HTTP_TIMEOUT = env.float("CONNECTORS_HTTP_TIMEOUT", default=30.0)
+# Destinations on loopback/private addresses or over plain http (refused in production: SSRF).
+CONNECTORS_ALLOW_LOCAL_DESTINATIONS = env.bool("CONNECTORS_ALLOW_LOCAL_DESTINATIONS",
+                                               default=GATEWAY_MODE != "production")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -47,6 +47,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", template_name="restitution/redoc.html"),
          name="api-redoc"),
+    path("account/destinations/", include("connectors_out.urls")),
     path("", include("restitution.web.urls")),
 ]
 

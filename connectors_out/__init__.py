@@ -1,2 +1,2 @@
-"""Push delivery of customers' records into the personal clouds they choose (Cozy, Solid pods,
-Nextcloud/WebDAV, remoteStorage). Not built yet: the package holds its place in the layout."""
+"""Push delivery to personal clouds (Solid, Nextcloud/WebDAV, remoteStorage, Cozy) and signed
+webhooks to PIMS clients."""

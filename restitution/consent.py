@@ -150,6 +150,9 @@ def revoke_grant(*, grant: Grant, reason: str = "revoked by the customer",
     _end_tokens(grant)
     audit.record_event(kind=AccessEvent.Kind.GRANT_REVOKED, customer=grant.customer, grant=grant,
                        request=request, staff=staff, detail={"reason": reason})
+    from connectors_out.webhooks import notify_grant_revoked
+
+    notify_grant_revoked(grant=grant)
 
 
 @transaction.atomic

@@ -191,6 +191,9 @@ def _perform(run: ExtractionRun) -> RunOutcome:
         )
         log.info("extraction run %s of %s succeeded in %.1fs: %s", run.pk, source.slug,
                  time.monotonic() - started, progress.summary())
+        from connectors_out.delivery import after_extraction  # push to clouds, webhooks; never raises
+
+        after_extraction(run_id=run.pk)
         return RunOutcome("succeeded")
     except SourceError as exc:
         progress.finish()

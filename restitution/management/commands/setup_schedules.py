@@ -11,8 +11,8 @@ from restitution.models import Source
 
 
 class Command(BaseCommand):
-    help = ("Create the periodic tasks: stalled-run recovery and grant expiry every minute, a nightly "
-            "run per source, nightly retention purges.")
+    help = ("Create the periodic tasks: stalled-run recovery, grant and push-destination expiry every "
+            "minute, a nightly run per source, nightly retention purges, hourly archive purges.")
 
     def handle(self, *args, **options):
         every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
@@ -35,6 +35,11 @@ class Command(BaseCommand):
         PeriodicTask.objects.update_or_create(
             name="purge expired archives",
             defaults={"task": "restitution.tasks.purge_exports", "interval": hourly, "crontab": None},
+        )
+        PeriodicTask.objects.update_or_create(
+            name="expire push destinations",
+            defaults={"task": "connectors_out.tasks.expire_destinations", "interval": every_minute,
+                      "crontab": None},
         )
         for index, source in enumerate(Source.objects.order_by("slug")):
             # Stagger the nightly runs so the legacy systems are not all hit at once.

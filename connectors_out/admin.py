@@ -1,0 +1,82 @@
+"""Admin: webhook endpoints of PIMS clients (the signing secret is shown once, when made), and
+read-only views of destinations, deliveries and webhook deliveries with their attempts.
+
+Credentials and secrets are never displayed after creation: they are stored encrypted.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from . import webhooks
+from .models import Delivery, DeliveryAttempt, Destination, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ("client", "url", "enabled", "created_at")
+    fields = ("client", "url", "enabled")
+    actions = ["new_secret"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            endpoint, secret = webhooks.register_endpoint(client=obj.client, url=obj.url)
+            obj.pk, obj.secret = endpoint.pk, endpoint.secret
+            self._show(request, endpoint, secret)
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Make a new signing secret (the old one stops working)")
+    def new_secret(self, request, queryset) -> None:
+        for endpoint in queryset.select_related("client"):
+            _, secret = webhooks.register_endpoint(client=endpoint.client, url=endpoint.url)
+            self._show(request, endpoint, secret)
+
+    def _show(self, request, endpoint: WebhookEndpoint, secret: str) -> None:
+        self.message_user(request, f"Signing secret of {endpoint.client} — give it to the client now, it will not "
+                                   f"be shown again: {secret}", messages.WARNING)
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("number", "started_at", "duration_ms", "status_code", "error")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnly):
+    list_display = ("event_id", "event", "endpoint", "status", "attempts", "last_status_code", "created_at")
+    list_filter = ("status", "event")
+    readonly_fields = ("endpoint", "event_id", "event", "payload", "status", "attempts", "created_at", "finished_at",
+                       "last_status_code", "error")
+    inlines = [WebhookAttemptInline]
+
+
+@admin.register(Destination)
+class DestinationAdmin(ReadOnly):
+    list_display = ("customer", "kind", "label", "created_at", "expires_at", "revoked_at", "delivered_seq")
+    list_filter = ("kind",)
+    exclude = ("credentials",)
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("number", "started_at", "duration_ms", "outcome", "status_code", "error")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnly):
+    list_display = ("pk", "destination", "status", "trigger", "written", "removed", "files", "attempts", "queued_at")
+    list_filter = ("status", "destination__kind")
+    inlines = [DeliveryAttemptInline]

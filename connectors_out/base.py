@@ -1,0 +1,187 @@
+"""The interface every destination implements, the one error type, and shared helpers.
+
+A transport writes one customer's records and files to one store, under stable names, so a
+repeated write replaces instead of duplicating. It never decides *what* to send (delivery.py
+does) and never logs credentials, tokens or record contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+from django.conf import settings as django_settings
+from django.utils.translation import gettext_lazy as _
+
+#: A resource name is the record key when it is made of these; otherwise a readable part plus a hash.
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+
+ADVICE_REAUTHORIZE = _("Your cloud refused the gateway's access: it was probably revoked or has expired. "
+                       "Disconnect this destination and connect it again to resume deliveries.")
+ADVICE_FULL = _("Your cloud says it is full. Free some space there, then press “Try again”.")
+ADVICE_MISSING = _("The folder or storage the gateway writes to no longer exists. Check it, or disconnect "
+                   "and connect the destination again.")
+ADVICE_UNREACHABLE = _("Your cloud could not be reached for a long time. Check that it is online, then "
+                       "press “Try again”.")
+ADVICE_OTHER = _("Your cloud refused the data. Press “Try again”; if it fails again, contact us.")
+
+
+class DeliveryError(Exception):
+    """A write that failed. `permanent` says whether trying again later can help."""
+
+    def __init__(self, message: str, *, permanent: bool, status_code: int | None = None,
+                 advice: str = "") -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status_code = status_code
+        self.advice = str(advice) if advice else str(ADVICE_OTHER if permanent else ADVICE_UNREACHABLE)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change feed: a record written, or (deleted=True) a record removed."""
+
+    dataset: str
+    key: str
+    seq: int
+    deleted: bool = False
+    data: Any = None
+    date: str | None = None
+    extracted_at: str | None = None
+
+    @classmethod
+    def from_feed(cls, item: dict[str, Any]) -> Change:
+        return cls(dataset=item["dataset"], key=item["key"], seq=item["seq"],
+                   deleted=bool(item.get("deleted")), data=item.get("data"), date=item.get("date"),
+                   extracted_at=item.get("extracted_at"))
+
+    def document(self) -> dict[str, Any]:
+        """The JSON body every destination stores for a record (the API's record shape)."""
+        return {"dataset": self.dataset, "key": self.key, "date": self.date,
+                "extracted_at": self.extracted_at, "data": self.data}
+
+
+@dataclass(frozen=True)
+class File:
+    """A document attached to a record (an invoice PDF)."""
+
+    dataset: str
+    key: str
+    filename: str
+    content_type: str
+    sha256: str
+    content: bytes
+    #: The record the file belongs to (an invoice's amount and date, for Cozy's bills).
+    record: Change | None = None
+
+
+def resource_name(key: str) -> str:
+    """A stable file/resource name for a record key: the same key always gives the same name."""
+    if _SAFE_KEY.match(key):
+        return key
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._-")[:60] or "record"
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def file_name(file: File) -> str:
+    """A stable name for a record's document: one per record and content."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", file.filename).strip("._") or "document"
+    return f"{resource_name(file.key)}-{file.sha256[:12]}-{safe}"
+
+
+def check_response(response: httpx.Response, *, what: str, ok_missing: bool = False) -> httpx.Response:
+    """Raise DeliveryError for a failed answer: 429 and 5xx are transient, other 4xx permanent."""
+    code = response.status_code
+    if code < 400 or (ok_missing and code in (404, 410)):
+        return response
+    message = f"{what}: HTTP {code}"
+    if code == 429 or code >= 500:
+        raise DeliveryError(message, permanent=False, status_code=code)
+    if code in (401, 403):
+        raise DeliveryError(message, permanent=True, status_code=code, advice=ADVICE_REAUTHORIZE)
+    if code in (413, 507):
+        raise DeliveryError(message, permanent=True, status_code=code, advice=ADVICE_FULL)
+    if code in (404, 409, 410):
+        raise DeliveryError(message, permanent=True, status_code=code, advice=ADVICE_MISSING)
+    raise DeliveryError(message, permanent=True, status_code=code)
+
+
+def http_client(**kwargs: Any) -> httpx.Client:
+    return httpx.Client(timeout=django_settings.CONNECTORS_HTTP_TIMEOUT, follow_redirects=False,
+                        headers={"User-Agent": "restitution-gateway"}, **kwargs)
+
+
+class Transport(ABC):
+    """One destination kind. Built per delivery from the destination's settings and credentials."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, *, settings: dict[str, Any], credentials: dict[str, Any],
+                 http: httpx.Client | None = None) -> None:
+        self.settings = settings
+        self.credentials = dict(credentials)
+        self.http = http or http_client()
+        #: Set when the transport renewed its credentials (a refreshed token): the caller saves them.
+        self.renewed_credentials: dict[str, Any] | None = None
+
+    def request(self, method: str, url: str, *, what: str, ok_missing: bool = False,
+                **kwargs: Any) -> httpx.Response:
+        """One HTTP call; network failures become transient DeliveryErrors."""
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"{what}: {type(exc).__name__}", permanent=False) from None
+        return check_response(response, what=what, ok_missing=ok_missing)
+
+    @abstractmethod
+    def check(self) -> None:
+        """Prove the destination accepts the credentials (raises DeliveryError)."""
+
+    @abstractmethod
+    def put_record(self, change: Change) -> None:
+        """Create or replace the record's resource (same name every time)."""
+
+    @abstractmethod
+    def delete_record(self, change: Change) -> None:
+        """Remove the record's resource; already gone is fine."""
+
+    @abstractmethod
+    def put_file(self, file: File) -> None:
+        """Store a record's document (same name every time)."""
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class DestinationURLError(ValueError):
+    """A destination address the gateway will not write to."""
+
+
+def check_destination_url(url: str) -> str:
+    """An http(s) URL of a public server (https only), unless local destinations are allowed
+    (embedded and test modes): the customer chooses the address, so the gateway must not be
+    made to write into the holder's own network (SSRF). Returns the URL without a trailing slash."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DestinationURLError(str(_("Enter the address of your server, starting with https://.")))
+    if parts.username or parts.password:
+        raise DestinationURLError(str(_("Do not put a name or password in the address.")))
+    if django_settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS:
+        return url.strip().rstrip("/")
+    if parts.scheme != "https":
+        raise DestinationURLError(str(_("The address must start with https://.")))
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+    except OSError:
+        raise DestinationURLError(str(_("This server name does not exist."))) from None
+    if not addresses or any(not ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):
+        raise DestinationURLError(str(_("This server is not on the public Internet.")))
+    return url.strip().rstrip("/")

@@ -1,0 +1,371 @@
+"""Deliveries: connect and disconnect destinations, queue pushes, push the changes since the
+last delivered change sequence, record every attempt and every delivery as an access event.
+
+A delivery is a row before it is work and is claimed with an atomic conditional UPDATE; what
+it writes has stable names, so a retried or repeated delivery never duplicates anything.
+This module never reads a legacy system and never logs credentials or record contents.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from restitution import audit, crypto, portability
+from restitution.consent import DURATIONS, ConsentError
+from restitution.models import AccessEvent, Customer, Dataset, Document, ExtractionRun, Grant, Record
+
+from .base import Change, DeliveryError, File, Transport
+from .models import Delivery, DeliveryAttempt, Destination
+from .registry import transport_class
+
+log = logging.getLogger(__name__)
+
+#: Changes read from the feed per page (and written before the delivered sequence advances).
+PAGE_SIZE = 200
+ACTIVE = (Delivery.Status.QUEUED, Delivery.Status.RUNNING)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What the task should do next: nothing, or try again after `retry_in` seconds."""
+
+    status: str
+    retry_in: float | None = None
+
+
+# --- Connections --------------------------------------------------------------------------------
+
+def connect_destination(*, customer: Customer, kind: str, label: str, settings_: dict[str, Any],
+                        credentials: dict[str, Any], datasets: list[Dataset], duration: str,
+                        window_start: date | None = None, window_end: date | None = None,
+                        pending_authorization: bool = False,
+                        request: HttpRequest | None = None) -> Destination:
+    """Record the customer's consent to push some datasets to a store of theirs, and queue the
+    first (full) delivery unless the store still has to authorize the gateway."""
+    transport_class(kind)  # an unknown kind is a ValueError before anything is written
+    if not datasets:
+        raise ConsentError(_("choose at least one dataset"))
+    if duration not in DURATIONS:
+        raise ConsentError(f"unknown duration {duration!r}")
+    if window_start and window_end and window_start > window_end:
+        raise ConsentError(_("the start of the period is after its end"))
+    now = timezone.now()
+    with transaction.atomic():
+        destination = Destination.objects.create(
+            receipt_id=uuid.uuid4(), customer=customer, kind=kind, label=label[:200], settings=settings_,
+            credentials=crypto.encrypt_json(credentials) if credentials else "", window_start=window_start,
+            window_end=window_end, duration=duration, created_at=now, expires_at=now + DURATIONS[duration],
+            pending_authorization=pending_authorization,
+        )
+        destination.datasets.set(datasets)
+        audit.record_event(kind=AccessEvent.Kind.GRANT_CREATED, customer=customer, request=request,
+                           detail=_event_detail(destination, datasets=[d.slug for d in datasets],
+                                                duration=duration))
+        if not pending_authorization:
+            queue_delivery(destination=destination, trigger="connected")
+    return destination
+
+
+def authorize_destination(*, destination: Destination, credentials: dict[str, Any],
+                          settings_: dict[str, Any] | None = None) -> Destination:
+    """The store authorized the gateway (a token came back): keep it, start delivering."""
+    with transaction.atomic():
+        destination.credentials = crypto.encrypt_json(credentials)
+        destination.pending_authorization = False
+        if settings_:
+            destination.settings = {**destination.settings, **settings_}
+        destination.save(update_fields=["credentials", "pending_authorization", "settings"])
+        queue_delivery(destination=destination, trigger="connected")
+    return destination
+
+
+def disconnect_destination(*, destination: Destination, reason: str = "disconnected by the customer",
+                           request: HttpRequest | None = None) -> None:
+    """Stop pushing at once and forget the credentials; the connection stays visible as history."""
+    with transaction.atomic():
+        if destination.revoked_at is not None:
+            return
+        destination.revoked_at = timezone.now()
+        destination.revoked_reason = reason[:200]
+        destination.credentials = ""
+        destination.save(update_fields=["revoked_at", "revoked_reason", "credentials"])
+        Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).update(
+            status=Delivery.Status.FAILED, finished_at=timezone.now(), error="destination disconnected")
+        audit.record_event(kind=AccessEvent.Kind.GRANT_REVOKED, customer=destination.customer,
+                           request=request, detail=_event_detail(destination, reason=reason))
+
+
+def expire_due_destinations(*, now: datetime | None = None) -> int:
+    """Scheduled: a destination past its expiry loses its credentials (the gateway keeps no
+    access it may no longer use), its queued deliveries are cancelled, and the customer sees
+    it expire — once per destination."""
+    now = now or timezone.now()
+    count = 0
+    for destination in Destination.objects.filter(expires_at__lte=now, revoked_at__isnull=True).exclude(
+            credentials="").select_related("customer"):
+        with transaction.atomic():
+            Destination.objects.filter(pk=destination.pk).update(credentials="")
+            Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).update(
+                status=Delivery.Status.FAILED, finished_at=now, error="destination expired")
+            audit.record_event(kind=AccessEvent.Kind.GRANT_EXPIRED, customer=destination.customer,
+                               detail=_event_detail(destination))
+        count += 1
+    return count
+
+
+def _event_detail(destination: Destination, **extra: Any) -> dict[str, Any]:
+    return {"destination": destination.label, "destination_kind": destination.kind,
+            "destination_id": str(destination.receipt_id), **extra}
+
+
+def rotate_credentials() -> int:
+    """Re-encrypt every stored credential with the newest key (after adding a key)."""
+    count = 0
+    for destination in Destination.objects.exclude(credentials="").only("pk", "credentials"):
+        Destination.objects.filter(pk=destination.pk).update(credentials=crypto.rotate(destination.credentials))
+        count += 1
+    return count
+
+
+# --- Queueing -----------------------------------------------------------------------------------
+
+def has_pending_changes(*, destination: Destination) -> bool:
+    return Record.objects.filter(customer_id=destination.customer_id, seq__gt=destination.delivered_seq,
+                                 dataset__in=destination.datasets.all()).exists()
+
+
+def queue_delivery(*, destination: Destination, trigger: str = "extraction") -> Delivery | None:
+    """A delivery of the destination's pending changes; the one already queued if there is one."""
+    with transaction.atomic():
+        destination = Destination.objects.select_for_update().get(pk=destination.pk)
+        if not destination.is_active():
+            return None
+        queued = Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).first()
+        if queued is not None:
+            return queued
+        delivery = Delivery.objects.create(destination=destination, trigger=trigger,
+                                           from_seq=destination.delivered_seq)
+        _enqueue_on_commit(delivery.pk)
+    return delivery
+
+
+def retry_delivery(*, delivery: Delivery) -> Delivery | None:
+    """The customer's “Try again” after a failure: a new delivery from where the last one stopped."""
+    return queue_delivery(destination=delivery.destination, trigger="retry")
+
+
+def _enqueue_on_commit(delivery_id: int) -> None:
+    from .tasks import deliver
+
+    deliver.delay_on_commit(delivery_id)
+
+
+def changed_customers(*, run: ExtractionRun) -> list[int]:
+    """Customers whose records a finished run created, changed or deleted."""
+    if not (run.created or run.updated or run.deleted):
+        return []
+    if run.customer_id is not None:
+        return [run.customer_id]
+    return list(Record.objects.filter(source_id=run.source_id, extracted_at__gte=run.started_at)
+                .values_list("customer_id", flat=True).distinct())
+
+
+def after_extraction(*, run_id: int) -> None:
+    """Called at the end of every successful extraction run: queue a delivery to each active
+    destination with pending changes, and tell PIMS clients' webhooks. Never raises: the run
+    has succeeded whatever happens here (the next run queues again what failed to queue)."""
+    try:
+        run = ExtractionRun.objects.get(pk=run_id)
+        customers = changed_customers(run=run)
+        if not customers:
+            return
+        now = timezone.now()
+        destinations = Destination.objects.filter(customer_id__in=customers, revoked_at__isnull=True,
+                                                  pending_authorization=False, expires_at__gt=now)
+        for destination in destinations:
+            if has_pending_changes(destination=destination):
+                queue_delivery(destination=destination, trigger="extraction")
+        from .webhooks import notify_new_data
+
+        notify_new_data(run=run, customer_ids=customers)
+    except Exception:
+        log.exception("queueing deliveries after extraction run %s failed", run_id)
+
+
+# --- Executing ----------------------------------------------------------------------------------
+
+def retry_backoff(attempt: int) -> float:
+    delay = min(settings.CONNECTORS_RETRY_CAP_SECONDS, settings.CONNECTORS_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return delay * random.uniform(0.5, 1.5)
+
+
+def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
+    """Claim one queued delivery, push its changes, record the attempt; say what to do next."""
+    delivery = Delivery.objects.select_related("destination__customer").filter(pk=delivery_id).first()
+    if delivery is not None and delivery.status == Delivery.Status.RUNNING:
+        _release_if_orphaned(delivery)
+    if delivery is None or delivery.status != Delivery.Status.QUEUED:
+        return DeliveryOutcome("done")
+    destination = delivery.destination
+    now = timezone.now()
+    if not destination.is_active():
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED).update(
+            status=Delivery.Status.FAILED, finished_at=now, error=f"destination {destination.status()}")
+        return DeliveryOutcome("cancelled")
+    claimed = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED).update(
+        status=Delivery.Status.RUNNING, started_at=delivery.started_at or now, attempts=F("attempts") + 1)
+    if not claimed:
+        return DeliveryOutcome("claimed-elsewhere")
+    delivery.refresh_from_db()
+    attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts, started_at=now)
+    started = time.monotonic()
+    transport: Transport | None = None
+    try:
+        transport = transport_class(destination.kind)(
+            settings=destination.settings, credentials=crypto.decrypt_json(destination.credentials))
+        _push(delivery, destination, transport)
+    except DeliveryError as exc:
+        return _failed_attempt(delivery, attempt, started, exc)
+    except Exception as exc:
+        # A bug or a misconfiguration: fail the delivery, keep the trace in the worker's log.
+        log.exception("delivery %s to a %s destination failed", delivery.pk, destination.kind)
+        return _failed_attempt(delivery, attempt, started,
+                               DeliveryError(f"{type(exc).__name__}", permanent=True))
+    finally:
+        if transport is not None:
+            _save_renewed_credentials(destination, transport)
+            transport.close()
+    _finish_attempt(attempt, started, DeliveryAttempt.Outcome.SUCCEEDED)
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.SUCCEEDED, finished_at=timezone.now(),
+                                                   error="", advice="")
+    delivery.refresh_from_db()
+    _record_delivery_events(delivery)
+    if destination.duration == Grant.Duration.ONE_TIME:
+        disconnect_destination(destination=destination, reason="one-time delivery complete")
+    # Changes that arrived while this delivery ran go out in the next one.
+    elif has_pending_changes(destination=Destination.objects.get(pk=destination.pk)):
+        queue_delivery(destination=destination, trigger="extraction")
+    return DeliveryOutcome("succeeded")
+
+
+def _release_if_orphaned(delivery: Delivery) -> None:
+    """A message redelivered for a delivery still marked running: its worker died (the broker
+    redelivers only after the visibility timeout, beyond the task's hard time limit). Put it back
+    in the queue; what it had written is rewritten under the same names."""
+    stale = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    last = delivery.attempt_rows.order_by("-number").first()
+    if last is not None and last.started_at < stale and not last.outcome:
+        DeliveryAttempt.objects.filter(pk=last.pk).update(outcome=DeliveryAttempt.Outcome.TRANSIENT,
+                                                          error="the worker stopped during the attempt")
+        if Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.RUNNING).update(
+                status=Delivery.Status.QUEUED):
+            delivery.status = Delivery.Status.QUEUED
+
+
+def _push(delivery: Delivery, destination: Destination, transport: Transport) -> None:
+    """Write every change after the delivered sequence, page by page; after each page the
+    destination's delivered sequence advances, so a retry resumes there (re-writing at most
+    one page, under the same names)."""
+    window = portability.request_window(destination, since_date=None, until_date=None)
+    after = destination.delivered_seq
+    while True:
+        page = portability.change_page(destination, window, after=after, size=PAGE_SIZE)  # type: ignore[arg-type]
+        changes = [Change.from_feed(item) for item in page.items]
+        written = removed = files = 0
+        for change in changes:
+            if change.deleted:
+                transport.delete_record(change)
+                removed += 1
+            else:
+                transport.put_record(change)
+                written += 1
+        for file in _files_of(destination, [c for c in changes if not c.deleted]):
+            transport.put_file(file)
+            files += 1
+        if changes:
+            with transaction.atomic():
+                Destination.objects.filter(pk=destination.pk).update(delivered_seq=page.last_seq,
+                                                                     delivered_at=timezone.now())
+                Delivery.objects.filter(pk=delivery.pk).update(
+                    to_seq=page.last_seq, written=F("written") + written, removed=F("removed") + removed,
+                    files=F("files") + files)
+        after = page.last_seq
+        if page.next_after is None:
+            break
+    destination.delivered_seq = after
+
+
+def _files_of(destination: Destination, changes: list[Change]) -> list[File]:
+    if not changes:
+        return []
+    slugs = {c.dataset for c in changes}
+    keys = {(c.dataset, c.key): c for c in changes}
+    documents = Document.objects.filter(customer_id=destination.customer_id, dataset__slug__in=slugs,
+                                        record_key__in=[c.key for c in changes]).select_related("dataset")
+    files = []
+    for document in documents:
+        if (document.dataset.slug, document.record_key) not in keys:
+            continue
+        with document.file.open("rb") as handle:
+            content = handle.read()
+        files.append(File(dataset=document.dataset.slug, key=document.record_key, filename=document.filename,
+                          content_type=document.content_type, sha256=document.sha256, content=content,
+                          record=keys[(document.dataset.slug, document.record_key)]))
+    return files
+
+
+def _finish_attempt(attempt: DeliveryAttempt, started: float, outcome: str, *,
+                    status_code: int | None = None, error: str = "") -> None:
+    attempt.duration_ms = int((time.monotonic() - started) * 1000)
+    attempt.outcome = outcome
+    attempt.status_code = status_code
+    attempt.error = error[:2000]
+    attempt.save(update_fields=["duration_ms", "outcome", "status_code", "error"])
+
+
+def _failed_attempt(delivery: Delivery, attempt: DeliveryAttempt, started: float,
+                    exc: DeliveryError) -> DeliveryOutcome:
+    outcome = DeliveryAttempt.Outcome.PERMANENT if exc.permanent else DeliveryAttempt.Outcome.TRANSIENT
+    _finish_attempt(attempt, started, outcome, status_code=exc.status_code, error=str(exc))
+    if not exc.permanent and delivery.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.QUEUED,
+                                                       error=f"attempt {delivery.attempts}: {exc}")
+        log.warning("delivery %s: transient failure, will retry: %s", delivery.pk, exc)
+        return DeliveryOutcome("retry", retry_in=retry_backoff(delivery.attempts))
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, finished_at=timezone.now(),
+                                                   error=str(exc)[:2000], advice=exc.advice)
+    log.warning("delivery %s failed: %s", delivery.pk, exc)
+    delivery.refresh_from_db()
+    if delivery.written or delivery.removed:  # some data did leave before the failure
+        _record_delivery_events(delivery)
+    return DeliveryOutcome("failed")
+
+
+def _record_delivery_events(delivery: Delivery) -> None:
+    """Every delivery that sent data is an access event the customer sees, with what it wrote
+    and removed (a failure that sent nothing shows on the destinations page instead)."""
+    destination = delivery.destination
+    detail = _event_detail(destination, delivery=delivery.pk, status=delivery.status,
+                           written=delivery.written, removed=delivery.removed, files=delivery.files)
+    audit.record_event(kind=AccessEvent.Kind.DELIVERY, customer=destination.customer,
+                       record_count=delivery.written + delivery.removed, detail=detail)
+
+
+def _save_renewed_credentials(destination: Destination, transport: Transport) -> None:
+    if transport.renewed_credentials is not None:
+        Destination.objects.filter(pk=destination.pk, revoked_at__isnull=True).update(
+            credentials=crypto.encrypt_json(transport.renewed_credentials))
+
