@@ -121,16 +121,6 @@ API_LATENCY = Histogram(
 )
 API_RESPONSES = Counter("gateway_api_responses_total", "API and OAuth2 responses by tier and status class.",
                         ["tier", "status_class"])
-DELIVERIES = Counter("gateway_deliveries_total", "Push deliveries to personal clouds, by connector and outcome.",
-                     ["connector", "outcome"])
-
-
-def record_delivery(*, connector: str, outcome: str) -> None:
-    """The hook push delivery calls once per attempt's outcome (`succeeded`, `failed`, `retrying`).
-
-    Counted per process; with several processes see PROMETHEUS_MULTIPROC_DIR in docs/operations.md.
-    """
-    DELIVERIES.labels(connector=connector, outcome=outcome).inc()
 
 
 #: Which tier an endpoint belongs to (URL names), after the CDR's performance tiers.
@@ -210,7 +200,8 @@ class GatewayCollector(Collector):
         # Registering must not query the database (the app registry is not ready then).
         return [CounterMetricFamily("gateway_extraction_runs", ""), CounterMetricFamily("gateway_extraction_rows", ""),
                 GaugeMetricFamily("gateway_grants", ""), CounterMetricFamily("gateway_grants_created", ""),
-                GaugeMetricFamily("gateway_queue_depth", "")]
+                GaugeMetricFamily("gateway_queue_depth", ""), GaugeMetricFamily("gateway_deliveries", ""),
+                CounterMetricFamily("gateway_delivery_attempts", "")]
 
     def collect(self):
         from django.db.models import Count, Sum
@@ -253,6 +244,21 @@ class GatewayCollector(Collector):
         for queue, value in queue_depths().items():
             depth.add_metric([queue], value)
         yield depth
+
+        # Push deliveries run in workers: counted from their rows, so every web process sees them.
+        from connectors_out.models import Delivery, DeliveryAttempt
+
+        deliveries = GaugeMetricFamily("gateway_deliveries", "Push deliveries by destination kind and status.",
+                                       labels=["connector", "status"])
+        for row in Delivery.objects.values("destination__kind", "status").annotate(n=Count("id")):
+            deliveries.add_metric([row["destination__kind"], row["status"]], row["n"])
+        yield deliveries
+        attempts = CounterMetricFamily("gateway_delivery_attempts", "Push delivery attempts by destination kind "
+                                       "and outcome.", labels=["connector", "outcome"])
+        for row in (DeliveryAttempt.objects.exclude(outcome="")
+                    .values("delivery__destination__kind", "outcome").annotate(n=Count("id"))):
+            attempts.add_metric([row["delivery__destination__kind"], row["outcome"]], row["n"])
+        yield attempts
 
 
 def queue_depths() -> dict[str, int]:

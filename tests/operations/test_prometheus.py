@@ -3,11 +3,15 @@ an operator."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
+from connectors_out.models import Delivery, DeliveryAttempt, Destination
 from restitution.models import ExtractionRun, Source
-from restitution.observability import record_delivery
 from tests.personas import CURVE
 
 TOKEN = "scraper-token-0123456789-abcdefghijklmnop"  # noqa: S105
@@ -30,7 +34,13 @@ def test_the_scraper_reads_gateway_and_django_metrics(personas, flow, settings):
     ExtractionRun.objects.create(source=source, status="failed", read=2, rejected=2)
     tokens = flow.tokens()
     assert flow.me(tokens["access_token"]).status_code == 200
-    record_delivery(connector="webdav", outcome="succeeded")
+    destination = Destination.objects.create(receipt_id=uuid.uuid4(), customer=personas.alice,
+                                             kind="webdav", label="Cloud", duration="1m",
+                                             expires_at=timezone.now() + timedelta(days=30))
+    delivered = Delivery.objects.create(destination=destination, status="succeeded")
+    DeliveryAttempt.objects.create(delivery=delivered, number=1, outcome="transient", status_code=503)
+    DeliveryAttempt.objects.create(delivery=delivered, number=2, outcome="succeeded", status_code=201)
+    Delivery.objects.create(destination=destination, status="queued")
     response = _scrape(settings, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200
     samples = _samples(response.content.decode())
@@ -41,7 +51,10 @@ def test_the_scraper_reads_gateway_and_django_metrics(personas, flow, settings):
     assert samples['gateway_grants{status="active"}'] == 1
     assert samples['gateway_grants_created_total{duration="ongoing"}'] == 1
     assert samples['gateway_api_request_duration_seconds_count{tier="high-priority"}'] >= 1
-    assert samples['gateway_deliveries_total{connector="webdav",outcome="succeeded"}'] >= 1
+    assert samples['gateway_deliveries{connector="webdav",status="succeeded"}'] == 1
+    assert samples['gateway_deliveries{connector="webdav",status="queued"}'] == 1
+    assert samples['gateway_delivery_attempts_total{connector="webdav",outcome="transient"}'] == 1
+    assert samples['gateway_delivery_attempts_total{connector="webdav",outcome="succeeded"}'] == 1
     assert any(name.startswith("django_http_requests_total_by_method_total") for name in samples)
     assert 'gateway_queue_depth{queue="extraction"}' in samples
     assert CURVE not in response.content.decode() and "C-ALICE" not in response.content.decode()
