@@ -366,3 +366,23 @@ class AccessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.kind}"
+
+
+# --- Transactional outbox --------------------------------------------------------------------
+
+class OutboxMessage(models.Model):
+    """A task message written in the same transaction as the row it is about, published to the
+    broker after commit (or later by the relay when the broker was down): nothing requested is
+    lost to a broker outage, and nothing is published for a transaction that rolled back."""
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

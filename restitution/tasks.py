@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from . import extraction
 from .models import ExtractionRun, Source
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
-             max_retries=None)
+             max_retries=None, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
+             retry_backoff_max=60, retry_jitter=True)
 def run_extraction(self, run_id: int) -> str:
     """Run one extraction run. Idempotent: the run row is claimed atomically, writes are upserts."""
     outcome = extraction.execute_run(run_id=run_id)
@@ -50,3 +52,11 @@ def expire_grants() -> int:
     from .consent import expire_due_grants
 
     return expire_due_grants()
+
+
+@shared_task(ignore_result=True)
+def relay_outbox() -> int:
+    """Scheduled (beat, every 10 s): publish the task messages the broker could not take."""
+    from . import outbox
+
+    return outbox.relay()

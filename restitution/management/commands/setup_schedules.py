@@ -11,8 +11,8 @@ from restitution.models import Source
 
 
 class Command(BaseCommand):
-    help = ("Create the periodic tasks: stalled-run recovery and grant expiry every minute, a nightly "
-            "run per source.")
+    help = ("Create the periodic tasks: stalled-run recovery and grant expiry every minute, the outbox "
+            "relay every 10 seconds, a nightly run per source.")
 
     def handle(self, *args, **options):
         every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
@@ -24,6 +24,11 @@ class Command(BaseCommand):
         PeriodicTask.objects.update_or_create(
             name="expire grants",
             defaults={"task": "restitution.tasks.expire_grants", "interval": every_minute, "crontab": None},
+        )
+        every_ten_seconds, _ = IntervalSchedule.objects.get_or_create(every=10, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name="relay the task outbox",
+            defaults={"task": "restitution.tasks.relay_outbox", "interval": every_ten_seconds, "crontab": None},
         )
         for index, source in enumerate(Source.objects.order_by("slug")):
             # Stagger the nightly runs so the legacy systems are not all hit at once.
