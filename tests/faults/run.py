@@ -143,7 +143,7 @@ def _active() -> int:
     return ExtractionRun.objects.filter(status__in=ACTIVE).count()
 
 
-def _drain(*, timeout: float, recover_every: float = 3.0, stale: float = 3.0, requeue: float = 20.0) -> float:
+def _drain(*, timeout: float, recover_every: float = 3.0, stale: float = 15.0, requeue: float = 20.0) -> float:
     """Wait until no run is queued or running, calling the product's stalled-run recovery as
     the beat schedule does (with thresholds shortened so the run stays bounded)."""
     from django.db import connections
@@ -472,7 +472,7 @@ def scenario_4(suite: Suite, result: Result) -> None:
 
         for customer in customers:
             extraction.request_extraction(source=telco, customer=customer)
-        drain_s = _drain(timeout=600, stale=30, requeue=120)
+        drain_s = _drain(timeout=600, stale=30, requeue=60)
         stats = httpx.get(f"{url}/_stats").json()
         statuses = _run_statuses()
         result.figures.update({
