@@ -20,6 +20,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from . import outbox, store
 from .gate import SourceRateLimiter, get_gate
@@ -164,7 +165,10 @@ def execute_run(*, run_id: int) -> RunOutcome:
         run.refresh_from_db()
         return _perform(run)
     finally:
-        gate.release(source.slug, token)
+        try:
+            gate.release(source.slug, token)
+        except RedisError:
+            pass  # Redis is away: the lease expires by itself (GATEWAY_SOURCE_LEASE_SECONDS)
 
 
 def _perform(run: ExtractionRun) -> RunOutcome:
@@ -204,6 +208,16 @@ def _perform(run: ExtractionRun) -> RunOutcome:
             return RunOutcome("retry", retry_in=_backoff(attempts))
         _fail(run, str(exc))
         return RunOutcome("failed")
+    except RedisError as exc:
+        # Redis (the broker, and the source caps that live in it) went away mid-run. The run goes
+        # back to the queue through the outbox, so it resumes once Redis is back.
+        log.warning("extraction run %s of %s: Redis unavailable (%s), run queued again",
+                    run.pk, source.slug, type(exc).__name__)
+        ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.RUNNING).update(
+            status=ExtractionRun.Status.QUEUED, error="Redis unavailable; run queued again",
+            queued_at=timezone.now())
+        _enqueue_on_commit(run.pk)
+        return RunOutcome("requeued")
     except (OperationalError, InterfaceError) as exc:
         # The gateway's own database went away (a restart, a failover). Writes are upserts, so
         # nothing is lost: the run goes back to the queue as soon as the database answers.

@@ -10,9 +10,12 @@ claim their row atomically). This module never runs the tasks it sends.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -38,18 +41,38 @@ def enqueue(*, task: str, args: list[Any]) -> OutboxMessage:
     return message
 
 
-def _publish(task: str, args: list[Any]) -> None:
-    try:
-        # apply_async, not send_task: it honours eager mode (embedded) and the task routes.
-        import_string(task).apply_async(args=args, retry=False)
-    except Exception as exc:  # kombu's OperationalError, redis errors, socket errors alike
-        raise BrokerUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
+@contextmanager
+def _publisher() -> Iterator[Callable[[str, list[Any]], None]]:
+    """A function that publishes one message; one broker connection for all of them.
+
+    The connection is tried once, not retried for long: a caller (a web request) must not hang
+    while the broker is down, since the message is safe in the outbox anyway."""
+    app = current_app
+    if app.conf.task_always_eager:  # embedded mode: no broker, the task runs here and now
+        yield lambda task, args: import_string(task).apply_async(args=args)
+        return
+    with app.connection_for_write() as connection:
+        try:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, interval_max=0.2,
+                                         timeout=2)
+        except Exception as exc:  # kombu's OperationalError, socket errors alike
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
+
+        def publish(task: str, args: list[Any]) -> None:
+            try:
+                # apply_async, not send_task: the task's own options and routes apply.
+                import_string(task).apply_async(args=args, connection=connection, retry=False)
+            except Exception as exc:
+                raise BrokerUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
+
+        yield publish
 
 
 def _publish_now(message_id: int, task: str, args: list[Any]) -> None:
     """The after-commit attempt: on failure the message waits for the relay, the caller goes on."""
     try:
-        _publish(task, args)
+        with _publisher() as publish:
+            publish(task, args)
     except BrokerUnavailable as exc:
         log.warning("broker unavailable, outbox message %s kept for the relay: %s", message_id, exc)
         OutboxMessage.objects.filter(pk=message_id).update(attempts=F("attempts") + 1, last_error=str(exc))
@@ -70,16 +93,19 @@ def relay(*, min_age: timedelta = RELAY_MIN_AGE, batch: int = RELAY_BATCH) -> in
                            .filter(created_at__lte=timezone.now() - min_age).order_by("id")[:batch])
             if not waiting:
                 break
-            for message in waiting:
-                try:
-                    _publish(message.task, message.args)
-                except BrokerUnavailable as exc:
-                    OutboxMessage.objects.filter(pk=message.pk).update(attempts=F("attempts") + 1,
+            current: OutboxMessage | None = None
+            try:
+                with _publisher() as publish:
+                    for current in waiting:
+                        publish(current.task, current.args)
+                        current.delete()
+                        sent += 1
+            except BrokerUnavailable as exc:
+                if current is not None:
+                    OutboxMessage.objects.filter(pk=current.pk).update(attempts=F("attempts") + 1,
                                                                        last_error=str(exc))
-                    log.warning("outbox relay: broker unavailable, %s published, the rest waits: %s", sent, exc)
-                    return sent
-                message.delete()
-                sent += 1
+                log.warning("outbox relay: broker unavailable, %s published, the rest waits: %s", sent, exc)
+                return sent
     if sent:
         log.info("outbox relay published %s waiting messages", sent)
     return sent

@@ -98,10 +98,13 @@ class Sample:
 class Mix:
     """Chooses and performs one request of the mix for one of the clients (async)."""
 
-    def __init__(self, clients: list[Tokens], *, mix: dict[str, float] | None = None, page_size: int = 100,
-                 seed: int = 1) -> None:
+    def __init__(self, clients: list[Tokens], *, refreshers: list[Tokens] = (), mix: dict[str, float] | None = None,
+                 page_size: int = 100, seed: int = 1) -> None:
         self.clients = clients
-        self.mix = mix or MIX
+        # Refreshing rotates the tokens and ends the old access token (RFC 9700 §4.14.2): the
+        # refresh tier has clients of its own, so no data request is sent with a token just ended.
+        self.refreshers = list(refreshers)
+        self.mix = {k: v for k, v in (mix or MIX).items() if k != "token-refresh" or self.refreshers}
         self.page_size = page_size
         self.random = random.Random(seed)
         self.cursors: dict[tuple[str, str], str | None] = {}
@@ -109,7 +112,7 @@ class Mix:
 
     def choose(self) -> tuple[str, Tokens]:
         tier = self.random.choices(list(self.mix), weights=list(self.mix.values()))[0]
-        return tier, self.random.choice(self.clients)
+        return tier, self.random.choice(self.refreshers if tier == "token-refresh" else self.clients)
 
     async def perform(self, http: httpx.AsyncClient, tier: str, tokens: Tokens) -> int:
         if tier == "token-refresh":
@@ -135,7 +138,7 @@ class Mix:
     async def _refresh(self, http: httpx.AsyncClient, tokens: Tokens) -> int:
         # Refresh tokens rotate: one refresh at a time per client, as a real client does.
         if tokens.username in self.refreshing:
-            return await self.perform(http, "dataset-list", tokens)
+            return await self.perform(http, "dataset-list", self.random.choice(self.clients))
         self.refreshing.add(tokens.username)
         try:
             response = await http.post("/o/token/", data={"grant_type": "refresh_token",
@@ -201,12 +204,12 @@ def open_loop(base_url: str, mix: Mix, *, rate: float, duration: float, stop: th
 class BackgroundLoad:
     """The mix at a steady rate in a thread, until stopped (or `limit` seconds at most)."""
 
-    def __init__(self, base_url: str, clients: list[Tokens], *, rate: float, limit: float = 900,
-                 mix: dict[str, float] | None = None) -> None:
+    def __init__(self, base_url: str, clients: list[Tokens], *, refreshers: list[Tokens] = (), rate: float,
+                 limit: float = 900, mix: dict[str, float] | None = None) -> None:
         self.stop_event = threading.Event()
         self.samples: list[Sample] = []
         self.skipped = 0
-        mix_ = Mix(clients, mix=mix)
+        mix_ = Mix(clients, refreshers=refreshers, mix=mix)
 
         def run() -> None:
             self.samples, self.skipped = open_loop(base_url, mix_, rate=rate, duration=limit, stop=self.stop_event)
