@@ -328,7 +328,8 @@ def scenario_2(suite: Suite, result: Result) -> None:
         suite.redis.start()
         up_at = time.monotonic()
         try:
-            wait_for(lambda: not ExtractionRun.objects.filter(pk__in=created, status__in=("queued", "running")).exists(),
+            wait_for(lambda: not ExtractionRun.objects.filter(pk__in=created,
+                                                               status__in=("queued", "running")).exists(),
                      timeout=240, what="the runs requested during the outage")
             drained_s = time.monotonic() - up_at
         except RuntimeError:
@@ -417,6 +418,7 @@ def scenario_3(suite: Suite, result: Result) -> None:
         _request_all([energy])
         wait_for(lambda: Record.objects.filter(source=energy).count() > 1000, timeout=120,
                  what="the energy run to be under way")
+        running_at_stop = list(ExtractionRun.objects.filter(status="running").values_list("source__slug", flat=True))
         connections.close_all()
         down_at = time.monotonic()
         suite.pg.stop("fast")
@@ -440,11 +442,15 @@ def scenario_3(suite: Suite, result: Result) -> None:
             "last_error_s_after_restart": round(last_error - up_at, 2) if last_error else None,
             "after": summarize(_window(samples, up_at + 5, float("inf"))),
             "run_statuses": statuses_runs,
-            "run_attempts": dict(ExtractionRun.objects.values_list("source__slug", "attempts")),
+            "runs_running_when_it_stopped": running_at_stop,
+            "attempts_of_runs_retried": sorted(ExtractionRun.objects.filter(attempts__gt=1).values_list(
+                "source__slug", "attempts")),
             "runs_done_s_after_restart": round(runs_done_at - up_at, 1),
             "web_processes_restarted": web.process.poll() is not None,
             "worker_processes_restarted": worker.process.poll() is not None,
         })
+        result.check("while it was down, the API said 503 (retry later), never 500",
+                     not [s for s in samples if s.status == 500], statuses(samples))
         result.check("web answers 200 again within 5 s of the restart, by itself",
                      not [s for s in errors_after if s.at >= up_at + 5], statuses(errors_after))
         result.check("the web and worker processes were not restarted",

@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -258,3 +259,31 @@ def statuses(samples: list[Sample]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+
+
+async def _closed_loop(base_url: str, request: Callable[[httpx.AsyncClient], Awaitable[int]], *, concurrency: int,
+                       duration: float, samples: list[Sample], tier: str) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
+        deadline = time.monotonic() + duration
+
+        async def user() -> None:
+            while time.monotonic() < deadline:
+                sent = time.monotonic()
+                try:
+                    status = await request(http)
+                except httpx.HTTPError:
+                    status = 0
+                samples.append(Sample(tier, status, time.monotonic() - sent, sent))
+
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+
+
+def closed_loop(base_url: str, request: Callable[[httpx.AsyncClient], Awaitable[int]], *, concurrency: int,
+                duration: float, tier: str) -> list[Sample]:
+    """`concurrency` users sending `request` back to back for `duration` seconds: the saturation
+    throughput of one endpoint."""
+    samples: list[Sample] = []
+    asyncio.run(_closed_loop(base_url, request, concurrency=concurrency, duration=duration, samples=samples,
+                             tier=tier))
+    return samples
