@@ -133,6 +133,8 @@ class Record(models.Model):
         indexes = [
             models.Index(fields=["customer", "dataset", "record_at"], name="record_by_date"),
             models.Index(fields=["customer", "seq"], name="record_changes"),
+            # A record page: one customer's dataset after a cursor, in sequence order (the API's hot path).
+            models.Index(fields=["customer", "dataset", "seq"], name="record_pages"),
         ]
 
     def __str__(self) -> str:

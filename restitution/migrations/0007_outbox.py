@@ -9,6 +9,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddIndex(
+            model_name='record',
+            index=models.Index(fields=['customer', 'dataset', 'seq'], name='record_pages'),
+        ),
         migrations.CreateModel(
             name='OutboxMessage',
             fields=[

@@ -55,11 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     step = args.step_seconds or (6.0 if args.short else 20.0)
 
     from tests.faults import run as faults
-    from tests.load.traffic import Mix, closed_loop, open_loop, summarize
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="load-", dir=ARTIFACTS))
-    suite = faults.Suite(short=args.short, workdir=workdir)
+    suite = faults.Suite(short=args.short, workdir=workdir)  # sets Django up
+    from tests.load.traffic import Mix, closed_loop, open_loop, summarize
+
     server, _ = faults._telco(suite, failure_rate=0.0, timeout_rate=0.0, delay_seconds=0.0, seed=7)
     web = worker = None
     try:
