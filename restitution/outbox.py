@@ -93,7 +93,7 @@ def relay(*, min_age: timedelta = RELAY_MIN_AGE, batch: int = RELAY_BATCH) -> in
                            .filter(created_at__lte=timezone.now() - min_age).order_by("id")[:batch])
             if not waiting:
                 break
-            current: OutboxMessage | None = None
+            current = waiting[0]  # the message that meets the broker first, and its failure
             try:
                 with _publisher() as publish:
                     for current in waiting:
@@ -101,9 +101,7 @@ def relay(*, min_age: timedelta = RELAY_MIN_AGE, batch: int = RELAY_BATCH) -> in
                         current.delete()
                         sent += 1
             except BrokerUnavailable as exc:
-                if current is not None:
-                    OutboxMessage.objects.filter(pk=current.pk).update(attempts=F("attempts") + 1,
-                                                                       last_error=str(exc))
+                OutboxMessage.objects.filter(pk=current.pk).update(attempts=F("attempts") + 1, last_error=str(exc))
                 log.warning("outbox relay: broker unavailable, %s published, the rest waits: %s", sent, exc)
                 return sent
     if sent:

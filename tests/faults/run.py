@@ -72,7 +72,7 @@ class Suite:
         call_command("migrate", verbosity=0)
         from restitution.demo.generator import generate
 
-        self.customers = 4 if short else 6
+        self.customers = 3 if short else 6
         self.demo_dir = workdir / "demo"
         generate(self.demo_dir, customers=self.customers)
         self.web_port = free_port(8771)
@@ -285,7 +285,7 @@ def scenario_2(suite: Suite, result: Result) -> None:
 
     suite.reset()
     server, _ = _telco(suite, failure_rate=0.0, timeout_rate=0.0, delay_seconds=0.0, seed=7)
-    outage = 12.0 if suite.short else 60.0
+    outage = 10.0 if suite.short else 60.0
     rate = 15.0 if suite.short else 25.0
     web = worker = beat = load = None
     try:
