@@ -1,7 +1,7 @@
 """Load run: a CDR-like request mix against gunicorn on loopback, at increasing offered rates.
 
-    make load                      # rates 25 → 300 req/s, 20 s each (about 4 minutes)
-    make load LOAD_ARGS=--short    # rates 25 → 100 req/s, 6 s each
+    make load                      # rates 10 → 120 req/s, 20 s each (about 4 minutes)
+    make load LOAD_ARGS=--short    # rates 10 → 40 req/s, 6 s each
 
 Sets up like the fault suite (its own PostgreSQL and Redis, the demo legacy systems extracted by
 a real worker, PIMS clients connected through the real consent flow), then:
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     args = parser.parse_args(argv)
-    rates = [int(r) for r in args.rates.split(",") if r] or ([25, 50, 100] if args.short
-                                                              else [25, 50, 100, 150, 200, 300])
+    rates = [int(r) for r in args.rates.split(",") if r] or ([10, 20, 40] if args.short
+                                                              else [10, 20, 30, 40, 60, 80, 120])
     step = args.step_seconds or (6.0 if args.short else 20.0)
 
     from tests.faults import run as faults
