@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that load ids and call the domain modules.
 
-Tasks are queued with delay_on_commit, take ids, and return quietly when the work is done.
+Tasks are queued after commit (extraction runs through the outbox, restitution/outbox.py), take
+ids, and return quietly when the work is done.
 """
 
 from __future__ import annotations
