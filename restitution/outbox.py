@@ -107,7 +107,3 @@ def relay(*, min_age: timedelta = RELAY_MIN_AGE, batch: int = RELAY_BATCH) -> in
     if sent:
         log.info("outbox relay published %s waiting messages", sent)
     return sent
-
-
-def waiting_count() -> int:
-    return OutboxMessage.objects.count()
