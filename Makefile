@@ -10,7 +10,7 @@ TEST_MARIADB_URL ?= mysql+pymysql://root@127.0.0.1:3306/legacy_insurer
 DEMO_PORT ?= 8000
 TELCO_PORT ?= 8081
 
-.PHONY: venv demo test lint bench bench-api bench-export clean
+.PHONY: venv demo test lint bench bench-api bench-export faults load clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ bench-api: venv
 bench-export: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \
 	$(PY) -m tests.bench.exports $(BENCH_ARGS)
+
+# Fault suite: private PostgreSQL and Redis, gunicorn, Celery (docs/reliability.md).
+faults: venv
+	$(PY) -m tests.faults.run $(FAULTS_ARGS)
+
+# Load run against gunicorn on loopback (docs/benchmarks.md).
+load: venv
+	$(PY) -m tests.load.run $(LOAD_ARGS)
 
 clean:
 	rm -rf var staticfiles .pytest_cache

@@ -31,7 +31,7 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, consent, portability
+from . import audit, consent, outbox, portability
 from .catalogue import field_descriptions, field_order
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
@@ -74,11 +74,10 @@ def request_export(*, customer: Customer, datasets: list[Dataset], window: porta
     try:
         with transaction.atomic():
             job.save()
+            # Committed with the job, published after commit (or by the relay if the broker is down).
+            outbox.enqueue(task="restitution.tasks.build_export", args=[job.pk])
     except IntegrityError:
         raise ExportBusy(active_export(customer=customer, grant=grant)) from None
-    from .tasks import build_export
-
-    build_export.delay_on_commit(job.pk)
     return job
 
 
@@ -553,12 +552,10 @@ def purge_expired_exports(*, now: datetime | None = None) -> int:
 def requeue_stalled_exports(*, now: datetime | None = None) -> list[int]:
     """Scheduled: jobs whose worker died (no heartbeat) are sent again; the claim takes them back."""
     now = now or timezone.now()
-    from .tasks import build_export
-
     stalled = list(ExportJob.objects.filter(_claimable(now) & ~_queued_recently(now))
                    .values_list("pk", flat=True))
     for job_id in stalled:
-        build_export.delay_on_commit(job_id)
+        outbox.enqueue(task="restitution.tasks.build_export", args=[job_id])
     return stalled
 
 

@@ -17,11 +17,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from . import store
+from . import outbox, store
 from .gate import SourceRateLimiter, get_gate
 from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, compile_mapping
 from .models import Customer, Dataset, ExtractionRun, LegacyIdentity, RejectedRow, Source
@@ -93,9 +94,8 @@ def run_synchronously(*, run: ExtractionRun, max_wait: float = 3600.0) -> Extrac
 
 
 def _enqueue_on_commit(run_id: int) -> None:
-    from .tasks import run_extraction
-
-    run_extraction.delay_on_commit(run_id)
+    # Through the outbox: the message is committed with the run, so a broker outage loses nothing.
+    outbox.enqueue(task="restitution.tasks.run_extraction", args=[run_id])
 
 
 def recover_stalled_runs(*, stale_after: timedelta = timedelta(minutes=2),
@@ -165,7 +165,10 @@ def execute_run(*, run_id: int) -> RunOutcome:
         run.refresh_from_db()
         return _perform(run)
     finally:
-        gate.release(source.slug, token)
+        try:
+            gate.release(source.slug, token)
+        except RedisError:
+            pass  # Redis is away: the lease expires by itself (GATEWAY_SOURCE_LEASE_SECONDS)
 
 
 def _perform(run: ExtractionRun) -> RunOutcome:
@@ -208,6 +211,22 @@ def _perform(run: ExtractionRun) -> RunOutcome:
             return RunOutcome("retry", retry_in=_backoff(attempts))
         _fail(run, str(exc))
         return RunOutcome("failed")
+    except RedisError as exc:
+        # Redis (the broker, and the source caps that live in it) went away mid-run. The run goes
+        # back to the queue through the outbox, so it resumes once Redis is back.
+        log.warning("extraction run %s of %s: Redis unavailable (%s), run queued again",
+                    run.pk, source.slug, type(exc).__name__)
+        ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.RUNNING).update(
+            status=ExtractionRun.Status.QUEUED, error="Redis unavailable; run queued again",
+            queued_at=timezone.now())
+        _enqueue_on_commit(run.pk)
+        return RunOutcome("requeued")
+    except (OperationalError, InterfaceError) as exc:
+        # The gateway's own database went away (a restart, a failover). Writes are upserts, so
+        # nothing is lost: the run goes back to the queue as soon as the database answers.
+        log.warning("extraction run %s of %s: database unavailable (%s), will retry",
+                    run.pk, source.slug, type(exc).__name__)
+        return _requeue_after_database_error(run)
     except Exception as exc:
         # An unexpected failure is a bug or bad configuration: fail the run, keep the trace in
         # the worker's log, and never leave the run looking as if it were still running.
@@ -218,6 +237,24 @@ def _perform(run: ExtractionRun) -> RunOutcome:
     finally:
         if adapter is not None:
             adapter.close()
+
+
+def _requeue_after_database_error(run: ExtractionRun, *, patience: float = 30.0) -> RunOutcome:
+    """Put a run interrupted by a database outage back in the queue, waiting up to `patience`
+    seconds for the database; if it stays away, the error propagates (the task retries, and
+    stalled-run recovery re-queues the run later)."""
+    deadline = time.monotonic() + patience
+    while True:
+        connection.close()  # the broken connection; the next query opens a new one
+        try:
+            ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.RUNNING).update(
+                status=ExtractionRun.Status.QUEUED, error="database unavailable; run queued again",
+                queued_at=timezone.now())
+            return RunOutcome("retry", retry_in=_backoff(1))
+        except (OperationalError, InterfaceError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def _fail(run: ExtractionRun, message: str) -> None:

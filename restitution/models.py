@@ -133,6 +133,8 @@ class Record(models.Model):
         indexes = [
             models.Index(fields=["customer", "dataset", "record_at"], name="record_by_date"),
             models.Index(fields=["customer", "seq"], name="record_changes"),
+            # A record page: one customer's dataset after a cursor, in sequence order (the API's hot path).
+            models.Index(fields=["customer", "dataset", "seq"], name="record_pages"),
         ]
 
     def __str__(self) -> str:
@@ -417,6 +419,8 @@ class ConsentFlow(models.Model):
 
     def __str__(self) -> str:
         return f"flow {self.pk} of {self.client_id} at {self.stage}"
+
+
 # --- Exports ---------------------------------------------------------------------------------
 
 class ExportJob(models.Model):
@@ -478,3 +482,23 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.public_id} ({self.status})"
+
+
+# --- Transactional outbox --------------------------------------------------------------------
+
+class OutboxMessage(models.Model):
+    """A task message written in the same transaction as the row it is about, published to the
+    broker after commit (or later by the relay when the broker was down): nothing requested is
+    lost to a broker outage, and nothing is published for a transaction that rolled back."""
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

@@ -66,7 +66,8 @@ class GatewayOAuth2Validator(OAuth2Validator):
                                      client=access_token.application)
         if grant is None:
             return _refuse(request, "The consent behind this token has ended.")
-        if not set(access_token.scopes) <= consent.grant_scopes(grant):
+        # The raw scope string: `access_token.scopes` would query every published dataset again.
+        if not set(access_token.scope.split()) <= consent.grant_scopes(grant):
             return _refuse(request, "The token asks for more than the consent gives.")
         request.grant = grant
         access_token.consent_grant = grant  # the API views use it instead of looking it up again

@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that load ids and call the domain modules.
 
-Tasks are queued with delay_on_commit, take ids, and return quietly when the work is done.
+Tasks are queued after commit (extraction runs through the outbox, restitution/outbox.py), take
+ids, and return quietly when the work is done.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from . import extraction
 from .models import ExtractionRun, Source
@@ -17,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
-             max_retries=None)
+             max_retries=None, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
+             retry_backoff_max=60, retry_jitter=True)
 def run_extraction(self, run_id: int) -> str:
     """Run one extraction run. Idempotent: the run row is claimed atomically, writes are upserts."""
     outcome = extraction.execute_run(run_id=run_id)
@@ -60,6 +63,8 @@ def apply_retention() -> dict:
     from .retention import apply_retention as apply
 
     return asdict(apply())
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def build_export(job_id: int) -> str:
     """Build one archive. Idempotent: the job row is claimed atomically; a done job is skipped."""
@@ -74,3 +79,11 @@ def purge_exports() -> dict[str, object]:
     from .exports import purge_expired_exports, requeue_stalled_exports
 
     return {"purged": purge_expired_exports(), "requeued": requeue_stalled_exports()}
+
+
+@shared_task(ignore_result=True)
+def relay_outbox() -> int:
+    """Scheduled (beat, every 10 s): publish the task messages the broker could not take."""
+    from . import outbox
+
+    return outbox.relay()

@@ -19,7 +19,9 @@ Source options::
                                      "filename": "{invoice_id}.pdf"}}}}}
 
 Failure policy, per request: connection errors, timeouts, 5xx, 429 and invalid JSON are
-retried with exponential backoff (Retry-After honoured when it is at most ``backoff_cap``;
+retried with exponential backoff (after a timeout, never sooner than the timeout itself, so
+the request given up on can end at the source before the next one starts, and the source's
+concurrency cap holds; Retry-After honoured when it is at most ``backoff_cap``;
 a longer one ends the read at once), then the read fails as transient; 401/403 fail it as
 permanent; 404 on the first page means the person has no account (no rows); any other 4xx
 is permanent. An attachment that cannot be fetched (4xx) turns its item into an error row.
@@ -187,8 +189,10 @@ class HTTPJSONAdapter(SourceAdapter):
                                                   minimum=0),
                                 cap=cap)
         failure = "no attempt made"
+        timeout = self._number("timeout", DEFAULT_TIMEOUT, minimum=0.001)
         for attempt in range(1, attempts + 1):
             retry_after: float | None = None
+            timed_out = False
             self.limiter.wait()
             try:
                 with client.stream("GET", url, params=params) as response:
@@ -213,11 +217,16 @@ class HTTPJSONAdapter(SourceAdapter):
                 raise SourceError(f"{what}: {type(exc).__name__}", permanent=True) from None
             except httpx.TimeoutException:
                 failure = "timed out"
+                timed_out = True
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 failure = f"connection failed ({type(exc).__name__})"
             if attempt == attempts:
                 break
             delay = next(delays)
+            if timed_out:
+                # The source is most likely still working on the request we gave up on: asking
+                # again sooner would make this run hold two of the source's concurrency slots.
+                delay = max(delay, timeout)
             if retry_after is not None:
                 if retry_after > cap:
                     raise SourceError(f"{what}: {failure}, the server asks to retry after "

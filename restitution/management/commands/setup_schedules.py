@@ -12,7 +12,8 @@ from restitution.models import Source
 
 class Command(BaseCommand):
     help = ("Create the periodic tasks: stalled-run recovery, grant and push-destination expiry every "
-            "minute, a nightly run per source, nightly retention purges, hourly archive purges.")
+            "minute, the outbox relay every 10 seconds, a nightly run per source, nightly retention "
+            "purges, hourly archive purges.")
 
     def handle(self, *args, **options):
         every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
@@ -40,6 +41,11 @@ class Command(BaseCommand):
             name="expire push destinations",
             defaults={"task": "connectors_out.tasks.expire_destinations", "interval": every_minute,
                       "crontab": None},
+        )
+        every_ten_seconds, _ = IntervalSchedule.objects.get_or_create(every=10, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name="relay the task outbox",
+            defaults={"task": "restitution.tasks.relay_outbox", "interval": every_ten_seconds, "crontab": None},
         )
         for index, source in enumerate(Source.objects.order_by("slug")):
             # Stagger the nightly runs so the legacy systems are not all hit at once.

@@ -1,0 +1,151 @@
+"""Load run: a CDR-like request mix against gunicorn on loopback, at increasing offered rates.
+
+    make load                      # rates 10 → 120 req/s, 20 s each (about 4 minutes)
+    make load LOAD_ARGS=--short    # rates 10 → 40 req/s, 6 s each
+
+Sets up like the fault suite (its own PostgreSQL and Redis, the demo legacy systems extracted by
+a real worker, PIMS clients connected through the real consent flow), then:
+
+1. open loop: the mix (record pages, dataset lists, change feeds, token refreshes) at each
+   offered rate; per endpoint tier, throughput and p50/p95/p99 latency;
+2. closed loop: record pages back to back, then the bare Django JSON view of tests/load/urls.py
+   back to back, same gunicorn, same concurrency: the ratio of their throughputs.
+
+Writes tests/artifacts/load/report.json. Reports figures; it asserts nothing (goal: p95 ≤ 100 ms
+for record pages at the highest sustained rate, 0 errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.faults.services import ROOT, Gunicorn
+
+ARTIFACTS = ROOT / "tests" / "artifacts" / "load"
+GOAL_P95_MS = 100.0
+
+
+def _table(rows: list[dict]) -> str:
+    head = f"{'rate':>6} {'tier':<14} {'req':>6} {'per_s':>7} {'err':>4} {'p50':>7} {'p95':>7} {'p99':>7}"
+    lines = [head]
+    for row in rows:
+        for tier, figures in row["tiers"].items():
+            lines.append(f"{row['offered']:>6} {tier:<14} {figures['requests']:>6} {figures['per_s']:>7} "
+                         f"{figures['errors']:>4} {figures['p50_ms']:>7} {figures['p95_ms']:>7} {figures['p99_ms']:>7}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true")
+    parser.add_argument("--rates", default="", help="comma-separated offered rates (req/s)")
+    parser.add_argument("--step-seconds", type=float, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    args = parser.parse_args(argv)
+    rates = [int(r) for r in args.rates.split(",") if r] or ([10, 20, 40] if args.short
+                                                              else [10, 20, 30, 40, 60, 80, 120])
+    step = args.step_seconds or (6.0 if args.short else 20.0)
+
+    from tests.faults import run as faults
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="load-", dir=ARTIFACTS))
+    suite = faults.Suite(short=args.short, workdir=workdir)  # sets Django up
+    from tests.load.traffic import Mix, closed_loop, open_loop, summarize
+
+    server, _ = faults._telco(suite, failure_rate=0.0, timeout_rate=0.0, delay_seconds=0.0, seed=7)
+    web = worker = None
+    try:
+        faults._install(suite, with_users=True)
+        worker = faults._worker(suite, "w")
+        faults._request_all()
+        faults._drain(timeout=300)
+        worker.stop()
+        worker = None
+        env = suite.env(DJANGO_SETTINGS_MODULE="tests.load.settings")
+        web = Gunicorn(env, port=suite.web_port, log_dir=suite.logs, workers=args.workers, threads=args.threads)
+        clients = faults._clients(suite, web)
+        refresher = clients.pop()
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM restitution_record")
+            records = cursor.fetchone()[0]
+        print(f"load: {records} records, {len(clients)} data clients + 1 refreshing client, gunicorn "
+              f"{args.workers}×{args.threads} (gthread) on 127.0.0.1:{web.port}", flush=True)
+
+        # 1. Open loop at increasing rates.
+        steps = []
+        for rate in rates:
+            mix = Mix(clients, refreshers=[refresher], seed=rate)
+            samples, skipped = open_loop(web.url, mix, rate=rate, duration=step, max_in_flight=128)
+            tiers = summarize(samples, seconds=step)
+            everything = tiers["all"]
+            sustained = (everything["errors"] == 0 and skipped == 0
+                         and everything["per_s"] >= 0.95 * rate)
+            steps.append({"offered": rate, "sustained": sustained, "not_sent_overload": skipped, "tiers": tiers})
+            print(f"  offered {rate}/s: served {everything['per_s']}/s, errors {everything['errors']}, "
+                  f"record pages p95 {tiers.get('record-page', {}).get('p95_ms')} ms"
+                  f"{'' if sustained else '  (not sustained)'}", flush=True)
+            time.sleep(1)
+        print(_table(steps))
+
+        # 2. Saturation: record pages vs the bare JSON view, same server, same concurrency.
+        concurrency = 8
+        saturation_s = 5.0 if args.short else 12.0
+        rng = random.Random(3)
+
+        async def record_page(http):
+            tokens = rng.choice(clients)
+            slug = rng.choice(tokens.datasets)
+            response = await http.get(f"/api/v1/datasets/{slug}/records?page_size=100",
+                                      headers={"Authorization": f"Bearer {tokens.access}"})
+            return response.status_code
+
+        async def bare(http):
+            return (await http.get("/bare")).status_code
+
+        pages = summarize(closed_loop(web.url, record_page, concurrency=concurrency, duration=saturation_s,
+                                      tier="record-page"), seconds=saturation_s)["record-page"]
+        baseline = summarize(closed_loop(web.url, bare, concurrency=concurrency, duration=saturation_s,
+                                         tier="bare-json"), seconds=saturation_s)["bare-json"]
+        ratio = round(pages["per_s"] / baseline["per_s"], 3) if baseline["per_s"] else None
+        sustained = [s for s in steps if s["sustained"]]
+        best = sustained[-1] if sustained else None
+        best_p95 = best["tiers"].get("record-page", {}).get("p95_ms") if best else None
+        report = {
+            "short": args.short, "records": records, "clients": len(clients) + 1,
+            "gunicorn": {"workers": args.workers, "threads": args.threads, "class": "gthread"},
+            "step_seconds": step, "steps": steps,
+            "saturation": {"concurrency": concurrency, "seconds": saturation_s, "record_page": pages,
+                           "bare_json": baseline, "ratio_record_page_to_bare": ratio},
+            "highest_sustained_rate": best["offered"] if best else None,
+            "record_page_p95_ms_at_that_rate": best_p95,
+            "goal_met": bool(best and best_p95 is not None and best_p95 <= GOAL_P95_MS),
+        }
+        print(f"saturation ({concurrency} concurrent): record pages {pages['per_s']}/s "
+              f"(p95 {pages['p95_ms']} ms, errors {pages['errors']}), bare JSON view {baseline['per_s']}/s "
+              f"(p95 {baseline['p95_ms']} ms): ratio {ratio}")
+        print(f"highest sustained rate: {report['highest_sustained_rate']}/s, record pages p95 {best_p95} ms "
+              f"(goal ≤ {GOAL_P95_MS:.0f} ms: {'met' if report['goal_met'] else 'NOT met'})")
+        (ARTIFACTS / ("report-short.json" if args.short else "report.json")).write_text(json.dumps(report, indent=2))
+        return 0
+    finally:
+        for process in (web, worker):
+            if process is not None:
+                process.stop()
+        server.shutdown()
+        suite.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
