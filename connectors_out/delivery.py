@@ -147,12 +147,23 @@ def has_pending_changes(*, destination: Destination) -> bool:
                                  dataset__in=destination.datasets.all()).exists()
 
 
+#: Triggers that are the customer acting (connecting, authorizing again, “Try again”): they lift a
+#: block left by a permanent failure. Any other trigger (an extraction) queues nothing while blocked.
+CUSTOMER_TRIGGERS = frozenset({"connected", "retry"})
+
+
 def queue_delivery(*, destination: Destination, trigger: str = "extraction") -> Delivery | None:
-    """A delivery of the destination's pending changes; the one already queued if there is one."""
+    """A delivery of the destination's pending changes; the one already queued if there is one.
+    None when the destination is not active, or when a permanent failure blocked it and the
+    trigger is not the customer acting (the next extraction must not queue another doomed try)."""
     with transaction.atomic():
         destination = Destination.objects.select_for_update().get(pk=destination.pk)
         if not destination.is_active():
             return None
+        if destination.blocked_at is not None:
+            if trigger not in CUSTOMER_TRIGGERS:
+                return None
+            Destination.objects.filter(pk=destination.pk).update(blocked_at=None)
         queued = Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).first()
         if queued is not None:
             return queued
@@ -194,7 +205,8 @@ def after_extraction(*, run_id: int) -> None:
             return
         now = timezone.now()
         destinations = Destination.objects.filter(customer_id__in=customers, revoked_at__isnull=True,
-                                                  pending_authorization=False, expires_at__gt=now)
+                                                  pending_authorization=False, expires_at__gt=now,
+                                                  blocked_at__isnull=True)
         for destination in destinations:
             if has_pending_changes(destination=destination):
                 queue_delivery(destination=destination, trigger="extraction")
@@ -345,8 +357,11 @@ def _failed_attempt(delivery: Delivery, attempt: DeliveryAttempt, started: float
                                                        error=f"attempt {delivery.attempts}: {exc}")
         log.warning("delivery %s: transient failure, will retry: %s", delivery.pk, exc)
         return DeliveryOutcome("retry", retry_in=retry_backoff(delivery.attempts))
-    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, finished_at=timezone.now(),
-                                                   error=str(exc)[:2000], advice=exc.advice)
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, finished_at=timezone.now(),
+                                                       error=str(exc)[:2000], advice=exc.advice)
+        if exc.permanent:  # trying again cannot help until the customer acts
+            Destination.objects.filter(pk=delivery.destination_id).update(blocked_at=timezone.now())
     log.warning("delivery %s failed: %s", delivery.pk, exc)
     delivery.refresh_from_db()
     if delivery.written or delivery.removed:  # some data did leave before the failure
