@@ -273,6 +273,31 @@ def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
     return DeliveryOutcome("succeeded")
 
 
+def sweep_deliveries(*, now: datetime | None = None) -> int:
+    """Scheduled: send again the deliveries whose broker message was lost. A running delivery
+    whose worker died (its last attempt older than the task's hard time limit, never finished)
+    goes back to the queue; a queued delivery neither queued nor tried for
+    `CONNECTORS_SWEEP_AFTER_SECONDS` gets a new message (its `queued_at` becomes now, so it is
+    sent at most once per period). A message that was not lost after all is harmless: the first
+    worker to claim the delivery runs it, the other finds it claimed. Returns how many were sent."""
+    now = now or timezone.now()
+    sent: list[int] = []
+    for delivery in Delivery.objects.filter(status=Delivery.Status.RUNNING):
+        _release_if_orphaned(delivery)
+        if delivery.status == Delivery.Status.QUEUED:
+            sent.append(delivery.pk)
+    stale = now - timedelta(seconds=settings.CONNECTORS_SWEEP_AFTER_SECONDS)
+    for delivery in Delivery.objects.filter(status=Delivery.Status.QUEUED, queued_at__lt=stale).exclude(
+            pk__in=sent).exclude(attempt_rows__started_at__gte=stale):
+        sent.append(delivery.pk)
+    for delivery_id in sent:
+        with transaction.atomic():
+            if Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED).update(queued_at=now):
+                _enqueue_on_commit(delivery_id)
+                log.info("delivery %s sent again by the sweep", delivery_id)
+    return len(sent)
+
+
 def _release_if_orphaned(delivery: Delivery) -> None:
     """A message redelivered for a delivery still marked running: its worker died (the broker
     redelivers only after the visibility timeout, beyond the task's hard time limit). Put it back

@@ -12,7 +12,8 @@ from restitution.models import Source
 
 class Command(BaseCommand):
     help = ("Create the periodic tasks: stalled-run recovery, grant and push-destination expiry every "
-            "minute, a nightly run per source, nightly retention purges, hourly archive purges.")
+            "minute, a nightly run per source, nightly retention purges, hourly archive purges, a sweep of "
+            "lost push deliveries every 5 minutes.")
 
     def handle(self, *args, **options):
         every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
@@ -39,6 +40,12 @@ class Command(BaseCommand):
         PeriodicTask.objects.update_or_create(
             name="expire push destinations",
             defaults={"task": "connectors_out.tasks.expire_destinations", "interval": every_minute,
+                      "crontab": None},
+        )
+        every_5_minutes, _ = IntervalSchedule.objects.get_or_create(every=5, period=IntervalSchedule.MINUTES)
+        PeriodicTask.objects.update_or_create(
+            name="sweep lost push deliveries",
+            defaults={"task": "connectors_out.tasks.sweep_deliveries", "interval": every_5_minutes,
                       "crontab": None},
         )
         for index, source in enumerate(Source.objects.order_by("slug")):
