@@ -30,6 +30,7 @@ from .base import (
     Transport,
     check_response,
     file_name,
+    network_error,
     resource_name,
 )
 
@@ -86,7 +87,7 @@ class SolidTransport(Transport):
             response = self.http.post(endpoint, auth=auth, headers={"DPoP": self._dpop.proof("POST", endpoint)},
                                       data={"grant_type": "client_credentials", "scope": "webid"})
         except httpx.TransportError as exc:
-            raise DeliveryError(f"get an access token: {type(exc).__name__}", permanent=False) from None
+            raise network_error(exc, "get an access token") from None
         if response.status_code in (400, 401, 403):
             # invalid_client: the customer deleted the credentials at their pod provider.
             raise DeliveryError(f"get an access token: HTTP {response.status_code}", permanent=True,
@@ -103,7 +104,7 @@ class SolidTransport(Transport):
             try:
                 response = self.http.request(method, url, headers=headers, **kwargs)
             except httpx.TransportError as exc:
-                raise DeliveryError(f"{what}: {type(exc).__name__}", permanent=False) from None
+                raise network_error(exc, what) from None
             if response.status_code == 401 and attempt == 1:
                 self._token = None  # expired (they live minutes): one fresh token, then give up
                 kwargs["headers"] = {k: v for k, v in headers.items() if k not in ("Authorization", "DPoP")}
