@@ -92,6 +92,14 @@ def authorize_destination(*, destination: Destination, credentials: dict[str, An
     return destination
 
 
+def replace_credentials(*, destination: Destination, credentials: dict[str, Any]) -> Delivery | None:
+    """The customer gave new credentials (already checked against the store): keep them and
+    resume from the delivered sequence — nothing already delivered is sent again."""
+    with transaction.atomic():
+        Destination.objects.filter(pk=destination.pk).update(credentials=crypto.encrypt_json(credentials))
+        return queue_delivery(destination=destination, trigger="new-credentials")
+
+
 def disconnect_destination(*, destination: Destination, reason: str = "disconnected by the customer",
                            request: HttpRequest | None = None) -> None:
     """Stop pushing at once and forget the credentials; the connection stays visible as history."""
@@ -149,7 +157,7 @@ def has_pending_changes(*, destination: Destination) -> bool:
 
 #: Triggers that are the customer acting (connecting, authorizing again, “Try again”): they lift a
 #: block left by a permanent failure. Any other trigger (an extraction) queues nothing while blocked.
-CUSTOMER_TRIGGERS = frozenset({"connected", "retry"})
+CUSTOMER_TRIGGERS = frozenset({"connected", "retry", "new-credentials"})
 
 
 def queue_delivery(*, destination: Destination, trigger: str = "extraction") -> Delivery | None:

@@ -4,9 +4,11 @@ once (a real WebDAV server, read back over WebDAV)."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from connectors_out.models import Delivery, Destination
+from restitution.models import Customer
 from tests.connectors_out.conftest import connect, run_queued
 from tests.connectors_out.peers import WebDavPeer
 
@@ -88,3 +90,42 @@ def test_a_transient_final_failure_does_not_block(demo_customer, tmp_peer_dir, p
     demo_customer.change_one_contract_and_drop_one_claim()
     demo_customer.extract()
     assert Delivery.objects.filter(destination=destination, status="queued").exists()
+
+
+def test_new_credentials_lift_the_block_and_resume_where_deliveries_stopped(
+        demo_customer, tmp_peer_dir, peers_log_dir):
+    webdav = WebDavPeer(tmp_peer_dir, peers_log_dir)
+    webdav.process.start()
+    try:
+        destination = connect(demo_customer, "webdav", *webdav.connection())
+        run_queued(destination)
+        webdav.revoke()  # the customer deleted the app password; the new one is webdav.password
+        contract, claim = demo_customer.change_one_contract_and_drop_one_claim()
+        demo_customer.extract()
+        assert [o.status for o in run_queued(destination)] == ["failed"]
+        url = f"/account/destinations/{destination.receipt_id}/credentials/"
+        browser = _browser(demo_customer)
+        assert "Save the new credentials" in browser.get("/account/destinations/").content.decode()
+
+        # refused: a wrong password (checked at the cloud first), and anyone else's request
+        stored = Destination.objects.get(pk=destination.pk).credentials
+        assert browser.post(url, {"app_password": "wrong"}).status_code == 302
+        intruder = Client()  # another customer of the gateway, logged in
+        user = get_user_model().objects.create_user(username="intruder", password="x-9f2c1e")
+        Customer.objects.create(reference="C-INTRUDER", user=user)
+        intruder.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        assert intruder.post(url, {"app_password": webdav.password}).status_code == 404
+        refreshed = Destination.objects.get(pk=destination.pk)
+        assert refreshed.blocked_at is not None and refreshed.credentials == stored
+        assert not Delivery.objects.filter(destination=destination, status="queued").exists()
+
+        assert browser.post(url, {"app_password": webdav.password}).status_code == 302
+        resumed = Delivery.objects.get(destination=destination, status="queued")
+        assert resumed.trigger == "new-credentials" and Destination.objects.get(pk=destination.pk).blocked_at is None
+        assert [o.status for o in run_queued(destination)] == ["succeeded"]
+        resumed.refresh_from_db()
+        assert (resumed.written, resumed.removed) == (1, 1)  # only what changed, not everything again
+        delivered = {k: d["data"] for k, d in webdav.read_all().items()}
+        assert delivered == demo_customer.stored() and claim not in delivered
+    finally:
+        webdav.process.stop()
