@@ -273,6 +273,9 @@ CONNECTORS_MAX_ATTEMPTS = env.int("CONNECTORS_MAX_ATTEMPTS", default=8)
 CONNECTORS_RETRY_BASE_SECONDS = env.float("CONNECTORS_RETRY_BASE_SECONDS", default=30.0)
 CONNECTORS_RETRY_CAP_SECONDS = env.float("CONNECTORS_RETRY_CAP_SECONDS", default=20 * 60.0)
 CONNECTORS_HTTP_TIMEOUT = env.float("CONNECTORS_HTTP_TIMEOUT", default=30.0)
+# A queued delivery untouched this long lost its broker message: the scheduled sweep sends it
+# again (above the longest backoff, 1.5 x the cap, so a delivery waiting out a retry is left alone).
+CONNECTORS_SWEEP_AFTER_SECONDS = env.float("CONNECTORS_SWEEP_AFTER_SECONDS", default=60 * 60.0)
 # Destinations on loopback/private addresses or over plain http (refused in production: SSRF).
 CONNECTORS_ALLOW_LOCAL_DESTINATIONS = env.bool("CONNECTORS_ALLOW_LOCAL_DESTINATIONS",
                                                default=GATEWAY_MODE != "production")

@@ -63,7 +63,8 @@ class WebhookDeliveryAdmin(ReadOnly):
 
 @admin.register(Destination)
 class DestinationAdmin(ReadOnly):
-    list_display = ("customer", "kind", "label", "created_at", "expires_at", "revoked_at", "delivered_seq")
+    list_display = ("customer", "kind", "label", "created_at", "expires_at", "revoked_at", "blocked_at",
+                    "delivered_seq")
     list_filter = ("kind",)
     exclude = ("credentials",)
 

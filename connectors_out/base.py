@@ -8,11 +8,14 @@ does) and never logs credentials, tokens or record contents.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import httpcore
 import httpx
 from django.conf import settings as django_settings
 from django.utils.translation import gettext_lazy as _
@@ -27,6 +30,8 @@ ADVICE_MISSING = _("The folder or storage the gateway writes to no longer exists
                    "and connect the destination again.")
 ADVICE_UNREACHABLE = _("Your cloud could not be reached for a long time. Check that it is online, then "
                        "press “Try again”.")
+ADVICE_NOT_PUBLIC = _("The address of your cloud now leads to a private network, where the gateway does not "
+                      "write. Check the address, then disconnect and connect the destination again.")
 ADVICE_OTHER = _("Your cloud refused the data. Press “Try again”; if it fails again, contact us.")
 
 
@@ -94,8 +99,12 @@ def file_name(file: File) -> str:
 
 
 def check_response(response: httpx.Response, *, what: str, ok_missing: bool = False) -> httpx.Response:
-    """Raise DeliveryError for a failed answer: 429 and 5xx are transient, other 4xx permanent."""
+    """Raise DeliveryError for a failed answer: 429 and 5xx are transient, other 4xx permanent;
+    a redirect is never followed, and is a permanent failure (nothing was written)."""
     code = response.status_code
+    if 300 <= code < 400:
+        raise DeliveryError(f"{what}: HTTP {code} (redirects are not followed)", permanent=True, status_code=code,
+                            advice=ADVICE_MISSING)
     if code < 400 or (ok_missing and code in (404, 410)):
         return response
     message = f"{what}: HTTP {code}"
@@ -110,9 +119,74 @@ def check_response(response: httpx.Response, *, what: str, ok_missing: bool = Fa
     raise DeliveryError(message, permanent=True, status_code=code)
 
 
+class AddressRefused(httpx.TransportError):
+    """The name of a destination resolved to an address the gateway does not connect to."""
+
+
+def network_error(exc: httpx.TransportError, what: str) -> DeliveryError:
+    """A failed connection as a DeliveryError: transient, unless the address was refused."""
+    if isinstance(exc, AddressRefused):
+        return DeliveryError(f"{what}: the address is not public", permanent=True, advice=ADVICE_NOT_PUBLIC)
+    return DeliveryError(f"{what}: {type(exc).__name__}", permanent=False)
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global
+
+
+def resolve_public(host: str, port: int) -> list[str]:
+    """The addresses of a name, every one of them public unless local destinations are allowed.
+    Raises AddressRefused (some address is not public) or OSError (the name does not resolve)."""
+    addresses = list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+    if not addresses:
+        raise OSError(f"no address for {host}")
+    if not django_settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS and not all(_is_public(a) for a in addresses):
+        raise AddressRefused("the destination's address is not public")
+    return addresses
+
+
+class _PinnedBackend(httpcore.SyncBackend):
+    """Resolves the server's name once per connection, checks those addresses and connects to
+    one of them — the address checked is the address used, so the name cannot be re-pointed at
+    an internal host between the check and the connection (DNS rebinding). TLS still verifies
+    the certificate against the name (httpcore gives it as the server name)."""
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        try:
+            addresses = resolve_public(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve the name: {type(exc).__name__}") from None
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError("no address")
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's own transport on a connection pool whose connections go only to checked
+    addresses; no proxy from the environment (a proxy would resolve the name itself)."""
+
+    def __init__(self) -> None:
+        super().__init__(trust_env=False)
+        limits = httpx.Limits()
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=_PinnedBackend())
+
+
 def http_client(**kwargs: Any) -> httpx.Client:
+    """The client of every request to an address a customer typed: public addresses only (unless
+    CONNECTORS_ALLOW_LOCAL_DESTINATIONS), pinned per connection, redirects never followed."""
     return httpx.Client(timeout=django_settings.CONNECTORS_HTTP_TIMEOUT, follow_redirects=False,
-                        headers={"User-Agent": "restitution-gateway"}, **kwargs)
+                        headers={"User-Agent": "restitution-gateway"}, transport=PinnedTransport(), **kwargs)
 
 
 class Transport(ABC):
@@ -134,7 +208,7 @@ class Transport(ABC):
         try:
             response = self.http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
-            raise DeliveryError(f"{what}: {type(exc).__name__}", permanent=False) from None
+            raise network_error(exc, what) from None
         return check_response(response, what=what, ok_missing=ok_missing)
 
     @abstractmethod
@@ -165,8 +239,6 @@ def check_destination_url(url: str) -> str:
     """An http(s) URL of a public server (https only), unless local destinations are allowed
     (embedded and test modes): the customer chooses the address, so the gateway must not be
     made to write into the holder's own network (SSRF). Returns the URL without a trailing slash."""
-    import ipaddress
-    import socket
     from urllib.parse import urlsplit
 
     parts = urlsplit(url.strip())
@@ -179,9 +251,9 @@ def check_destination_url(url: str) -> str:
     if parts.scheme != "https":
         raise DestinationURLError(str(_("The address must start with https://.")))
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+        resolve_public(parts.hostname, parts.port or 443)
+    except AddressRefused:
+        raise DestinationURLError(str(_("This server is not on the public Internet."))) from None
     except OSError:
         raise DestinationURLError(str(_("This server name does not exist."))) from None
-    if not addresses or any(not ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):
-        raise DestinationURLError(str(_("This server is not on the public Internet.")))
     return url.strip().rstrip("/")

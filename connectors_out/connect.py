@@ -11,12 +11,13 @@ from datetime import date
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from restitution.models import Customer, Dataset
 
 from . import cozy, remotestorage, webdav
 from .base import DeliveryError, DestinationURLError, check_destination_url
-from .delivery import authorize_destination, connect_destination
+from .delivery import authorize_destination, connect_destination, replace_credentials
 from .models import Destination
 from .registry import transport_class
 
@@ -55,6 +56,24 @@ def connect_with_credentials(*, customer: Customer, kind: str, settings_: dict[s
     return connect_destination(customer=customer, kind=kind, label=label, settings_=settings_,
                                credentials=credentials, datasets=datasets, duration=duration,
                                window_start=window_start, window_end=window_end, request=request)
+
+
+#: The credentials fields a customer can replace on a connected destination, per kind.
+RENEWABLE = {"webdav": ("app_password",), "solid": ("client_id", "client_secret")}
+
+
+def renew_credentials(*, destination: Destination, credentials: dict[str, str]) -> Destination:
+    """New credentials for a connected WebDAV or Solid destination (after the old ones were
+    revoked): checked against the store first; deliveries resume where they stopped."""
+    if destination.kind not in RENEWABLE or not destination.is_active():
+        raise ConnectError(str(_("This destination cannot take new credentials: connect it again.")))
+    fields = RENEWABLE[destination.kind]
+    if any(not credentials.get(name) for name in fields):
+        raise ConnectError(str(_("Fill in every field.")))
+    credentials = {name: credentials[name] for name in fields}
+    _check(destination.kind, destination.settings, credentials)
+    replace_credentials(destination=destination, credentials=credentials)
+    return destination
 
 
 def begin_remotestorage(*, customer: Customer, address: str, datasets: list[Dataset], duration: str,

@@ -26,6 +26,7 @@ from .base import (
     check_response,
     file_name,
     http_client,
+    network_error,
 )
 
 SOFTWARE_ID = "restitution-gateway"
@@ -64,7 +65,7 @@ def register_client(*, instance: str, redirect_uri: str, client_name: str,
             "redirect_uris": [redirect_uri], "client_name": client_name, "software_id": SOFTWARE_ID,
             "client_kind": "web"})
     except httpx.TransportError as exc:
-        raise DeliveryError(f"register at the Cozy: {type(exc).__name__}", permanent=False) from None
+        raise network_error(exc, "register at the Cozy") from None
     finally:
         if http is None:
             client.close()
@@ -93,7 +94,7 @@ def _token_request(instance: str, credentials: dict[str, Any], form: dict[str, s
         response = client.post(f"{instance}/auth/access_token", headers={"Accept": "application/json"}, data={
             **form, "client_id": credentials["client_id"], "client_secret": credentials["client_secret"]})
     except httpx.TransportError as exc:
-        raise DeliveryError(f"get an access token: {type(exc).__name__}", permanent=False) from None
+        raise network_error(exc, "get an access token") from None
     finally:
         if http is None:
             client.close()
@@ -126,7 +127,7 @@ class CozyTransport(Transport):
                 response = self.http.request(method, f"{self.instance}{path}",
                                              **{**kwargs, "headers": headers})
             except httpx.TransportError as exc:
-                raise DeliveryError(f"{what}: {type(exc).__name__}", permanent=False) from None
+                raise network_error(exc, what) from None
             if response.status_code == 401 and attempt == 1 and self.credentials.get("refresh_token"):
                 self._refresh()
                 continue

@@ -92,6 +92,14 @@ def authorize_destination(*, destination: Destination, credentials: dict[str, An
     return destination
 
 
+def replace_credentials(*, destination: Destination, credentials: dict[str, Any]) -> Delivery | None:
+    """The customer gave new credentials (already checked against the store): keep them and
+    resume from the delivered sequence — nothing already delivered is sent again."""
+    with transaction.atomic():
+        Destination.objects.filter(pk=destination.pk).update(credentials=crypto.encrypt_json(credentials))
+        return queue_delivery(destination=destination, trigger="new-credentials")
+
+
 def disconnect_destination(*, destination: Destination, reason: str = "disconnected by the customer",
                            request: HttpRequest | None = None) -> None:
     """Stop pushing at once and forget the credentials; the connection stays visible as history."""
@@ -147,12 +155,23 @@ def has_pending_changes(*, destination: Destination) -> bool:
                                  dataset__in=destination.datasets.all()).exists()
 
 
+#: Triggers that are the customer acting (connecting, authorizing again, “Try again”): they lift a
+#: block left by a permanent failure. Any other trigger (an extraction) queues nothing while blocked.
+CUSTOMER_TRIGGERS = frozenset({"connected", "retry", "new-credentials"})
+
+
 def queue_delivery(*, destination: Destination, trigger: str = "extraction") -> Delivery | None:
-    """A delivery of the destination's pending changes; the one already queued if there is one."""
+    """A delivery of the destination's pending changes; the one already queued if there is one.
+    None when the destination is not active, or when a permanent failure blocked it and the
+    trigger is not the customer acting (the next extraction must not queue another doomed try)."""
     with transaction.atomic():
         destination = Destination.objects.select_for_update().get(pk=destination.pk)
         if not destination.is_active():
             return None
+        if destination.blocked_at is not None:
+            if trigger not in CUSTOMER_TRIGGERS:
+                return None
+            Destination.objects.filter(pk=destination.pk).update(blocked_at=None)
         queued = Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).first()
         if queued is not None:
             return queued
@@ -194,7 +213,8 @@ def after_extraction(*, run_id: int) -> None:
             return
         now = timezone.now()
         destinations = Destination.objects.filter(customer_id__in=customers, revoked_at__isnull=True,
-                                                  pending_authorization=False, expires_at__gt=now)
+                                                  pending_authorization=False, expires_at__gt=now,
+                                                  blocked_at__isnull=True)
         for destination in destinations:
             if has_pending_changes(destination=destination):
                 queue_delivery(destination=destination, trigger="extraction")
@@ -259,6 +279,31 @@ def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
     elif has_pending_changes(destination=Destination.objects.get(pk=destination.pk)):
         queue_delivery(destination=destination, trigger="extraction")
     return DeliveryOutcome("succeeded")
+
+
+def sweep_deliveries(*, now: datetime | None = None) -> int:
+    """Scheduled: send again the deliveries whose broker message was lost. A running delivery
+    whose worker died (its last attempt older than the task's hard time limit, never finished)
+    goes back to the queue; a queued delivery neither queued nor tried for
+    `CONNECTORS_SWEEP_AFTER_SECONDS` gets a new message (its `queued_at` becomes now, so it is
+    sent at most once per period). A message that was not lost after all is harmless: the first
+    worker to claim the delivery runs it, the other finds it claimed. Returns how many were sent."""
+    now = now or timezone.now()
+    sent: list[int] = []
+    for delivery in Delivery.objects.filter(status=Delivery.Status.RUNNING):
+        _release_if_orphaned(delivery)
+        if delivery.status == Delivery.Status.QUEUED:
+            sent.append(delivery.pk)
+    stale = now - timedelta(seconds=settings.CONNECTORS_SWEEP_AFTER_SECONDS)
+    for delivery in Delivery.objects.filter(status=Delivery.Status.QUEUED, queued_at__lt=stale).exclude(
+            pk__in=sent).exclude(attempt_rows__started_at__gte=stale):
+        sent.append(delivery.pk)
+    for delivery_id in sent:
+        with transaction.atomic():
+            if Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED).update(queued_at=now):
+                _enqueue_on_commit(delivery_id)
+                log.info("delivery %s sent again by the sweep", delivery_id)
+    return len(sent)
 
 
 def _release_if_orphaned(delivery: Delivery) -> None:
@@ -345,8 +390,11 @@ def _failed_attempt(delivery: Delivery, attempt: DeliveryAttempt, started: float
                                                        error=f"attempt {delivery.attempts}: {exc}")
         log.warning("delivery %s: transient failure, will retry: %s", delivery.pk, exc)
         return DeliveryOutcome("retry", retry_in=retry_backoff(delivery.attempts))
-    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, finished_at=timezone.now(),
-                                                   error=str(exc)[:2000], advice=exc.advice)
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, finished_at=timezone.now(),
+                                                       error=str(exc)[:2000], advice=exc.advice)
+        if exc.permanent:  # trying again cannot help until the customer acts
+            Destination.objects.filter(pk=delivery.destination_id).update(blocked_at=timezone.now())
     log.warning("delivery %s failed: %s", delivery.pk, exc)
     delivery.refresh_from_db()
     if delivery.written or delivery.removed:  # some data did leave before the failure

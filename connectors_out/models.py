@@ -47,6 +47,9 @@ class Destination(models.Model):
     delivered_seq = models.BigIntegerField(
         default=0, help_text="Every change up to this change sequence is at the destination.")
     delivered_at = models.DateTimeField(null=True, blank=True)
+    blocked_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="A delivery failed permanently: nothing more is queued until the customer acts.")
 
     class Meta:
         ordering = ["-created_at"]

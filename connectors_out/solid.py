@@ -30,12 +30,35 @@ from .base import (
     Transport,
     check_response,
     file_name,
+    network_error,
     resource_name,
 )
 
 #: The vocabulary of the records' JSON-LD; `data` is a JSON literal (kept exactly as extracted).
 VOCAB = "urn:restitution:"
 CONTEXT = {"@version": 1.1, "@vocab": VOCAB, "data": {"@id": f"{VOCAB}data", "@type": "@json"}}
+
+
+_TURTLE_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _turtle_string(value: str) -> str:
+    return f'"{value.translate(_TURTLE_ESCAPES)}"'
+
+
+def turtle(change: Change) -> str:
+    """The record as Turtle: the same graph as its JSON-LD (the resource itself, a `Record` of the
+    vocabulary, its fields as plain strings, `data` as an rdf:JSON literal), for the Solid apps
+    that read Turtle only."""
+    document = {k: v for k, v in change.document().items() if v is not None}
+    lines = [f"@prefix r: <{VOCAB}> .", "", "<> a r:Record"]
+    for name, value in document.items():
+        if name == "data":
+            literal = _turtle_string(json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True))
+            lines.append(f"    r:data {literal}^^<http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON>")
+        else:
+            lines.append(f"    r:{name} {_turtle_string(str(value))}")
+    return " ;\n".join(lines[2:]).join([lines[0] + "\n\n", " .\n"])
 
 
 def _b64(data: bytes) -> str:
@@ -86,7 +109,7 @@ class SolidTransport(Transport):
             response = self.http.post(endpoint, auth=auth, headers={"DPoP": self._dpop.proof("POST", endpoint)},
                                       data={"grant_type": "client_credentials", "scope": "webid"})
         except httpx.TransportError as exc:
-            raise DeliveryError(f"get an access token: {type(exc).__name__}", permanent=False) from None
+            raise network_error(exc, "get an access token") from None
         if response.status_code in (400, 401, 403):
             # invalid_client: the customer deleted the credentials at their pod provider.
             raise DeliveryError(f"get an access token: HTTP {response.status_code}", permanent=True,
@@ -103,7 +126,7 @@ class SolidTransport(Transport):
             try:
                 response = self.http.request(method, url, headers=headers, **kwargs)
             except httpx.TransportError as exc:
-                raise DeliveryError(f"{what}: {type(exc).__name__}", permanent=False) from None
+                raise network_error(exc, what) from None
             if response.status_code == 401 and attempt == 1:
                 self._token = None  # expired (they live minutes): one fresh token, then give up
                 kwargs["headers"] = {k: v for k, v in headers.items() if k not in ("Authorization", "DPoP")}
@@ -115,8 +138,8 @@ class SolidTransport(Transport):
     def check(self) -> None:
         self._call("HEAD", self.container, what="open the container", ok_missing=True)
 
-    def record_url(self, dataset: str, key: str) -> str:
-        return f"{self.container}{quote(dataset, safe='')}/{resource_name(key)}.jsonld"
+    def record_url(self, dataset: str, key: str, extension: str = "jsonld") -> str:
+        return f"{self.container}{quote(dataset, safe='')}/{resource_name(key)}.{extension}"
 
     def put_record(self, change: Change) -> None:
         body = {"@context": CONTEXT, "@id": "", "@type": "Record", **change.document()}
@@ -124,9 +147,13 @@ class SolidTransport(Transport):
         self._call("PUT", self.record_url(change.dataset, change.key), what="write a record",
                    content=json.dumps(body, ensure_ascii=False).encode(),
                    headers={"Content-Type": "application/ld+json"})
+        self._call("PUT", self.record_url(change.dataset, change.key, "ttl"), what="write a record",
+                   content=turtle(change).encode(), headers={"Content-Type": "text/turtle"})
 
     def delete_record(self, change: Change) -> None:
-        self._call("DELETE", self.record_url(change.dataset, change.key), what="remove a record", ok_missing=True)
+        for extension in ("jsonld", "ttl"):
+            self._call("DELETE", self.record_url(change.dataset, change.key, extension), what="remove a record",
+                       ok_missing=True)
 
     def put_file(self, file: File) -> None:
         url = f"{self.container}{quote(file.dataset, safe='')}/files/{quote(file_name(file), safe='')}"

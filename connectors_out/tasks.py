@@ -34,3 +34,11 @@ def expire_destinations() -> int:
     from .delivery import expire_due_destinations
 
     return expire_due_destinations()
+
+
+@shared_task(ignore_result=True)
+def sweep_deliveries() -> int:
+    """Scheduled (beat, every 5 minutes): send again deliveries whose broker message was lost."""
+    from .delivery import sweep_deliveries as sweep
+
+    return sweep()

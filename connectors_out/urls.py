@@ -13,4 +13,5 @@ urlpatterns = [
     path("callback/remotestorage/", views.remotestorage_callback, name="remotestorage-callback"),
     path("<uuid:receipt_id>/disconnect/", views.disconnect, name="disconnect"),
     path("<uuid:receipt_id>/retry/", views.retry, name="retry"),
+    path("<uuid:receipt_id>/credentials/", views.renew_credentials, name="credentials"),
 ]

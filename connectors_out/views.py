@@ -48,6 +48,7 @@ def destinations(request: HttpRequest) -> HttpResponse:
     for destination in (Destination.objects.filter(customer=customer).prefetch_related("datasets")):
         recent = list(destination.deliveries.prefetch_related("attempt_rows")[:5])
         rows.append({"destination": destination, "status": destination.status(), "deliveries": recent,
+                     "renewable": connecting.RENEWABLE.get(destination.kind, ()),
                      "failure": next((d for d in recent[:1] if d.status == Delivery.Status.FAILED), None)})
     return render(request, "connectors_out/destinations.html", {
         "customer": customer, "rows": rows, "kinds": Destination.Kind.choices, "language": get_language() or "en"})
@@ -163,6 +164,21 @@ def retry(request: HttpRequest, receipt_id) -> HttpResponse:
         messages.error(request, _("This destination is no longer connected."))
     else:
         messages.info(request, _("Sending again…"))
+    return redirect("connectors_out:destinations")
+
+
+@login_required
+@require_POST
+def renew_credentials(request: HttpRequest, receipt_id) -> HttpResponse:
+    destination = _mine(request, receipt_id)
+    fields = connecting.RENEWABLE.get(destination.kind, ())
+    try:
+        connecting.renew_credentials(destination=destination,
+                                     credentials={name: request.POST.get(name, "")[:300] for name in fields})
+    except connecting.ConnectError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("New credentials saved: deliveries resume where they stopped."))
     return redirect("connectors_out:destinations")
 
 

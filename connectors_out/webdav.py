@@ -13,7 +13,17 @@ from urllib.parse import quote
 
 import httpx
 
-from .base import Change, DeliveryError, File, Transport, check_response, file_name, http_client, resource_name
+from .base import (
+    Change,
+    DeliveryError,
+    File,
+    Transport,
+    check_response,
+    file_name,
+    http_client,
+    network_error,
+    resource_name,
+)
 
 DAV_FILES_PATH = "/remote.php/dav/files/"
 
@@ -51,7 +61,7 @@ class WebDavTransport(Transport):
         try:
             response = self.http.request("MKCOL", url)
         except httpx.TransportError as exc:
-            raise DeliveryError(f"create a folder: {type(exc).__name__}", permanent=False) from None
+            raise network_error(exc, "create a folder") from None
         if response.status_code != 405:  # 405: it is already there
             check_response(response, what="create a folder")
 
@@ -86,7 +96,7 @@ def login_flow_start(*, server: str, http: httpx.Client | None = None) -> dict[s
     try:
         response = client.post(f"{server}/index.php/login/v2")
     except httpx.TransportError as exc:
-        raise DeliveryError(f"start the Nextcloud login: {type(exc).__name__}", permanent=False) from None
+        raise network_error(exc, "start the Nextcloud login") from None
     finally:
         if http is None:
             client.close()
@@ -105,7 +115,7 @@ def login_flow_poll(*, endpoint: str, token: str, http: httpx.Client | None = No
     try:
         response = client.post(endpoint, data={"token": token})
     except httpx.TransportError as exc:
-        raise DeliveryError(f"finish the Nextcloud login: {type(exc).__name__}", permanent=False) from None
+        raise network_error(exc, "finish the Nextcloud login") from None
     finally:
         if http is None:
             client.close()

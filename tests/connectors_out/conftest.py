@@ -166,6 +166,16 @@ def peers_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("peers")
 
 
+@pytest.fixture(scope="session")
+def solid_server(tmp_path_factory: pytest.TempPathFactory, peers_log_dir: Path):
+    """One Community Solid Server for the session (file-backed)."""
+    from tests.connectors_out.peers import SolidServer
+
+    server = SolidServer(tmp_path_factory.mktemp("css"), peers_log_dir)
+    yield server
+    server.process.stop()
+
+
 def python_server(name: str, module: str, args: list[str], port: int, log_dir: Path) -> PeerProcess:
     return PeerProcess(name, [sys.executable, "-m", module, *args], port, cwd=ROOT, log_dir=log_dir)
 

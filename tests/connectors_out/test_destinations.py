@@ -15,18 +15,10 @@ from tests.connectors_out.peers import (
     CozyPeer,
     RemoteStoragePeer,
     SolidPeer,
-    SolidServer,
     WebDavPeer,
 )
 
 KINDS = ["webdav", "solid", "remotestorage", "cozy"]
-
-
-@pytest.fixture(scope="session")
-def solid_server(tmp_path_factory, peers_log_dir):
-    server = SolidServer(tmp_path_factory.mktemp("css"), peers_log_dir)
-    yield server
-    server.process.stop()
 
 
 @pytest.fixture(scope="session")

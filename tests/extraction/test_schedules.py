@@ -16,7 +16,7 @@ def test_setup_schedules_creates_the_periodic_tasks_once():
     names = set(PeriodicTask.objects.values_list("name", flat=True))
     assert names == {"recover stalled extraction runs", "expire grants", "relay the task outbox",
                      "nightly extraction: insurer", "apply retention", "purge expired archives",
-                     "expire push destinations"}
+                     "expire push destinations", "sweep lost push deliveries"}
     import connectors_out.tasks  # noqa: F401 - registers the tasks
     import restitution.tasks  # noqa: F401 - registers the tasks
 

@@ -13,7 +13,7 @@ from restitution.models import Source
 class Command(BaseCommand):
     help = ("Create the periodic tasks: stalled-run recovery, grant and push-destination expiry every "
             "minute, the outbox relay every 10 seconds, a nightly run per source, nightly retention "
-            "purges, hourly archive purges.")
+            "purges, hourly archive purges, a sweep of lost push deliveries every 5 minutes.")
 
     def handle(self, *args, **options):
         every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
@@ -46,6 +46,12 @@ class Command(BaseCommand):
         PeriodicTask.objects.update_or_create(
             name="relay the task outbox",
             defaults={"task": "restitution.tasks.relay_outbox", "interval": every_ten_seconds, "crontab": None},
+        )
+        every_5_minutes, _ = IntervalSchedule.objects.get_or_create(every=5, period=IntervalSchedule.MINUTES)
+        PeriodicTask.objects.update_or_create(
+            name="sweep lost push deliveries",
+            defaults={"task": "connectors_out.tasks.sweep_deliveries", "interval": every_5_minutes,
+                      "crontab": None},
         )
         for index, source in enumerate(Source.objects.order_by("slug")):
             # Stagger the nightly runs so the legacy systems are not all hit at once.
