@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from restitution import audit, crypto, portability
+from restitution import audit, crypto, outbox, portability
 from restitution.consent import DURATIONS, ConsentError
 from restitution.models import AccessEvent, Customer, Dataset, Document, ExtractionRun, Grant, Record
 
@@ -187,9 +187,8 @@ def retry_delivery(*, delivery: Delivery) -> Delivery | None:
 
 
 def _enqueue_on_commit(delivery_id: int) -> None:
-    from .tasks import deliver
-
-    deliver.delay_on_commit(delivery_id)
+    """Through the outbox: committed with the delivery row, so a broker outage loses no push."""
+    outbox.enqueue(task="connectors_out.tasks.deliver", args=[delivery_id])
 
 
 def changed_customers(*, run: ExtractionRun) -> list[int]:

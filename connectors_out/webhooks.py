@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from restitution import crypto
+from restitution import crypto, outbox
 from restitution.models import ExtractionRun, Grant, PimsClient, Record
 
 from .delivery import DeliveryOutcome, retry_backoff
@@ -73,9 +73,8 @@ def queue_event(*, endpoint: WebhookEndpoint, event: str, data: dict[str, Any]) 
     payload = {"type": event, "id": event_id, "timestamp": timezone.now().isoformat(), "data": data}
     with transaction.atomic():
         row = WebhookDelivery.objects.create(endpoint=endpoint, event_id=event_id, event=event, payload=payload)
-        from .tasks import send_webhook
-
-        send_webhook.delay_on_commit(row.pk)
+        # Through the outbox: committed with the event row, so a broker outage loses no event.
+        outbox.enqueue(task="connectors_out.tasks.send_webhook", args=[row.pk])
     return row
 
 
