@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--without-exports", action="store_true",
+                        help="the mix without archives (and no worker building them), for comparison")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",") if r] or ([10, 20, 40] if args.short
                                                               else [10, 20, 30, 40, 60, 80, 120])
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         faults._drain(timeout=300)
         worker.stop()
         # The archives asked for during the open loop are built by one worker process.
-        worker = faults._worker(suite, "exports", concurrency=1)
+        worker = None if args.without_exports else faults._worker(suite, "exports", concurrency=1)
+        load_mix = {k: v for k, v in LOAD_MIX.items() if k != "export" or not args.without_exports}
         env = suite.env(DJANGO_SETTINGS_MODULE="tests.load.settings")
         web = Gunicorn(env, port=suite.web_port, log_dir=suite.logs, workers=args.workers, threads=args.threads)
         clients = faults._clients(suite, web)
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = []
         exports_pending: dict = {}
         for rate in rates:
-            mix = Mix(clients, refreshers=[refresher], mix=LOAD_MIX, seed=rate)
+            mix = Mix(clients, refreshers=[refresher], mix=load_mix, seed=rate)
             # An archive still being built when the last step ended is polled in this one (a client
             # has one export at a time: asking again would be 429).
             mix.exports = {name: job for name, job in exports_pending.items() if job[0]}
@@ -109,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"p50 {steps[-1]['archives']['ready_p50_ms']} ms from request to ready", flush=True)
             time.sleep(1)
         print(_table(steps))
-        worker.stop()
-        worker = None
+        if worker is not None:
+            worker.stop()
+            worker = None
 
         # 2. Saturation: record pages vs the bare JSON view, same server, same concurrency.
         concurrency = 8
@@ -136,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         best = sustained[-1] if sustained else None
         best_p95 = best["tiers"].get("record-page", {}).get("p95_ms") if best else None
         report = {
-            "short": args.short, "records": records, "clients": len(clients) + 1,
+            "short": args.short, "without_exports": args.without_exports, "records": records,
+            "clients": len(clients) + 1,
             "gunicorn": {"workers": args.workers, "threads": args.threads, "class": "gthread"},
             "step_seconds": step, "steps": steps,
             "saturation": {"concurrency": concurrency, "seconds": saturation_s, "record_page": pages,
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(p95 {baseline['p95_ms']} ms): ratio {ratio}")
         print(f"highest sustained rate: {report['highest_sustained_rate']}/s, record pages p95 {best_p95} ms "
               f"(goal ≤ {GOAL_P95_MS:.0f} ms: {'met' if report['goal_met'] else 'NOT met'})")
-        (ARTIFACTS / ("report-short.json" if args.short else "report.json")).write_text(json.dumps(report, indent=2))
+        name = f"report{'-short' if args.short else ''}{'-without-exports' if args.without_exports else ''}.json"
+        (ARTIFACTS / name).write_text(json.dumps(report, indent=2))
         return 0
     finally:
         for process in (web, worker):
