@@ -166,13 +166,16 @@ class Mix:
                 self.exports.pop(tokens.username, None)
             return response.status_code
         response = await http.get(url, headers=headers)
-        if response.status_code == 200:
+        # Polls of one job may overlap (at high rates answers take seconds): only the first answer
+        # that closes the job counts it.
+        current = self.exports.get(tokens.username, ("", 0.0))[0] == url
+        if response.status_code == 200 and current:
             self.exports.pop(tokens.username, None)
             if response.json().get("status") == "succeeded":
                 self.export_ready_s.append(time.monotonic() - asked)
             else:
                 self.exports_failed += 1
-        elif response.status_code != 202:
+        elif response.status_code != 202 and current:
             self.exports.pop(tokens.username, None)
         return response.status_code
 
