@@ -2,6 +2,7 @@
 
     make load                      # rates 10 → 120 req/s, 20 s each (about 4 minutes)
     make load LOAD_ARGS=--short    # rates 10 → 40 req/s, 6 s each
+    make load LOAD_ARGS=--without-exports   # the mix without archives (no worker), for comparison
 
 Sets up like the fault suite (its own PostgreSQL and Redis, the demo legacy systems extracted by
 a real worker, PIMS clients connected through the real consent flow), then:
