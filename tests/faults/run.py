@@ -622,16 +622,126 @@ def scenario_5(suite: Suite, result: Result) -> None:
 
 # --- 6. a personal-cloud destination down, then up --------------------------------------------
 
+def _cloud_deliveries(destination) -> dict[str, Any]:
+    from django.db.models import Count
+
+    from connectors_out.models import Delivery, DeliveryAttempt
+
+    deliveries = Delivery.objects.filter(destination=destination)
+    attempts = DeliveryAttempt.objects.filter(delivery__destination=destination)
+    return {"deliveries": dict(deliveries.values_list("status").annotate(n=Count("id")).values_list("status", "n")),
+            "attempts": dict(attempts.values_list("outcome").annotate(n=Count("id")).values_list("outcome", "n"))}
+
+
 def scenario_6(suite: Suite, result: Result) -> None:
+    from connectors_out import delivery as deliveries
+    from connectors_out.models import Delivery, DeliveryAttempt
+    from restitution import extraction
+    from restitution.demo.sources import INSURER_ENV, insurer
+    from restitution.models import AccessEvent, Customer, Dataset, Source
+    from tests.connectors_out.conftest import CUSTOMER, INSURANCE, DemoCustomer
+    from tests.connectors_out.peers import WebDavPeer
+
+    suite.reset()
+    # A private copy of the insurer's database: the scenario changes the customer's legacy rows.
+    demo_dir = suite.workdir / "demo-cloud"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    shutil.copytree(suite.demo_dir, demo_dir)
+    # The backoff of a delivery, shortened for the run (30 s doubling up to 20 min in production):
+    # the outage lasts a few backoffs, fewer than CONNECTORS_MAX_ATTEMPTS (8) attempts.
+    outage, base, cap = (8.0, 1.0, 4.0) if suite.short else (30.0, 2.0, 16.0)
+    peer_dir = suite.workdir / "webdav"
+    peer_dir.mkdir(exist_ok=True)
+    webdav = WebDavPeer(peer_dir, suite.logs)
+    worker = None
     try:
-        import connectors_out.base  # noqa: F401 - the push delivery interface
-    except ImportError:
-        result.status = "not available"
-        result.figures["reason"] = ("push delivery to personal clouds (connectors_out) is not part of this "
-                                    "version: nothing to fault yet")
-        return
-    result.status = "not available"
-    result.figures["reason"] = "connectors_out exists, but this scenario is not written yet"
+        _install(suite)
+        source = Source.objects.get(slug="insurer-policies")
+        demo = DemoCustomer(Customer.objects.get(reference=CUSTOMER), demo_dir,
+                            list(Dataset.objects.filter(slug__in=INSURANCE)))
+        worker = _worker(suite, "w", **{INSURER_ENV: f"sqlite:///{demo_dir / insurer.DB_FILENAME}",
+                                        "CONNECTORS_RETRY_BASE_SECONDS": str(base),
+                                        "CONNECTORS_RETRY_CAP_SECONDS": str(cap)})
+        webdav.process.start()
+        started = time.monotonic()
+        extraction.request_extraction(source=source, customer=demo.customer)
+        _drain(timeout=120)
+        destination = deliveries.connect_destination(
+            customer=demo.customer, kind="webdav", label="Nextcloud", settings_=webdav.connection()[0],
+            credentials=webdav.connection()[1], datasets=demo.datasets, duration="3m")
+
+        def settled() -> bool:
+            return not Delivery.objects.filter(destination=destination, status__in=deliveries.ACTIVE).exists()
+
+        wait_for(settled, timeout=60, what="the first delivery")
+        first = {k: d["data"] for k, d in webdav.read_all().items()}
+        result.check("the first delivery wrote the customer's records", first == demo.truth() and first,
+                     f"{len(first)} at the destination, {len(demo.truth())} in the ground truth")
+
+        # The store goes down; the legacy data changes twice, each time extracted by the worker,
+        # whose successful run queues a delivery that now fails and backs off.
+        webdav.process.stop()
+        down_at = time.monotonic()
+        changed, dropped = demo.change_one_contract_and_drop_one_claim()
+        extraction.request_extraction(source=source, customer=demo.customer)
+        _drain(timeout=120)
+        wait_for(lambda: DeliveryAttempt.objects.filter(delivery__destination=destination, outcome="transient")
+                 .count() >= 2, timeout=max(30.0, outage), what="two failed attempts")
+        other = next(k for k in sorted(demo.stored()) if k[0] == "insurance-contracts" and k != changed)
+        demo.legacy_sql("UPDATE T_CONTRAT SET MT_PRIME_ANNUELLE = MT_PRIME_ANNUELLE + 77 WHERE NUM_CONTRAT = ?",
+                        other[1])
+        extraction.request_extraction(source=source, customer=demo.customer)
+        _drain(timeout=120)
+        # A delivery waiting for its next attempt takes the new changes too (one queued delivery per
+        # destination); an extraction finishing during an attempt itself queues a second one.
+        active_while_down = Delivery.objects.filter(destination=destination, status__in=deliveries.ACTIVE).count()
+        time.sleep(max(0.0, outage - (time.monotonic() - down_at)))
+        during = _cloud_deliveries(destination)
+        webdav.process.start()
+        up_at = time.monotonic()
+        wait_for(settled, timeout=120, what="the deliveries after the store came back")
+        caught_up_s = time.monotonic() - up_at
+        # The destination against the store, and the store against the ground truth.
+        at_destination = {k: d["data"] for k, d in webdav.read_all().items()}
+        stored, truth = demo.stored(), demo.truth()
+        after = _cloud_deliveries(destination)
+        attempt_rows = list(DeliveryAttempt.objects.filter(delivery__destination=destination)
+                            .order_by("started_at").values_list("outcome", "duration_ms"))
+        recovered = Delivery.objects.filter(destination=destination, attempts__gt=1)
+        result.figures.update({
+            "store_down_s": round(up_at - down_at, 1), "backoff_base_s": base, "backoff_cap_s": cap,
+            "legacy_changes_while_down": 2, "extractions_while_down": 2,
+            "deliveries_active_while_down": active_while_down,
+            "while_down": during, "after": after,
+            "attempts_of_the_recovered_delivery": list(recovered.values_list("attempts", flat=True)),
+            "caught_up_s_after_restart": round(caught_up_s, 1),
+            "records_at_destination": len(at_destination), "records_in_store": len(stored),
+            "wall_s": round(time.monotonic() - started, 1),
+        })
+        result.check("deliveries were attempted and failed transiently while the store was down",
+                     during["attempts"].get("transient", 0) >= 2 and not during["attempts"].get("permanent"),
+                     during)
+        result.check("every delivery completed", set(after["deliveries"]) == {"succeeded"}, after)
+        result.check("every attempt recorded, with its outcome and duration",
+                     attempt_rows and all(o and d is not None for o, d in attempt_rows)
+                     and attempt_rows[-1][0] == "succeeded", attempt_rows[-3:])
+        result.check("the files at the destination equal the customer's records", at_destination == stored,
+                     f"{len(at_destination)} files, {len(stored)} records")
+        unchanged = {k for k in truth if k not in (changed, other, dropped)}
+        result.check("the customer's records equal the ground truth with the legacy changes",
+                     set(stored) == set(truth) - {dropped} and all(stored[k] == truth[k] for k in unchanged)
+                     and stored[changed] != truth[changed] and stored[other] != truth[other],
+                     f"{len(stored)} stored, {len(truth)} in the ground truth")
+        result.check("the deleted claim was removed at the destination", dropped not in at_destination, dropped)
+        # read_all() refuses two resources for one record; the store has one file per record.
+        result.check("no duplicates at the destination", len(at_destination) == len(stored))
+        events = AccessEvent.objects.filter(customer=demo.customer, kind=AccessEvent.Kind.DELIVERY).count()
+        result.check("each completed delivery is an access event the customer sees",
+                     events == after["deliveries"].get("succeeded", 0), events)
+    finally:
+        if worker is not None:
+            worker.stop()
+        webdav.process.stop()
 
 
 SCENARIOS: dict[int, tuple[str, Callable[[Suite, Result], None]]] = {

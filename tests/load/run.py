@@ -2,12 +2,14 @@
 
     make load                      # rates 10 → 120 req/s, 20 s each (about 4 minutes)
     make load LOAD_ARGS=--short    # rates 10 → 40 req/s, 6 s each
+    make load LOAD_ARGS=--without-exports   # the mix without archives (no worker), for comparison
 
 Sets up like the fault suite (its own PostgreSQL and Redis, the demo legacy systems extracted by
 a real worker, PIMS clients connected through the real consent flow), then:
 
-1. open loop: the mix (record pages, dataset lists, change feeds, token refreshes) at each
-   offered rate; per endpoint tier, throughput and p50/p95/p99 latency;
+1. open loop: the mix (record pages, dataset lists, change feeds, token refreshes, archives
+   asked for and polled) at each offered rate; per endpoint tier, throughput and p50/p95/p99
+   latency; a Celery worker (one process) builds the archives meanwhile;
 2. closed loop: record pages back to back, then the bare Django JSON view of tests/load/urls.py
    back to back, same gunicorn, same concurrency: the ratio of their throughputs.
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--without-exports", action="store_true",
+                        help="the mix without archives (and no worker building them), for comparison")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",") if r] or ([10, 20, 40] if args.short
                                                               else [10, 20, 30, 40, 60, 80, 120])
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="load-", dir=ARTIFACTS))
     suite = faults.Suite(short=args.short, workdir=workdir)  # sets Django up
-    from tests.load.traffic import Mix, closed_loop, open_loop, summarize
+    from tests.load.traffic import LOAD_MIX, Mix, closed_loop, open_loop, percentile, summarize
 
     server, _ = faults._telco(suite, failure_rate=0.0, timeout_rate=0.0, delay_seconds=0.0, seed=7)
     web = worker = None
@@ -69,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         faults._request_all()
         faults._drain(timeout=300)
         worker.stop()
-        worker = None
+        # The archives asked for during the open loop are built by one worker process.
+        worker = None if args.without_exports else faults._worker(suite, "exports", concurrency=1)
+        load_mix = {k: v for k, v in LOAD_MIX.items() if k != "export" or not args.without_exports}
         env = suite.env(DJANGO_SETTINGS_MODULE="tests.load.settings")
         web = Gunicorn(env, port=suite.web_port, log_dir=suite.logs, workers=args.workers, threads=args.threads)
         clients = faults._clients(suite, web)
@@ -84,19 +90,32 @@ def main(argv: list[str] | None = None) -> int:
 
         # 1. Open loop at increasing rates.
         steps = []
+        exports_pending: dict = {}
         for rate in rates:
-            mix = Mix(clients, refreshers=[refresher], seed=rate)
+            mix = Mix(clients, refreshers=[refresher], mix=load_mix, seed=rate)
+            # An archive still being built when the last step ended is polled in this one (a client
+            # has one export at a time: asking again would be 429).
+            mix.exports = {name: job for name, job in exports_pending.items() if job[0]}
             samples, skipped = open_loop(web.url, mix, rate=rate, duration=step, max_in_flight=128)
+            exports_pending = mix.exports
             tiers = summarize(samples, seconds=step)
             everything = tiers["all"]
             sustained = (everything["errors"] == 0 and skipped == 0
                          and everything["per_s"] >= 0.95 * rate)
-            steps.append({"offered": rate, "sustained": sustained, "not_sent_overload": skipped, "tiers": tiers})
+            ready = [s * 1000 for s in mix.export_ready_s]
+            steps.append({"offered": rate, "sustained": sustained, "not_sent_overload": skipped, "tiers": tiers,
+                          "archives": {"ready": len(ready), "failed": mix.exports_failed,
+                                       "ready_p50_ms": round(percentile(ready, 50), 1),
+                                       "ready_p95_ms": round(percentile(ready, 95), 1)}})
             print(f"  offered {rate}/s: served {everything['per_s']}/s, errors {everything['errors']}, "
                   f"record pages p95 {tiers.get('record-page', {}).get('p95_ms')} ms"
-                  f"{'' if sustained else '  (not sustained)'}", flush=True)
+                  f"{'' if sustained else '  (not sustained)'}; archives ready {len(ready)}, "
+                  f"p50 {steps[-1]['archives']['ready_p50_ms']} ms from request to ready", flush=True)
             time.sleep(1)
         print(_table(steps))
+        if worker is not None:
+            worker.stop()
+            worker = None
 
         # 2. Saturation: record pages vs the bare JSON view, same server, same concurrency.
         concurrency = 8
@@ -122,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         best = sustained[-1] if sustained else None
         best_p95 = best["tiers"].get("record-page", {}).get("p95_ms") if best else None
         report = {
-            "short": args.short, "records": records, "clients": len(clients) + 1,
+            "short": args.short, "without_exports": args.without_exports, "records": records,
+            "clients": len(clients) + 1,
             "gunicorn": {"workers": args.workers, "threads": args.threads, "class": "gthread"},
             "step_seconds": step, "steps": steps,
             "saturation": {"concurrency": concurrency, "seconds": saturation_s, "record_page": pages,
@@ -136,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(p95 {baseline['p95_ms']} ms): ratio {ratio}")
         print(f"highest sustained rate: {report['highest_sustained_rate']}/s, record pages p95 {best_p95} ms "
               f"(goal ≤ {GOAL_P95_MS:.0f} ms: {'met' if report['goal_met'] else 'NOT met'})")
-        (ARTIFACTS / ("report-short.json" if args.short else "report.json")).write_text(json.dumps(report, indent=2))
+        name = f"report{'-short' if args.short else ''}{'-without-exports' if args.without_exports else ''}.json"
+        (ARTIFACTS / name).write_text(json.dumps(report, indent=2))
         return 0
     finally:
         for process in (web, worker):

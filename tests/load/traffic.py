@@ -22,9 +22,12 @@ import httpx
 from restitution.demo.install import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_REDIRECT_URI
 from tests.personas import pkce_pair
 
-#: Endpoint tiers and their share of the mix (after the CDR's "high/low priority" tiers). The
-#: export endpoint is not part of this API version yet, so it is not in the mix.
+#: Endpoint tiers and their share of the mix (after the CDR's "high/low priority" tiers).
 MIX = {"record-page": 0.60, "dataset-list": 0.20, "change-feed": 0.15, "token-refresh": 0.05}
+#: The load run's mix adds archives: a small share of "export" actions, each one either asks for
+#: an archive (POST /exports, tier export-request) or, while the client's archive is being
+#: built, polls it (GET /exports/{id}, tier export-poll), as a PIMS client does.
+LOAD_MIX = {"record-page": 0.58, "dataset-list": 0.19, "change-feed": 0.15, "token-refresh": 0.05, "export": 0.03}
 
 
 class _Inputs(HTMLParser):
@@ -110,15 +113,30 @@ class Mix:
         self.random = random.Random(seed)
         self.cursors: dict[tuple[str, str], str | None] = {}
         self.refreshing: set[str] = set()
+        # Exports: per client, the job being polled ("" while its request is on its way), when it
+        # was asked for, and how long each archive took to be ready (request to the poll saying 200).
+        self.exports: dict[str, tuple[str, float]] = {}
+        self.export_ready_s: list[float] = []
+        self.exports_failed = 0
 
     def choose(self) -> tuple[str, Tokens]:
         tier = self.random.choices(list(self.mix), weights=list(self.mix.values()))[0]
-        return tier, self.random.choice(self.refreshers if tier == "token-refresh" else self.clients)
+        tokens = self.random.choice(self.refreshers if tier == "token-refresh" else self.clients)
+        if tier == "export":
+            job = self.exports.get(tokens.username)
+            if job is None:
+                self.exports[tokens.username] = ("", time.monotonic())  # one request at a time per client
+                tier = "export-request"
+            else:
+                tier = "export-poll" if job[0] else "dataset-list"
+        return tier, tokens
 
     async def perform(self, http: httpx.AsyncClient, tier: str, tokens: Tokens) -> int:
         if tier == "token-refresh":
             return await self._refresh(http, tokens)
         headers = {"Authorization": f"Bearer {tokens.access}"}
+        if tier.startswith("export-"):
+            return await self._export(http, tier, tokens, headers)
         if tier == "dataset-list":
             return (await http.get("/api/v1/datasets", headers=headers)).status_code
         if tier == "change-feed":
@@ -134,6 +152,31 @@ class Mix:
             next_url = response.json().get("next")
             self.cursors[(tokens.username, slug)] = urlparse(next_url)._replace(scheme="", netloc="").geturl() \
                 if next_url else None
+        return response.status_code
+
+    async def _export(self, http: httpx.AsyncClient, tier: str, tokens: Tokens, headers: dict[str, str]) -> int:
+        """Ask for an archive of one of the client's datasets, or poll the one being built."""
+        url, asked = self.exports[tokens.username]
+        if tier == "export-request":
+            response = await http.post("/api/v1/exports", headers=headers,
+                                       json={"datasets": [self.random.choice(tokens.datasets)]})
+            if response.status_code == 202:
+                self.exports[tokens.username] = (urlparse(response.headers["Content-Location"]).path, asked)
+            else:
+                self.exports.pop(tokens.username, None)
+            return response.status_code
+        response = await http.get(url, headers=headers)
+        # Polls of one job may overlap (at high rates answers take seconds): only the first answer
+        # that closes the job counts it.
+        current = self.exports.get(tokens.username, ("", 0.0))[0] == url
+        if response.status_code == 200 and current:
+            self.exports.pop(tokens.username, None)
+            if response.json().get("status") == "succeeded":
+                self.export_ready_s.append(time.monotonic() - asked)
+            else:
+                self.exports_failed += 1
+        elif response.status_code != 202 and current:
+            self.exports.pop(tokens.username, None)
         return response.status_code
 
     async def _refresh(self, http: httpx.AsyncClient, tokens: Tokens) -> int:
