@@ -265,3 +265,13 @@ def test_an_empty_ndjson_change_page_keeps_its_content_type(data, flow):
     response = get(flow, token, "/api/v1/changes?since=999999999&format=ndjson")
     assert response.status_code == 200 and response.content == b""
     assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
+
+
+def test_the_scope_catalogue_follows_a_dataset_change_at_once(data):
+    from restitution.oauth import published_scopes
+
+    curve = Dataset.objects.get(slug=CURVE)
+    assert curve.scope in published_scopes()  # now kept by this process
+    curve.is_published = False
+    curve.save(update_fields=["is_published"])
+    assert curve.scope not in published_scopes()
