@@ -73,8 +73,8 @@ class GrantedTokenView(APIView):
 
     def log(self, request: Request, grant: Grant, *, dataset: Dataset | None, count: int | None,
             kind: str = AccessEvent.Kind.DATA_READ, **detail) -> None:
-        audit.record_event(kind=kind, customer=grant.customer, grant=grant, client=grant.client,
-                           dataset=dataset, record_count=count, request=request._request, detail=detail)
+        audit.record_access(request._request, kind=kind, grant=grant, dataset=dataset, record_count=count,
+                            detail=detail)
 
 
 def _url(request: Request, path: str, **query) -> str:
