@@ -19,15 +19,46 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def record_event(*, kind: str, customer: Customer, grant: Grant | None = None,
-                 client: PimsClient | None = None, dataset: Dataset | None = None,
-                 record_count: int | None = None, request: HttpRequest | None = None,
-                 request_id: str = "", staff=None, detail: dict[str, Any] | None = None) -> AccessEvent:
-    return AccessEvent.objects.create(
+def new_event(*, kind: str, customer: Customer, grant: Grant | None = None,
+              client: PimsClient | None = None, dataset: Dataset | None = None,
+              record_count: int | None = None, request: HttpRequest | None = None,
+              request_id: str = "", staff=None, detail: dict[str, Any] | None = None) -> AccessEvent:
+    """An event not saved yet (record_event() saves it; record_access() may write it later)."""
+    return AccessEvent(
         kind=kind, customer=customer, grant=grant, client=client or (grant.client if grant else None),
         dataset=dataset, record_count=record_count, request_id=request_id or _request_id(request),
         ip_address=client_ip(request), staff=staff, detail=detail or {},
     )
+
+
+def record_event(*, kind: str, customer: Customer, grant: Grant | None = None,
+                 client: PimsClient | None = None, dataset: Dataset | None = None,
+                 record_count: int | None = None, request: HttpRequest | None = None,
+                 request_id: str = "", staff=None, detail: dict[str, Any] | None = None) -> AccessEvent:
+    """Write one event now."""
+    event = new_event(kind=kind, customer=customer, grant=grant, client=client, dataset=dataset,
+                      record_count=record_count, request=request, request_id=request_id, staff=staff,
+                      detail=detail)
+    event.save()
+    return event
+
+
+#: Set on a request by the API call recorder (observability.ApiMetricsMiddleware), which then
+#: writes the request's access events together with its ApiCall row, before the response leaves.
+PENDING_ATTRIBUTE = "gateway_access_events"
+
+
+def record_access(request: HttpRequest, *, kind: str, grant: Grant, dataset: Dataset | None,
+                  record_count: int | None, detail: dict[str, Any]) -> None:
+    """The event of an API data access: handed to the API call recorder when it follows this
+    request (one database round trip for both rows), written at once otherwise."""
+    event = new_event(kind=kind, customer=grant.customer, grant=grant, client=grant.client, dataset=dataset,
+                      record_count=record_count, request=request, detail=detail)
+    pending = getattr(request, PENDING_ATTRIBUTE, None)
+    if pending is None:
+        event.save()
+    else:
+        pending.append(event)
 
 
 def _request_id(request: HttpRequest | None) -> str:

@@ -26,7 +26,7 @@ from django.core import signing
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import Exists, Func, OuterRef, Q, TextField
+from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils import timezone
@@ -277,13 +277,6 @@ def _rows(snapshot: Any, queryset, fields: tuple[str, ...]) -> Iterator[tuple]:
         yield from cursor
 
 
-class _UtcText(Func):
-    """A timestamp as RFC 3339 UTC text, printed by PostgreSQL (cheaper than in Python)."""
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    output_field = TextField()
-
-
 def _record_rows(snapshot: Any, records) -> Iterator[tuple[int, str, str | None, str, str]]:
     """(seq, key, date, extracted_at, data as JSON text) of each record, moments as UTC texts."""
     text = Cast("data", TextField())
@@ -292,8 +285,8 @@ def _record_rows(snapshot: Any, records) -> Iterator[tuple[int, str, str | None,
                 None, records.annotate(text=text), ("seq", "key", "record_at", "extracted_at", "text")):
             yield seq, key, _iso(record_at), _iso(extracted_at), data
         return
-    yield from _rows(snapshot, records.annotate(text=text, date=_UtcText("record_at"),
-                                                extracted=_UtcText("extracted_at")),
+    yield from _rows(snapshot, records.annotate(text=text, date=portability.UtcText("record_at"),
+                                                extracted=portability.UtcText("extracted_at")),
                      ("seq", "key", "date", "extracted", "text"))
 
 

@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Avg, Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncHour, TruncSecond
+from django.db.models.sql import InsertQuery
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -32,9 +34,34 @@ ABANDONED_STAGES = {
 
 
 def record_api_call(*, tier: str, endpoint: str, status: int, duration_ms: int,
-                    client_id: int | None = None, at: datetime | None = None) -> ApiCall:
-    return ApiCall.objects.create(at=at or timezone.now(), tier=tier, endpoint=endpoint[:64], status=status,
-                                  duration_ms=max(0, duration_ms), client_id=client_id)
+                    client_id: int | None = None, at: datetime | None = None,
+                    access_events: list[AccessEvent] = ()) -> ApiCall:
+    """One ApiCall row, and the request's access events with it: on PostgreSQL all of them in one
+    statement (`WITH … INSERT`), so in one round trip and one transaction."""
+    call = ApiCall(at=at or timezone.now(), tier=tier, endpoint=endpoint[:64], status=status,
+                   duration_ms=max(0, duration_ms), client_id=client_id)
+    if not access_events:
+        call.save()
+        return call
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            AccessEvent.objects.bulk_create(access_events)
+            call.save()
+        return call
+    events_sql, events_params = _insert_sql(AccessEvent, access_events)
+    call_sql, call_params = _insert_sql(ApiCall, [call])
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH events AS ({events_sql}) {call_sql}", [*events_params, *call_params])
+    return call
+
+
+def _insert_sql(model, objects: list) -> tuple[str, list]:
+    """The INSERT Django would run for these unsaved objects (its own value preparation)."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    query = InsertQuery(model)
+    query.insert_values(fields, objects)
+    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+    return sql, list(params)
 
 
 # --- Consent flows ---------------------------------------------------------------------------

@@ -8,24 +8,51 @@ to that client is in force and only for the datasets of that grant.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 
+from django.db.models.signals import post_delete, post_save
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import BaseScopes
 
 from . import audit, consent
-from .models import AccessEvent, Dataset
+from .models import AccessEvent, Customer, Dataset
 
 SCOPE_PREFIX = "dataset:"
 ALLOWED_GRANT_TYPES = ("authorization_code", "refresh_token")
+
+
+#: Every published scope and its title, kept per process: DOT asks for it on every bearer-token
+#: check (`request.scopes`). A change to a dataset empties it in the process that made the change;
+#: other processes see it within CATALOGUE_SECONDS. Access decisions never read it: they use the
+#: token's own scope string and the grant's datasets, read from the database on every request.
+CATALOGUE_SECONDS = 30
+_catalogue: tuple[float, dict[str, str]] | None = None
+
+
+def published_scopes() -> dict[str, str]:
+    global _catalogue
+    now = time.monotonic()
+    if _catalogue is None or now - _catalogue[0] >= CATALOGUE_SECONDS:
+        _catalogue = (now, {d.scope: d.title_en for d in Dataset.objects.filter(is_published=True)})
+    return dict(_catalogue[1])
+
+
+def forget_published_scopes(**kwargs) -> None:
+    global _catalogue
+    _catalogue = None
+
+
+post_save.connect(forget_published_scopes, sender=Dataset, dispatch_uid="oauth-catalogue-save")
+post_delete.connect(forget_published_scopes, sender=Dataset, dispatch_uid="oauth-catalogue-delete")
 
 
 class DatasetScopes(BaseScopes):
     """One scope per published dataset, `dataset:<slug>`; a client may ask only for its own."""
 
     def get_all_scopes(self):
-        return {d.scope: d.title_en for d in Dataset.objects.filter(is_published=True)}
+        return published_scopes()
 
     def get_available_scopes(self, application=None, request=None, *args, **kwargs):
         datasets = Dataset.objects.filter(is_published=True)
@@ -58,12 +85,22 @@ class GatewayOAuth2Validator(OAuth2Validator):
         return response_type == "code" and super().validate_response_type(
             client_id, response_type, client, request, *args, **kwargs)
 
+    def _load_access_token(self, token):
+        # DOT's own lookup, plus the customer behind the user in the same query.
+        checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        return (get_access_token_model().objects.select_related("application", "user", "user__customer")
+                .filter(token_checksum=checksum).first())
+
     def validate_bearer_token(self, token, scopes, request):
         if not super().validate_bearer_token(token, scopes, request):
             return False
         access_token = request.access_token
-        grant = consent.active_grant(customer=consent.customer_of(access_token.user),
-                                     client=access_token.application)
+        try:
+            customer = access_token.user.customer if access_token.user is not None else None
+        except Customer.DoesNotExist:
+            customer = None
+        # Read on every request: a revoked or expired grant ends its tokens at once.
+        grant = consent.active_grant(customer=customer, client=access_token.application)
         if grant is None:
             return _refuse(request, "The consent behind this token has ended.")
         # The raw scope string: `access_token.scopes` would query every published dataset again.

@@ -173,23 +173,49 @@ class ApiMetricsMiddleware:
         endpoint = endpoint_of(request.path_info)
         if endpoint is None:
             return self.get_response(request)
+        from .audit import PENDING_ATTRIBUTE
+
+        recording = settings.GATEWAY_RECORD_API_CALLS
+        if recording:
+            setattr(request, PENDING_ATTRIBUTE, [])  # the views' access events, written below
         started = time.perf_counter()
         response = self.get_response(request)
         elapsed = time.perf_counter() - started
         name, tier = endpoint
         API_LATENCY.labels(tier=tier).observe(elapsed)
         API_RESPONSES.labels(tier=tier, status_class=f"{response.status_code // 100}xx").inc()
-        if settings.GATEWAY_RECORD_API_CALLS:
-            from django.db import DatabaseError
+        if recording:
+            return self.record(request, response, name=name, tier=tier, elapsed=elapsed,
+                               events=getattr(request, PENDING_ATTRIBUTE))
+        return response
 
-            from .metrics import record_api_call
+    @staticmethod
+    def record(request, response, *, name: str, tier: str, elapsed: float, events: list):
+        """The ApiCall row and the access events in one round trip. If that fails the events
+        are written alone; if they cannot be, the response does not leave (an access that
+        succeeded is never missing from the customer's history): a 503 instead."""
+        from django.db import DatabaseError
 
-            token = getattr(request, "auth", None)
-            try:
-                record_api_call(tier=tier, endpoint=name, status=response.status_code,
-                                duration_ms=round(elapsed * 1000), client_id=getattr(token, "application_id", None))
-            except DatabaseError:  # the answer matters more than its statistics
-                logging.getLogger(__name__).warning("could not record an API call for the operator metrics")
+        from .metrics import record_api_call
+        from .web.middleware import DatabaseUnavailableMiddleware
+
+        token = getattr(request, "auth", None)
+        try:
+            record_api_call(tier=tier, endpoint=name, status=response.status_code,
+                            duration_ms=round(elapsed * 1000), client_id=getattr(token, "application_id", None),
+                            access_events=events)
+            return response
+        except DatabaseError:  # the answer matters more than its statistics
+            logging.getLogger(__name__).warning("could not record an API call for the operator metrics")
+        if not events:
+            return response
+        from .models import AccessEvent
+
+        try:
+            AccessEvent.objects.bulk_create(events)
+        except DatabaseError as exc:
+            response.close()
+            return DatabaseUnavailableMiddleware.unavailable(request, exc)
         return response
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet, TextField
+from django.db.models import Count, Func, Max, Min, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from .models import Dataset, Grant, Record
@@ -214,15 +214,25 @@ def record_page_json(grant: Grant, dataset: Dataset, window: Window, *, after: i
         return RawPage([json.dumps(item, ensure_ascii=False) for item in page.items], page.next_after,
                        page.last_seq)
     records = _page_query(grant, dataset, window, after=after, since=since)
-    rows = list(records.order_by("seq").annotate(text=Cast("data", TextField()))
-                .values_list("seq", "key", "deleted", "record_at", "extracted_at", "text")[: size + 1])
+    # Moments printed by PostgreSQL as well: parsing them into datetimes only to print them again
+    # was a fifth of a page's cost.
+    rows = list(records.order_by("seq").annotate(text=Cast("data", TextField()), date=UtcText("record_at"),
+                                                 extracted=UtcText("extracted_at"))
+                .values_list("seq", "key", "deleted", "date", "extracted", "text")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
     last = rows[-1][0] if rows else max(after, since or 0)
     head = record_line_head(dataset.slug)
-    lines = [record_line(head, seq, key, deleted, record_at, extracted_at, text)
-             for seq, key, deleted, record_at, extracted_at, text in rows]
+    lines = [record_line_deleted(head, seq, key) if deleted else record_line_text(head, seq, key, date, extracted, text)
+             for seq, key, deleted, date, extracted, text in rows]
     return RawPage(lines, last if more else None, last)
+
+
+class UtcText(Func):
+    """A timestamp as RFC 3339 UTC text to the second (as _iso()), printed by PostgreSQL."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    output_field = TextField()
 
 
 def record_line_head(dataset_slug: str) -> str:
@@ -234,8 +244,13 @@ def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetim
     """One record as the API's JSON item, around its stored JSON text (never parsed, never dumped
     again: only the envelope is built here). `head` comes from record_line_head()."""
     if deleted:
-        return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
+        return record_line_deleted(head, seq, key)
     return record_line_text(head, seq, key, _iso(record_at) if record_at else None, _iso(extracted_at), text)
+
+
+def record_line_deleted(head: str, seq: int, key: str) -> str:
+    """record_line() of a tombstone."""
+    return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
 
 
 def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str) -> str:

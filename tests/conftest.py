@@ -239,3 +239,14 @@ def reset_rate_limits() -> None:
             client.delete(key)
     else:
         reset_rate_limits()
+
+
+@pytest.fixture(autouse=True)
+def fresh_scope_catalogue() -> Iterator[None]:
+    """Each test starts and ends without the per-process scope catalogue: a rolled-back test
+    database sends no signal to empty it."""
+    from restitution.oauth import forget_published_scopes
+
+    forget_published_scopes()
+    yield
+    forget_published_scopes()

@@ -52,11 +52,16 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
+        return self.unavailable(request, exception)
+
+    @classmethod
+    def unavailable(cls, request, exception: Exception) -> HttpResponse:
+        """The 503 problem answered while the database cannot be used."""
         log.warning("database unavailable (%s) for request %s", type(exception).__name__,
                     getattr(request, "request_id", "-"))
         body = {"type": "https://restitution-gateway.org/problems/service_unavailable",
                 "title": "Service unavailable", "status": 503, "code": "service_unavailable",
                 "detail": "The service is briefly unavailable; retry after the delay given."}
         response = HttpResponse(json.dumps(body), status=503, content_type="application/problem+json")
-        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
+        response["Retry-After"] = str(cls.RETRY_AFTER_SECONDS)
         return response

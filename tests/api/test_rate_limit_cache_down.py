@@ -53,3 +53,14 @@ def test_the_limits_hold_again_once_the_cache_answers(flow, token, monkeypatch):
     assert statuses == [200, 200, 429]
     limited = flow.api.get("/api/v1/datasets", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert limited["Content-Type"] == PROBLEM
+
+
+def test_the_client_limit_holds_on_its_own(flow, token, monkeypatch):
+    # The customer's limit is wide open: only the client's refuses the third call.
+    reset_rate_limits()
+    monkeypatch.setattr(PerCustomerThrottle, "THROTTLE_RATES", {"customer": "50/s", "client": "2/min"})
+    monkeypatch.setattr(PerClientThrottle, "THROTTLE_RATES", {"customer": "50/s", "client": "2/min"})
+    statuses = [flow.api.get("/api/v1/datasets", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+                for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    reset_rate_limits()

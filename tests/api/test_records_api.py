@@ -265,3 +265,42 @@ def test_an_empty_ndjson_change_page_keeps_its_content_type(data, flow):
     response = get(flow, token, "/api/v1/changes?since=999999999&format=ndjson")
     assert response.status_code == 200 and response.content == b""
     assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
+
+
+def test_the_scope_catalogue_follows_a_dataset_change_at_once(data):
+    from restitution.oauth import published_scopes
+
+    curve = Dataset.objects.get(slug=CURVE)
+    assert curve.scope in published_scopes()  # now kept by this process
+    curve.is_published = False
+    curve.save(update_fields=["is_published"])
+    assert curve.scope not in published_scopes()
+
+
+def test_a_page_writes_its_access_event_and_api_call_in_one_statement(flow, data):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from restitution.models import ApiCall
+
+    token = flow.tokens()["access_token"]
+    with CaptureQueriesContext(connection) as queries:
+        response = get(flow, token, f"/api/v1/datasets/{CURVE}/records?page_size=5", HTTP_X_REQUEST_ID="page-one")
+    assert response.status_code == 200
+    inserts = [q["sql"] for q in queries if "INSERT" in q["sql"]]
+    assert len(inserts) == 1
+    assert "restitution_accessevent" in inserts[0] and "restitution_apicall" in inserts[0]
+    event = AccessEvent.objects.get(request_id="page-one")
+    assert (event.kind, event.dataset.slug, event.record_count) == (AccessEvent.Kind.DATA_READ, CURVE, 5)
+    assert ApiCall.objects.filter(endpoint="api-records", status=200).count() == 1
+
+
+def test_without_the_api_call_recorder_the_access_event_is_still_written(flow, data, settings):
+    from restitution.models import ApiCall
+
+    token = flow.tokens()["access_token"]
+    settings.GATEWAY_RECORD_API_CALLS = False
+    response = get(flow, token, f"/api/v1/datasets/{CURVE}/records?page_size=3", HTTP_X_REQUEST_ID="no-recorder")
+    assert response.status_code == 200
+    assert AccessEvent.objects.get(request_id="no-recorder").record_count == 3
+    assert not ApiCall.objects.filter(endpoint="api-records").exists()

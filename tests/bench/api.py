@@ -64,6 +64,24 @@ def _time(fn, repeat: int = 3) -> float:
     return statistics.median(runs)
 
 
+def _profile(sync, http, auth) -> None:
+    """--profile: the SQL statements of one record page, then where the time of one sync goes."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        http.get("/api/v1/datasets/energy-load-curve/records?page_size=1000", **auth)
+    print(f"{len(queries)} SQL statements for one record page:")
+    for query in queries:
+        print("   ", query["sql"][:160])
+    profiler = cProfile.Profile()
+    profiler.runcall(sync)
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+
+
 def main() -> int:
     _setup()
     try:
@@ -145,6 +163,8 @@ def main() -> int:
                 assert count == readings, count
 
             naive_s = _time(naive)
+        if "--profile" in sys.argv:
+            _profile(ours, http, auth)
         copy_s = _time(copy_out)
         ours_s = _time(ours)
         ndjson_s = _time(ours_ndjson)
