@@ -1,7 +1,7 @@
 """Shared fixtures: the demo legacy systems, the telco service, real Celery workers.
 
 Tests run against the real PostgreSQL and Redis when `make test` configures them
-(DATABASE_URL, REDIS_URL); tests that need a worker or MariaDB skip cleanly otherwise.
+(DATABASE_URL, REDIS_URL); tests that need a worker or MariaDB fail, naming the missing service, otherwise.
 """
 
 from __future__ import annotations
@@ -33,12 +33,9 @@ def on_real_services() -> bool:
 
 
 def missing(what: str) -> None:
-    """A service a test needs is absent. Under `make test` (GATEWAY_MODE=test, as in CI) that is
-    a failure — the suite must never pass by skipping; a bare `pytest` run skips instead."""
-    message = f"{what} (run `make test`, which .ci/run calls with every service up)"
-    if os.environ.get("GATEWAY_MODE") == "test":
-        pytest.fail(message)
-    pytest.skip(message)
+    """A service a test needs is absent: a failure, never a skip — the suite must not pass by
+    leaving things out."""
+    pytest.fail(f"{what} (run `make test`, which .ci/run calls with every service up)")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Browser tests: a real headless Chromium, driven by Playwright, against Django's live server.
 
 Debian's Chromium (/usr/bin/chromium, installed by .ci/run) is used, not a Playwright-downloaded
-build. Tests in this folder are marked `browser`; they skip cleanly where Chromium is missing.
+build. Tests in this folder are marked `browser`; they fail, naming it, where Chromium is missing.
 
 Fixtures:
 - browser (session): the Playwright `Browser`, shared by all tests of the session.
