@@ -12,12 +12,13 @@ import time
 from collections import OrderedDict
 
 from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import BaseScopes
 
-from . import audit, consent
-from .models import AccessEvent, Customer, Dataset
+from . import audit, bearer, consent
+from .models import AccessEvent, Dataset
 
 SCOPE_PREFIX = "dataset:"
 ALLOWED_GRANT_TYPES = ("authorization_code", "refresh_token")
@@ -86,28 +87,22 @@ class GatewayOAuth2Validator(OAuth2Validator):
             client_id, response_type, client, request, *args, **kwargs)
 
     def _load_access_token(self, token):
-        # DOT's own lookup, plus the customer behind the user in the same query.
+        # DOT's own lookup, and with it the customer and the grant in force, in one query.
         checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        return (get_access_token_model().objects.select_related("application", "user", "user__customer")
-                .filter(token_checksum=checksum).first())
+        return bearer.load(checksum, now=timezone.now())
 
     def validate_bearer_token(self, token, scopes, request):
         if not super().validate_bearer_token(token, scopes, request):
             return False
         access_token = request.access_token
-        try:
-            customer = access_token.user.customer if access_token.user is not None else None
-        except Customer.DoesNotExist:
-            customer = None
-        # Read on every request: a revoked or expired grant ends its tokens at once.
-        grant = consent.active_grant(customer=customer, client=access_token.application)
+        # Read with the token, on every request: a revoked or expired grant ends its tokens at once.
+        grant = getattr(access_token, "consent_grant", None)
         if grant is None:
             return _refuse(request, "The consent behind this token has ended.")
         # The raw scope string: `access_token.scopes` would query every published dataset again.
         if not set(access_token.scope.split()) <= consent.grant_scopes(grant):
             return _refuse(request, "The token asks for more than the consent gives.")
         request.grant = grant
-        access_token.consent_grant = grant  # the API views use it instead of looking it up again
         return True
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):

@@ -194,15 +194,18 @@ class RecordListView(_PagedView):
     def raw_paged(self, request: Request, raw: portability.RawPage, path: str, **query) -> HttpResponse:
         next_url = self.next_url(request, raw.next_after, path, **query)
         if request.accepted_renderer.format == "ndjson":
-            response = HttpResponse("".join(line + "\n" for line in raw.lines),
-                                    content_type="application/x-ndjson; charset=utf-8")
+            response = HttpResponse(raw.ndjson, content_type="application/x-ndjson; charset=utf-8")
         else:
-            body = ('{"items":[' + ",".join(raw.lines) + '],"next":' + json.dumps(next_url)
-                    + ',"last_seq":' + str(raw.last_seq) + "}")
-            response = HttpResponse(body, content_type="application/json")
+            tail = ',"next":' + json.dumps(next_url) + ',"last_seq":' + str(raw.last_seq) + "}"
+            response = HttpResponse(b'{"items":[' + raw.json_items() + b"]" + tail.encode(),
+                                    content_type="application/json")
         if next_url:
             response["Link"] = f'<{next_url}>; rel="next"'
         response["Vary"] = "Accept, Authorization"
+        # A strong validator of the exact body (ConditionalGetMiddleware answers If-None-Match with
+        # it); SHA-256 because it hashes the megabytes of a large page about three times faster
+        # than the middleware's own MD5 on current processors.
+        response["ETag"] = f'"{hashlib.sha256(response.content).hexdigest()[:32]}"'
         return response
 
     @extend_schema(summary="A dataset's records",
@@ -227,9 +230,9 @@ class RecordListView(_PagedView):
                  "to": params.get("to"), "format": params.get("format")}
         path = f"/api/v1/datasets/{slug}/records"
         if request.accepted_renderer.format in ("json", "ndjson"):
-            # Hot path: stored JSON texts joined as they are (no parse, no serializer).
-            raw = portability.record_page_json(grant, dataset, window, after=after, since=since, size=size)
-            self.log(request, grant, dataset=dataset, count=len(raw.lines))
+            # Hot path: the page as PostgreSQL prints it (no parse, no serializer, no row in Python).
+            raw = portability.record_page_ndjson(grant, dataset, window, after=after, since=since, size=size)
+            self.log(request, grant, dataset=dataset, count=raw.count)
             return self.raw_paged(request, raw, path, **query)
         page = portability.record_page(grant, dataset, window, after=after, since=since, size=size)
         self.log(request, grant, dataset=dataset, count=len(page.items))

@@ -3,6 +3,9 @@ customer's data, a dataset outside the grant, or a record outside the grant's wi
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import secrets
 from datetime import UTC, date, datetime, timedelta
 
@@ -41,7 +44,8 @@ def issue_token(grant) -> str:
        params=st.fixed_dictionaries({}, optional={
            "from": st.none() | days.map(str), "to": st.none() | days.map(str),
            "page_size": st.integers(min_value=1, max_value=30).map(str),
-           "since": st.integers(min_value=0, max_value=80).map(str)}))
+           "since": st.integers(min_value=0, max_value=80).map(str),
+           "format": st.sampled_from(["json", "ndjson", "csv"])}))
 def test_no_response_leaks_beyond_the_grant(isolation_data, who, granted, window, asked, params):
     reset_rate_limits()  # rate limits are tested elsewhere; here every request must be served
     customer = getattr(isolation_data, who)
@@ -60,7 +64,7 @@ def test_no_response_leaks_beyond_the_grant(isolation_data, who, granted, window
     assert response.status_code in (200, 400), response.content
     if response.status_code == 400:
         return
-    for item in response.json()["items"]:
+    for item in _items(response):
         assert item["dataset"] in granted
         if item.get("deleted"):
             continue
@@ -70,6 +74,24 @@ def test_no_response_leaks_beyond_the_grant(isolation_data, who, granted, window
             assert moment >= datetime.combine(start, datetime.min.time(), tzinfo=UTC)
         if end:
             assert moment < datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+
+def _items(response) -> list[dict]:
+    """The items of a page in any of its formats (CSV: the dataset's fields as `data`)."""
+    kind = response["Content-Type"]
+    if kind.startswith("application/json"):
+        return response.json()["items"]
+    text = response.content.decode()
+    if kind.startswith("application/x-ndjson"):
+        return [json.loads(line) for line in text.splitlines()]
+    assert kind.startswith("text/csv"), kind
+    items = []
+    for row in csv.DictReader(io.StringIO(text)):
+        item = {name: row.pop(name) for name in ("dataset", "key", "seq", "date")}
+        item["deleted"] = row.pop("deleted") == "true"
+        item["data"] = row
+        items.append(item)
+    return items
 
 
 @pytest.fixture
