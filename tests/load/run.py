@@ -8,8 +8,10 @@ Sets up like the fault suite (its own PostgreSQL and Redis, the demo legacy syst
 a real worker, PIMS clients connected through the real consent flow), then:
 
 1. open loop: the mix (record pages, dataset lists, change feeds, token refreshes, archives
-   asked for and polled) at each offered rate; per endpoint tier, throughput and p50/p95/p99
-   latency; a Celery worker (one process) builds the archives meanwhile;
+   asked for, polled and downloaded) at each offered rate; per endpoint tier, throughput,
+   p50/p95/p99 latency, errors by HTTP status (or by failure name when there was no answer:
+   `read-timeout`, `connect-error`…) and, for downloads, the bytes read; a Celery worker (one
+   process) builds the archives meanwhile;
 2. closed loop: record pages back to back, then the bare Django JSON view of tests/load/urls.py
    back to back, same gunicorn, same concurrency: the ratio of their throughputs.
 
@@ -34,13 +36,20 @@ ARTIFACTS = ROOT / "tests" / "artifacts" / "load"
 GOAL_P95_MS = 100.0
 
 
+def _by_status(errors: dict[str, int]) -> str:
+    """`503: 2, read-timeout: 1`, or `-` when there was none."""
+    return ", ".join(f"{status}: {count}" for status, count in errors.items()) or "-"
+
+
 def _table(rows: list[dict]) -> str:
-    head = f"{'rate':>6} {'tier':<14} {'req':>6} {'per_s':>7} {'err':>4} {'p50':>7} {'p95':>7} {'p99':>7}"
+    head = (f"{'rate':>6} {'tier':<15} {'req':>6} {'per_s':>7} {'err':>4} {'p50':>7} {'p95':>7} {'p99':>7} "
+            f"{'bytes':>11}  errors by status")
     lines = [head]
     for row in rows:
         for tier, figures in row["tiers"].items():
-            lines.append(f"{row['offered']:>6} {tier:<14} {figures['requests']:>6} {figures['per_s']:>7} "
-                         f"{figures['errors']:>4} {figures['p50_ms']:>7} {figures['p95_ms']:>7} {figures['p99_ms']:>7}")
+            lines.append(f"{row['offered']:>6} {tier:<15} {figures['requests']:>6} {figures['per_s']:>7} "
+                         f"{figures['errors']:>4} {figures['p50_ms']:>7} {figures['p95_ms']:>7} {figures['p99_ms']:>7} "
+                         f"{figures.get('bytes', ''):>11}  {_by_status(figures['errors_by_status'])}")
     return "\n".join(lines)
 
 
@@ -91,26 +100,40 @@ def main(argv: list[str] | None = None) -> int:
         # 1. Open loop at increasing rates.
         steps = []
         exports_pending: dict = {}
+        downloads_pending: dict = {}
         for rate in rates:
             mix = Mix(clients, refreshers=[refresher], mix=load_mix, seed=rate)
             # An archive still being built when the last step ended is polled in this one (a client
-            # has one export at a time: asking again would be 429).
+            # has one export at a time: asking again would be 429); one seen ready and not yet
+            # downloaded is downloaded in this one.
             mix.exports = {name: job for name, job in exports_pending.items() if job[0]}
+            mix.downloads = dict(downloads_pending)
             samples, skipped = open_loop(web.url, mix, rate=rate, duration=step, max_in_flight=128)
-            exports_pending = mix.exports
+            exports_pending, downloads_pending = mix.exports, mix.downloads
             tiers = summarize(samples, seconds=step)
             everything = tiers["all"]
             sustained = (everything["errors"] == 0 and skipped == 0
                          and everything["per_s"] >= 0.95 * rate)
             ready = [s * 1000 for s in mix.export_ready_s]
-            steps.append({"offered": rate, "sustained": sustained, "not_sent_overload": skipped, "tiers": tiers,
+            downloads = [s for s in samples if s.tier == "export-download"]
+            fetched = [s for s in downloads if s.ok]
+            steps.append({"offered": rate, "sustained": sustained, "not_sent_overload": skipped,
+                          "errors_by_status": everything["errors_by_status"], "tiers": tiers,
                           "archives": {"ready": len(ready), "failed": mix.exports_failed,
                                        "ready_p50_ms": round(percentile(ready, 50), 1),
-                                       "ready_p95_ms": round(percentile(ready, 95), 1)}})
-            print(f"  offered {rate}/s: served {everything['per_s']}/s, errors {everything['errors']}, "
+                                       "ready_p95_ms": round(percentile(ready, 95), 1),
+                                       "downloaded": len(fetched), "download_errors": len(downloads) - len(fetched),
+                                       "bytes_downloaded": sum(s.bytes for s in fetched),
+                                       "download_p50_ms": round(percentile([s.seconds * 1000 for s in fetched],
+                                                                           50), 1)}})
+            archives = steps[-1]["archives"]
+            print(f"  offered {rate}/s: served {everything['per_s']}/s, errors {everything['errors']} "
+                  f"(by status: {_by_status(everything['errors_by_status'])}), "
                   f"record pages p95 {tiers.get('record-page', {}).get('p95_ms')} ms"
                   f"{'' if sustained else '  (not sustained)'}; archives ready {len(ready)}, "
-                  f"p50 {steps[-1]['archives']['ready_p50_ms']} ms from request to ready", flush=True)
+                  f"p50 {archives['ready_p50_ms']} ms from request to ready; downloaded {len(fetched)} "
+                  f"({archives['bytes_downloaded']} bytes, p50 {archives['download_p50_ms']} ms, "
+                  f"{archives['download_errors']} failed)", flush=True)
             time.sleep(1)
         print(_table(steps))
         if worker is not None:
@@ -152,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             "goal_met": bool(best and best_p95 is not None and best_p95 <= GOAL_P95_MS),
         }
         print(f"saturation ({concurrency} concurrent): record pages {pages['per_s']}/s "
-              f"(p95 {pages['p95_ms']} ms, errors {pages['errors']}), bare JSON view {baseline['per_s']}/s "
-              f"(p95 {baseline['p95_ms']} ms): ratio {ratio}")
+              f"(p95 {pages['p95_ms']} ms, errors {pages['errors']}: {_by_status(pages['errors_by_status'])}), "
+              f"bare JSON view {baseline['per_s']}/s (p95 {baseline['p95_ms']} ms, errors {baseline['errors']}: "
+              f"{_by_status(baseline['errors_by_status'])}): ratio {ratio}")
         print(f"highest sustained rate: {report['highest_sustained_rate']}/s, record pages p95 {best_p95} ms "
               f"(goal ≤ {GOAL_P95_MS:.0f} ms: {'met' if report['goal_met'] else 'NOT met'})")
         name = f"report{'-short' if args.short else ''}{'-without-exports' if args.without_exports else ''}.json"

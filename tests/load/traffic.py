@@ -7,6 +7,7 @@ Loopback only, bounded in time: every loop here stops at its deadline or on a st
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import statistics
 import threading
@@ -25,8 +26,10 @@ from tests.personas import pkce_pair
 #: Endpoint tiers and their share of the mix (after the CDR's "high/low priority" tiers).
 MIX = {"record-page": 0.60, "dataset-list": 0.20, "change-feed": 0.15, "token-refresh": 0.05}
 #: The load run's mix adds archives: a small share of "export" actions, each one either asks for
-#: an archive (POST /exports, tier export-request) or, while the client's archive is being
-#: built, polls it (GET /exports/{id}, tier export-poll), as a PIMS client does.
+#: an archive (POST /exports, tier export-request), or, while the client's archive is being
+#: built, polls it (GET /exports/{id}, tier export-poll), or, once a poll has seen it ready,
+#: downloads it through the signed link of the poll's answer (tier export-download), as a PIMS
+#: client does.
 LOAD_MIX = {"record-page": 0.58, "dataset-list": 0.19, "change-feed": 0.15, "token-refresh": 0.05, "export": 0.03}
 
 
@@ -94,9 +97,49 @@ def consent_over_http(base_url: str, *, username: str, datasets: list[str], pass
 @dataclass
 class Sample:
     tier: str
-    status: int  # 0: no answer (connection error, timeout)
+    status: int  # 0: no answer (connection error, timeout; `error` says which)
     seconds: float
     at: float  # time.monotonic() when sent
+    error: str = ""  # set when there is no usable answer: see failure_name(), or a download's body check
+    bytes: int = 0  # body bytes read (archive downloads)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300 and not self.error
+
+    @property
+    def outcome(self) -> str:
+        """The HTTP status, or the name of what went wrong when there is no usable answer."""
+        return self.error or str(self.status)
+
+
+@dataclass
+class Outcome:
+    """What Mix.perform() saw, when a status is not enough (downloads)."""
+
+    status: int
+    bytes: int = 0
+    error: str = ""
+
+
+#: Names of the failures without an HTTP answer, in the reports' errors by status.
+FAILURES: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.ConnectTimeout, "connect-timeout"), (httpx.ReadTimeout, "read-timeout"),
+    (httpx.WriteTimeout, "write-timeout"), (httpx.PoolTimeout, "pool-timeout"),
+    (httpx.ConnectError, "connect-error"), (httpx.ReadError, "read-error"), (httpx.WriteError, "write-error"),
+    (httpx.RemoteProtocolError, "server-disconnected"),
+)
+
+
+def failure_name(exc: Exception) -> str:
+    """A short name for a request that got no usable answer: `read-timeout`, `connect-error`…;
+    `unexpected-<Exception>` for an error of the generator itself (never silent)."""
+    for kind, name in FAILURES:
+        if isinstance(exc, kind):
+            return name
+    if isinstance(exc, httpx.HTTPError):
+        return f"http-{type(exc).__name__}"
+    return f"unexpected-{type(exc).__name__}"
 
 
 class Mix:
@@ -118,22 +161,33 @@ class Mix:
         self.exports: dict[str, tuple[str, float]] = {}
         self.export_ready_s: list[float] = []
         self.exports_failed = 0
+        # Archives seen ready, per client: (signed link, size, SHA-256), waiting for the client's
+        # next export action, then being downloaded; the client asks for no new archive meanwhile.
+        self.downloads: dict[str, tuple[str, int, str]] = {}
+        self.downloading: dict[str, tuple[str, int, str]] = {}
 
     def choose(self) -> tuple[str, Tokens]:
         tier = self.random.choices(list(self.mix), weights=list(self.mix.values()))[0]
         tokens = self.random.choice(self.refreshers if tier == "token-refresh" else self.clients)
         if tier == "export":
             job = self.exports.get(tokens.username)
-            if job is None:
+            if tokens.username in self.downloads:
+                self.downloading[tokens.username] = self.downloads.pop(tokens.username)
+                tier = "export-download"
+            elif tokens.username in self.downloading:
+                tier = "dataset-list"
+            elif job is None:
                 self.exports[tokens.username] = ("", time.monotonic())  # one request at a time per client
                 tier = "export-request"
             else:
                 tier = "export-poll" if job[0] else "dataset-list"
         return tier, tokens
 
-    async def perform(self, http: httpx.AsyncClient, tier: str, tokens: Tokens) -> int:
+    async def perform(self, http: httpx.AsyncClient, tier: str, tokens: Tokens) -> int | Outcome:
         if tier == "token-refresh":
             return await self._refresh(http, tokens)
+        if tier == "export-download":
+            return await self._download(http, tokens)
         headers = {"Authorization": f"Bearer {tokens.access}"}
         if tier.startswith("export-"):
             return await self._export(http, tier, tokens, headers)
@@ -171,13 +225,41 @@ class Mix:
         current = self.exports.get(tokens.username, ("", 0.0))[0] == url
         if response.status_code == 200 and current:
             self.exports.pop(tokens.username, None)
-            if response.json().get("status") == "succeeded":
+            body = response.json()
+            if body.get("status") == "succeeded":
                 self.export_ready_s.append(time.monotonic() - asked)
+                archive = body["archive"]
+                self.downloads[tokens.username] = (archive["url"], archive["size"], archive["sha256"])
             else:
                 self.exports_failed += 1
         elif response.status_code != 202 and current:
             self.exports.pop(tokens.username, None)
         return response.status_code
+
+    async def _download(self, http: httpx.AsyncClient, tokens: Tokens) -> Outcome:
+        """Download the archive a poll saw ready, through its signed link (no token), streamed:
+        the body is read to its end and hashed as it comes, never held in memory. A body of the
+        wrong size or SHA-256 is an error (`size-mismatch`, `digest-mismatch`)."""
+        link, size, sha256 = self.downloading[tokens.username]
+        status = received = 0
+        digest = hashlib.sha256()
+        try:
+            async with http.stream("GET", link) as response:
+                status = response.status_code
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    digest.update(chunk)
+        except httpx.HTTPError as exc:
+            return Outcome(status, received, failure_name(exc))
+        finally:
+            # Done with this archive, whatever happened (a failed download is not retried): the
+            # client may ask for a new one.
+            self.downloading.pop(tokens.username, None)
+        if status == 200 and received != size:
+            return Outcome(status, received, "size-mismatch")
+        if status == 200 and digest.hexdigest() != sha256:
+            return Outcome(status, received, "digest-mismatch")
+        return Outcome(status, received)
 
     async def _refresh(self, http: httpx.AsyncClient, tokens: Tokens) -> int:
         # Refresh tokens rotate: one refresh at a time per client, as a real client does.
@@ -208,11 +290,14 @@ async def _open_loop(base_url: str, mix: Mix, *, rate: float, duration: float, s
             nonlocal in_flight
             sent = time.monotonic()
             try:
-                status = await mix.perform(http, tier, tokens)
-            except httpx.HTTPError:
-                status = 0
-            samples.append(Sample(tier, status, time.monotonic() - sent, sent))
-            in_flight -= 1
+                outcome = await mix.perform(http, tier, tokens)
+            except Exception as exc:  # no usable answer (or a fault of the generator): named, counted
+                outcome = Outcome(0, error=failure_name(exc))
+            finally:
+                in_flight -= 1
+            if isinstance(outcome, int):
+                outcome = Outcome(outcome)
+            samples.append(Sample(tier, outcome.status, time.monotonic() - sent, sent, outcome.error, outcome.bytes))
 
         tasks = set()
         started = time.monotonic()
@@ -276,8 +361,10 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def summarize(samples: list[Sample], *, seconds: float | None = None) -> dict[str, dict[str, float]]:
-    """Per tier: count, throughput, errors (non-2xx or no answer), p50/p95/p99 in ms."""
+def summarize(samples: list[Sample], *, seconds: float | None = None) -> dict[str, dict]:
+    """Per tier: count, throughput, errors (non-2xx or no usable answer) and the same broken down
+    by status (`{"503": 2, "read-timeout": 1}`), p50/p95/p99 in ms of the answered requests; the
+    body bytes read, for the tiers that count them (downloads)."""
     by_tier: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
         by_tier[sample.tier].append(sample)
@@ -285,14 +372,32 @@ def summarize(samples: list[Sample], *, seconds: float | None = None) -> dict[st
     span = seconds or (max((s.at for s in samples), default=0) - min((s.at for s in samples), default=0)) or 1
     report = {}
     for tier, items in sorted(by_tier.items()):
-        latencies = [s.seconds * 1000 for s in items if 200 <= s.status < 300]
+        latencies = [s.seconds * 1000 for s in items if s.ok]
+        failed = errors_by_status(items)
         report[tier] = {
             "requests": len(items), "per_s": round(len(items) / span, 1),
-            "errors": sum(1 for s in items if not 200 <= s.status < 300),
+            "errors": sum(failed.values()), "errors_by_status": failed,
             "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
             "p99_ms": round(percentile(latencies, 99), 1),
         }
+        if tier != "all" and (tier in BYTE_TIERS or any(s.bytes for s in items)):
+            report[tier]["bytes"] = sum(s.bytes for s in items)
+            report[tier]["bytes_ok"] = sum(s.bytes for s in items if s.ok)
     return report
+
+
+#: Tiers whose report always counts the bytes read.
+BYTE_TIERS = {"export-download"}
+
+
+def errors_by_status(samples: list[Sample]) -> dict[str, int]:
+    """The failed requests counted by HTTP status, or by failure name when there was no usable
+    answer (`read-timeout`, `connect-error`, `digest-mismatch`…); most frequent first."""
+    counts: dict[str, int] = defaultdict(int)
+    for sample in samples:
+        if not sample.ok:
+            counts[sample.outcome] += 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def statuses(samples: list[Sample]) -> dict[str, int]:
@@ -300,8 +405,6 @@ def statuses(samples: list[Sample]) -> dict[str, int]:
     for sample in samples:
         counts[str(sample.status)] += 1
     return dict(sorted(counts.items()))
-
-
 
 
 async def _closed_loop(base_url: str, request: Callable[[httpx.AsyncClient], Awaitable[int]], *, concurrency: int,
@@ -313,11 +416,12 @@ async def _closed_loop(base_url: str, request: Callable[[httpx.AsyncClient], Awa
         async def user() -> None:
             while time.monotonic() < deadline:
                 sent = time.monotonic()
+                error = ""
                 try:
                     status = await request(http)
-                except httpx.HTTPError:
-                    status = 0
-                samples.append(Sample(tier, status, time.monotonic() - sent, sent))
+                except httpx.HTTPError as exc:
+                    status, error = 0, failure_name(exc)
+                samples.append(Sample(tier, status, time.monotonic() - sent, sent, error))
 
         await asyncio.gather(*(user() for _ in range(concurrency)))
 
