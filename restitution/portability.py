@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import psycopg
 from django.db.models import Count, Func, Max, Min, Q, QuerySet, TextField
 
 from .models import Dataset, Grant, Record
@@ -197,38 +196,34 @@ def change_page(grant: Grant, window: Window, *, after: int, size: int) -> Page:
 
 @dataclass
 class RawPage:
-    """A page as NDJSON bytes: one JSON item per line, each line ending with a newline."""
+    """A page as ready-made JSON text: its items joined by a separator that holds a newline (a
+    JSON item never holds a raw one): "\\n" for NDJSON, ",\\n" inside a JSON array."""
 
-    ndjson: bytes
+    text: str
     count: int
     next_after: int | None
     last_seq: int
 
-    def json_items(self) -> bytes:
-        """The items as the inside of a JSON array (an item never holds a raw newline)."""
-        return self.ndjson[:-1].replace(b"\n", b",")
-
 
 #: One record as the API's JSON item, printed by PostgreSQL; the same text as record_line().
-#: %s is record_line_head(). Moments to the second in UTC, as _iso().
+#: {head} is an SQL text expression worth record_line_head(). Moments to the second in UTC, as _iso().
 _LINE_SQL = (
-    "concat(%s::text, to_json(key), ',\"seq\":', seq, CASE WHEN deleted THEN ',\"deleted\":true}' "
+    "concat({head}, to_json(key), ',\"seq\":', seq, CASE WHEN deleted THEN ',\"deleted\":true}}' "
     "ELSE concat(',\"date\":', coalesce('\"' || to_char(record_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '\"', 'null'), ',\"extracted_at\":\"', "
     "to_char(extracted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "'\",\"data\":', data, '}') END)"
+    "'\",\"data\":', data, '}}') END)"
 )
-#: COPY in CSV form with a delimiter and a quote character that JSON text never holds raw
-#: (control characters are always escaped in it): each line comes out exactly as printed.
-_COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
-_SEQ = b',"seq":'
+_SEQ = ',"seq":'
 
 
-def _page_where(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None
+def _page_where(customer_id: int, dataset_ids: list[int], window: Window, *, after: int, since: int | None
                 ) -> tuple[str, list]:
-    """_page_query() as SQL: the same rows, without compiling an ORM query on the hot path."""
-    conditions, params = ["customer_id = %s", "dataset_id = %s", "seq > %s"], [grant.customer_id, dataset.pk,
-                                                                               max(after, since or 0)]
+    """_page_query() as SQL (the change feed's rows too, with several datasets and `since`): the
+    same rows, without compiling an ORM query on the hot path."""
+    conditions = ["customer_id = %s", "dataset_id = %s" if len(dataset_ids) == 1 else "dataset_id = ANY(%s)",
+                  "seq > %s"]
+    params = [customer_id, dataset_ids[0] if len(dataset_ids) == 1 else list(dataset_ids), max(after, since or 0)]
     in_window, window_params = [], []
     if window.start is not None:
         in_window.append("record_at >= %s")
@@ -245,45 +240,84 @@ def _page_where(grant: Grant, dataset: Dataset, window: Window, *, after: int, s
     return " AND ".join(conditions), params
 
 
-def record_page_ndjson(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None,
-                       size: int) -> RawPage:
-    """The same page as record_page(), as NDJSON bytes (the hot path of a sync): PostgreSQL prints
-    every item, envelope included, and sends the page in one COPY; Python never touches a record."""
+def record_page_text(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None,
+                     size: int, separator: str) -> RawPage:
+    """The same page as record_page(), as JSON text (the hot path of a sync): PostgreSQL prints
+    every item, envelope included, and joins them; Python never touches a record."""
     from django.db import connection
 
+    assert separator.endswith("\n"), separator
     if connection.vendor != "postgresql":
         page = record_page(grant, dataset, window, after=after, since=since, size=size)
-        text = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in page.items)
-        return RawPage(text.encode(), len(page.items), page.next_after, page.last_seq)
-    where, params = _page_where(grant, dataset, window, after=after, since=since)
-    statement = (f"COPY (SELECT {_LINE_SQL} FROM {Record._meta.db_table} WHERE {where} ORDER BY seq "
-                 f"LIMIT {int(size) + 1}) TO STDOUT {_COPY_OPTIONS}")
-    buffer = bytearray()
+        return _raw(page, separator)
+    where, params = _page_where(grant.customer_id, [dataset.pk], window, after=after, since=since)
+    # One item more than the page is read: its presence says there is a next page; it is not served.
+    statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*) FROM (SELECT seq, "
+                 f"{_LINE_SQL.format(head='%s::text')} AS line FROM {Record._meta.db_table} WHERE {where} "
+                 f"ORDER BY seq LIMIT %s) page")
     with connection.cursor() as cursor:
-        # COPY takes no bound parameters: they are merged as literals by psycopg's own quoting.
-        statement = psycopg.ClientCursor(cursor.connection).mogrify(statement, [record_line_head(dataset.slug),
-                                                                                 *params])
-        with cursor.copy(statement) as copy:
-            for block in copy:
-                buffer += block
-    count = buffer.count(b"\n")
+        cursor.execute(statement, [separator, record_line_head(dataset.slug), *params, size + 1])
+        text, count = cursor.fetchone()
+    raw, _ = _cut(text, count, size=size, separator=separator, after=max(after, since or 0))
+    return raw
+
+
+def change_page_text(grant: Grant, window: Window, *, after: int, size: int, separator: str
+                     ) -> tuple[RawPage, dict[str, int]]:
+    """change_page() as JSON text, printed by PostgreSQL as record_page_text(); with the number of
+    items of each dataset on the page (for the access log)."""
+    from django.db import connection
+
+    assert separator.endswith("\n"), separator
+    datasets = {d.pk: d.slug for d in granted_datasets(grant)}
+    if connection.vendor != "postgresql" or not datasets:
+        page = change_page(grant, window, after=after, size=size)
+        counts: dict[str, int] = {}
+        for item in page.items:
+            counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
+        return _raw(page, separator), counts
+    where, params = _page_where(grant.customer_id, list(datasets), window, after=after, since=after)
+    head = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"
+    statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*), array_agg(dataset_id ORDER BY seq) "
+                 f"FROM (SELECT seq, dataset_id, {_LINE_SQL.format(head=head)} AS line "
+                 f"FROM {Record._meta.db_table} JOIN {Dataset._meta.db_table} d ON d.id = dataset_id "
+                 f"WHERE {where} ORDER BY seq LIMIT %s) page")
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [separator, *params, size + 1])
+        text, count, dataset_ids = cursor.fetchone()
+    raw, served = _cut(text, count, size=size, separator=separator, after=after)
+    counts = {}
+    for dataset_id in (dataset_ids or [])[:served]:
+        counts[datasets[dataset_id]] = counts.get(datasets[dataset_id], 0) + 1
+    return raw, counts
+
+
+def _raw(page: Page, separator: str) -> RawPage:
+    """An ORM page as a RawPage (SQLite, and the fallbacks)."""
+    text = separator.join(json.dumps(item, ensure_ascii=False) for item in page.items)
+    return RawPage(text, len(page.items), page.next_after, page.last_seq)
+
+
+def _cut(text: str | None, count: int, *, size: int, separator: str, after: int) -> tuple[RawPage, int]:
+    """The page from size + 1 printed items: the last one, if there, only says a next page exists."""
+    if not count:
+        return RawPage("", 0, None, after), 0
     more = count > size
-    if more:  # one item more than the page says there is a next page; it is not served
-        del buffer[buffer.rindex(b"\n", 0, len(buffer) - 1) + 1:]
-        count = size
-    last = _last_seq(buffer) if count else max(after, since or 0)
-    return RawPage(bytes(buffer), count, last if more else None, last)
+    if more:
+        text = text[:text.rindex("\n") + 1 - len(separator)]
+    last = _last_seq(text)
+    served = min(count, size)
+    return RawPage(text, served, last if more else None, last), served
 
 
-def _last_seq(ndjson: bytearray) -> int:
+def _last_seq(text: str) -> int:
     """The sequence of the last item: the first `,"seq":` of its line (the key before it is a
     JSON string, where a quote is always escaped, so it cannot hold that text)."""
-    start = ndjson.rfind(b"\n", 0, len(ndjson) - 1) + 1
-    at = ndjson.index(_SEQ, start) + len(_SEQ)
+    at = text.index(_SEQ, text.rfind("\n") + 1) + len(_SEQ)
     end = at
-    while ndjson[end] in b"0123456789":
+    while text[end].isdigit():
         end += 1
-    return int(ndjson[at:end])
+    return int(text[at:end])
 
 
 class UtcText(Func):

@@ -189,16 +189,16 @@ class _PagedView(GrantedTokenView):
             return HttpResponse(b"", content_type="application/x-ndjson; charset=utf-8", headers=headers)
         return Response({"items": page.items, "next": next_url, "last_seq": page.last_seq}, headers=headers)
 
-
-class RecordListView(_PagedView):
     def raw_paged(self, request: Request, raw: portability.RawPage, path: str, **query) -> HttpResponse:
+        """A page printed by PostgreSQL, as JSON or NDJSON, with the same envelope as paged()."""
         next_url = self.next_url(request, raw.next_after, path, **query)
         if request.accepted_renderer.format == "ndjson":
-            response = HttpResponse(raw.ndjson, content_type="application/x-ndjson; charset=utf-8")
+            body = raw.text + "\n" if raw.count else ""
+            response = HttpResponse(body.encode(), content_type="application/x-ndjson; charset=utf-8")
         else:
-            tail = ',"next":' + json.dumps(next_url) + ',"last_seq":' + str(raw.last_seq) + "}"
-            response = HttpResponse(b'{"items":[' + raw.json_items() + b"]" + tail.encode(),
-                                    content_type="application/json")
+            body = ('{"items":[' + raw.text + '],"next":' + json.dumps(next_url) + ',"last_seq":' + str(raw.last_seq)
+                    + "}")
+            response = HttpResponse(body.encode(), content_type="application/json")
         if next_url:
             response["Link"] = f'<{next_url}>; rel="next"'
         response["Vary"] = "Accept, Authorization"
@@ -208,6 +208,8 @@ class RecordListView(_PagedView):
         response["ETag"] = f'"{hashlib.sha256(response.content).hexdigest()[:32]}"'
         return response
 
+
+class RecordListView(_PagedView):
     @extend_schema(summary="A dataset's records",
                    description="Records in change-sequence order, cursor-paginated (stable under concurrent "
                    "writes). `from`/`to` filter on the record's date, always within the consent's period. "
@@ -231,7 +233,9 @@ class RecordListView(_PagedView):
         path = f"/api/v1/datasets/{slug}/records"
         if request.accepted_renderer.format in ("json", "ndjson"):
             # Hot path: the page as PostgreSQL prints it (no parse, no serializer, no row in Python).
-            raw = portability.record_page_ndjson(grant, dataset, window, after=after, since=since, size=size)
+            separator = "\n" if request.accepted_renderer.format == "ndjson" else ",\n"
+            raw = portability.record_page_text(grant, dataset, window, after=after, since=since, size=size,
+                                               separator=separator)
             self.log(request, grant, dataset=dataset, count=raw.count)
             return self.raw_paged(request, raw, path, **query)
         page = portability.record_page(grant, dataset, window, after=after, since=since, size=size)
@@ -257,15 +261,23 @@ class ChangeFeedView(_PagedView):
         since = portability.parse_int("since", params.get("since"), default=0)
         after = max(since, portability.decode_cursor(params.get("cursor")))
         window = portability.request_window(grant, since_date=None, until_date=None)
-        page = portability.change_page(grant, window, after=after, size=size)
-        counts: dict[str, int] = {}
-        for item in page.items:
-            counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
-        self.log(request, grant, dataset=None, count=len(page.items), datasets=counts)
-        if page.next_after is None and grant.is_one_time:
+        if request.accepted_renderer.format in ("json", "ndjson"):
+            separator = "\n" if request.accepted_renderer.format == "ndjson" else ",\n"
+            raw, counts = portability.change_page_text(grant, window, after=after, size=size, separator=separator)
+            count, next_after = raw.count, raw.next_after
+        else:
+            page = portability.change_page(grant, window, after=after, size=size)
+            counts = {}
+            for item in page.items:
+                counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
+            count, next_after = len(page.items), page.next_after
+        self.log(request, grant, dataset=None, count=count, datasets=counts)
+        if next_after is None and grant.is_one_time:
             consent.end_one_time_grant(grant=grant)  # the first complete sync uses it up
-        return self.paged(request, page, "/api/v1/changes", page_size=params.get("page_size"),
-                          format=params.get("format"))
+        query = {"page_size": params.get("page_size"), "format": params.get("format")}
+        if request.accepted_renderer.format in ("json", "ndjson"):
+            return self.raw_paged(request, raw, "/api/v1/changes", **query)
+        return self.paged(request, page, "/api/v1/changes", **query)
 
 
 class DocumentView(GrantedTokenView):

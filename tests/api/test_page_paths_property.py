@@ -51,13 +51,16 @@ def test_the_printed_page_equals_the_orm_page(changed_data, slug, window, reques
     except portability.BadParameter:
         return
     expected = portability.record_page(grant, dataset, scope, after=after, since=since, size=size)
-    printed = portability.record_page_ndjson(grant, dataset, scope, after=after, since=since, size=size)
-
-    lines = printed.ndjson.decode().splitlines()
-    assert [json.loads(line) for line in lines] == json.loads(json.dumps(expected.items))
-    assert printed.count == len(expected.items)
-    assert (printed.next_after, printed.last_seq) == (expected.next_after, expected.last_seq)
-    assert json.loads(b"[" + printed.json_items() + b"]") == json.loads(json.dumps(expected.items))
+    reference = json.loads(json.dumps(expected.items))
+    for separator in ("\n", ",\n"):
+        printed = portability.record_page_text(grant, dataset, scope, after=after, since=since, size=size,
+                                               separator=separator)
+        if separator == "\n":
+            assert [json.loads(line) for line in printed.text.splitlines()] == reference
+        else:
+            assert json.loads("[" + printed.text + "]") == reference
+        assert printed.count == len(expected.items)
+        assert (printed.next_after, printed.last_seq) == (expected.next_after, expected.last_seq)
 
 
 def test_the_data_set_has_what_the_property_needs(changed_data):
@@ -66,8 +69,34 @@ def test_the_data_set_has_what_the_property_needs(changed_data):
     grant = consent.create_grant(customer=changed_data.alice, client=changed_data.trusted, datasets=[dataset],
                                  duration="1m")
     everything = portability.request_window(grant, since_date=None, until_date=None)
-    page = portability.record_page_ndjson(grant, dataset, everything, after=0, since=0, size=100)
-    items = [json.loads(line) for line in page.ndjson.decode().splitlines()]
+    page = portability.record_page_text(grant, dataset, everything, after=0, since=0, size=100, separator="\n")
+    items = [json.loads(line) for line in page.text.splitlines()]
     deleted = [item["key"] for item in items if item.get("deleted")]
     assert len(deleted) == 1 and "A\\2" in deleted[0]
     assert any('"' in item["key"] for item in items) and any("\u0001" in item["key"] for item in items)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(granted=st.sets(st.sampled_from([CURVE, CONTRACTS]), min_size=1),
+       window=st.tuples(st.none() | days, st.none() | days),
+       after=st.integers(min_value=0, max_value=90),
+       size=st.integers(min_value=1, max_value=40))
+def test_the_printed_change_feed_equals_the_orm_feed(changed_data, granted, window, after, size):
+    start, end = sorted(window, key=lambda d: d or date.min) if all(window) else window
+    grant = consent.create_grant(customer=changed_data.alice, client=changed_data.trusted,
+                                 datasets=list(Dataset.objects.filter(slug__in=granted)), duration="1m",
+                                 window_start=start, window_end=end)
+    scope = portability.request_window(grant, since_date=None, until_date=None)
+    expected = portability.change_page(grant, scope, after=after, size=size)
+    reference = json.loads(json.dumps(expected.items))
+    counts: dict[str, int] = {}
+    for item in expected.items:
+        counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
+    for separator in ("\n", ",\n"):
+        printed, printed_counts = portability.change_page_text(grant, scope, after=after, size=size,
+                                                               separator=separator)
+        text = "[" + printed.text + "]" if separator == ",\n" else "[" + ",".join(printed.text.splitlines()) + "]"
+        assert json.loads(text) == reference
+        assert (printed.count, printed.next_after, printed.last_seq) == (
+            len(expected.items), expected.next_after, expected.last_seq)
+        assert printed_counts == counts

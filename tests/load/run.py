@@ -53,6 +53,17 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _without_nan(value):
+    """A percentile of nothing is NaN, which JSON cannot hold: null instead."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(item) for item in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true")
@@ -181,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"highest sustained rate: {report['highest_sustained_rate']}/s, record pages p95 {best_p95} ms "
               f"(goal ≤ {GOAL_P95_MS:.0f} ms: {'met' if report['goal_met'] else 'NOT met'})")
         name = f"report{'-short' if args.short else ''}{'-without-exports' if args.without_exports else ''}.json"
-        (ARTIFACTS / name).write_text(json.dumps(report, indent=2))
+        (ARTIFACTS / name).write_text(json.dumps(_without_nan(report), indent=2, allow_nan=False))
         return 0
     finally:
         for process in (web, worker):
