@@ -149,7 +149,8 @@ class PrivateRedis:
 
 
 class Gunicorn:
-    """The web processes, as deployed: gunicorn with gthread workers."""
+    """The web processes, as deployed: gunicorn with the image's settings (config/gunicorn.py:
+    gthread workers, keep-alive, access log), on a private port."""
 
     def __init__(self, env: dict[str, str], *, port: int, log_dir: Path, workers: int = 2,
                  threads: int = 4, name: str = "web") -> None:
@@ -157,9 +158,9 @@ class Gunicorn:
         self.log_path = log_dir / f"gunicorn-{name}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-             "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning"],
+            [str(VENV_BIN / "gunicorn"), "config.wsgi", "--config", "python:config.gunicorn",
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+             "--graceful-timeout", "5", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, timeout=60,
                  what="gunicorn")

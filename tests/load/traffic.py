@@ -165,6 +165,7 @@ class Mix:
         # next export action, then being downloaded; the client asks for no new archive meanwhile.
         self.downloads: dict[str, tuple[str, int, str]] = {}
         self.downloading: dict[str, tuple[str, int, str]] = {}
+        self.polls: dict[str, tuple[str, float]] = {}
 
     def choose(self) -> tuple[str, Tokens]:
         tier = self.random.choices(list(self.mix), weights=list(self.mix.values()))[0]
@@ -179,8 +180,13 @@ class Mix:
             elif job is None:
                 self.exports[tokens.username] = ("", time.monotonic())  # one request at a time per client
                 tier = "export-request"
+            elif job[0]:
+                # Polls of one job may overlap, and the first to see it finished closes it: the
+                # others still poll the job they were chosen for.
+                self.polls[tokens.username] = job
+                tier = "export-poll"
             else:
-                tier = "export-poll" if job[0] else "dataset-list"
+                tier = "dataset-list"
         return tier, tokens
 
     async def perform(self, http: httpx.AsyncClient, tier: str, tokens: Tokens) -> int | Outcome:
@@ -210,8 +216,8 @@ class Mix:
 
     async def _export(self, http: httpx.AsyncClient, tier: str, tokens: Tokens, headers: dict[str, str]) -> int:
         """Ask for an archive of one of the client's datasets, or poll the one being built."""
-        url, asked = self.exports[tokens.username]
         if tier == "export-request":
+            asked = self.exports.get(tokens.username, ("", time.monotonic()))[1]
             response = await http.post("/api/v1/exports", headers=headers,
                                        json={"datasets": [self.random.choice(tokens.datasets)]})
             if response.status_code == 202:
@@ -219,6 +225,7 @@ class Mix:
             else:
                 self.exports.pop(tokens.username, None)
             return response.status_code
+        url, asked = self.polls[tokens.username]
         response = await http.get(url, headers=headers)
         # Polls of one job may overlap (at high rates answers take seconds): only the first answer
         # that closes the job counts it.
