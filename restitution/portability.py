@@ -272,10 +272,7 @@ def change_page_text(grant: Grant, window: Window, *, after: int, size: int, sep
     datasets = {d.pk: d.slug for d in granted_datasets(grant)}
     if connection.vendor != "postgresql" or not datasets:
         page = change_page(grant, window, after=after, size=size)
-        counts: dict[str, int] = {}
-        for item in page.items:
-            counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
-        return _raw(page, separator), counts
+        return _raw(page, separator), dataset_counts(page.items)
     where, params = _page_where(grant.customer_id, list(datasets), window, after=after, since=after)
     head = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"
     statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*), array_agg(dataset_id ORDER BY seq) "
@@ -286,10 +283,15 @@ def change_page_text(grant: Grant, window: Window, *, after: int, size: int, sep
         cursor.execute(statement, [separator, *params, size + 1])
         text, count, dataset_ids = cursor.fetchone()
     raw, served = _cut(text, count, size=size, separator=separator, after=after)
-    counts = {}
-    for dataset_id in (dataset_ids or [])[:served]:
-        counts[datasets[dataset_id]] = counts.get(datasets[dataset_id], 0) + 1
-    return raw, counts
+    return raw, dataset_counts({"dataset": datasets[dataset_id]} for dataset_id in (dataset_ids or [])[:served])
+
+
+def dataset_counts(items) -> dict[str, int]:
+    """How many items of each dataset a page holds (for the access log)."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
+    return counts
 
 
 def _raw(page: Page, separator: str) -> RawPage:

@@ -189,6 +189,11 @@ class _PagedView(GrantedTokenView):
             return HttpResponse(b"", content_type="application/x-ndjson; charset=utf-8", headers=headers)
         return Response({"items": page.items, "next": next_url, "last_seq": page.last_seq}, headers=headers)
 
+    @staticmethod
+    def separator(request: Request) -> str:
+        """Between two printed items: a line break in NDJSON, a comma and a line break in JSON."""
+        return "\n" if request.accepted_renderer.format == "ndjson" else ",\n"
+
     def raw_paged(self, request: Request, raw: portability.RawPage, path: str, **query) -> HttpResponse:
         """A page printed by PostgreSQL, as JSON or NDJSON, with the same envelope as paged()."""
         next_url = self.next_url(request, raw.next_after, path, **query)
@@ -233,9 +238,8 @@ class RecordListView(_PagedView):
         path = f"/api/v1/datasets/{slug}/records"
         if request.accepted_renderer.format in ("json", "ndjson"):
             # Hot path: the page as PostgreSQL prints it (no parse, no serializer, no row in Python).
-            separator = "\n" if request.accepted_renderer.format == "ndjson" else ",\n"
             raw = portability.record_page_text(grant, dataset, window, after=after, since=since, size=size,
-                                               separator=separator)
+                                               separator=self.separator(request))
             self.log(request, grant, dataset=dataset, count=raw.count)
             return self.raw_paged(request, raw, path, **query)
         page = portability.record_page(grant, dataset, window, after=after, since=since, size=size)
@@ -262,14 +266,12 @@ class ChangeFeedView(_PagedView):
         after = max(since, portability.decode_cursor(params.get("cursor")))
         window = portability.request_window(grant, since_date=None, until_date=None)
         if request.accepted_renderer.format in ("json", "ndjson"):
-            separator = "\n" if request.accepted_renderer.format == "ndjson" else ",\n"
-            raw, counts = portability.change_page_text(grant, window, after=after, size=size, separator=separator)
+            raw, counts = portability.change_page_text(grant, window, after=after, size=size,
+                                                       separator=self.separator(request))
             count, next_after = raw.count, raw.next_after
         else:
             page = portability.change_page(grant, window, after=after, size=size)
-            counts = {}
-            for item in page.items:
-                counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
+            counts = portability.dataset_counts(page.items)
             count, next_after = len(page.items), page.next_after
         self.log(request, grant, dataset=None, count=count, datasets=counts)
         if next_after is None and grant.is_one_time:

@@ -89,9 +89,8 @@ def test_the_printed_change_feed_equals_the_orm_feed(changed_data, granted, wind
     scope = portability.request_window(grant, since_date=None, until_date=None)
     expected = portability.change_page(grant, scope, after=after, size=size)
     reference = json.loads(json.dumps(expected.items))
-    counts: dict[str, int] = {}
-    for item in expected.items:
-        counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
+    counts = {slug: sum(item["dataset"] == slug for item in expected.items) for slug in granted}
+    counts = {slug: n for slug, n in counts.items() if n}
     for separator in ("\n", ",\n"):
         printed, printed_counts = portability.change_page_text(grant, scope, after=after, size=size,
                                                                separator=separator)
