@@ -92,6 +92,8 @@ def load(checksum: str, *, now: datetime):
     """The access token with this checksum, or None. Its `application` and `user` are loaded,
     the user's `customer` too, and `consent_grant` is the grant in force (None if there is
     none), with `customer`, `client` and `datasets` ready to use."""
+    if connection.vendor != "postgresql":
+        return _load_with_the_orm(checksum)
     sql, parts = _statement()
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, checksum])
@@ -115,6 +117,19 @@ def load(checksum: str, *, now: datetime):
         queryset._result_cache, queryset._prefetch_done = datasets, True
         grant._prefetched_objects_cache = {"datasets": queryset}
     token.consent_grant = grant
+    return token
+
+
+def _load_with_the_orm(checksum: str):
+    """load() in the ORM's own queries, for the embedded mode's SQLite (no LATERAL join there)."""
+    token = (get_access_token_model().objects.select_related("application", "user", "user__customer")
+             .filter(token_checksum=checksum).first())
+    if token is None:
+        return None
+    from .consent import active_grant
+
+    customer = getattr(token.user, "customer", None) if token.user is not None else None
+    token.consent_grant = active_grant(customer=customer, client=token.application)
     return token
 
 
