@@ -8,16 +8,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from restitution.admin import ReadOnlyAdmin
+
 from . import webhooks
 from .models import Delivery, DeliveryAttempt, Destination, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(WebhookEndpoint)
@@ -53,7 +47,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnly):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("event_id", "event", "endpoint", "status", "attempts", "last_status_code", "created_at")
     list_filter = ("status", "event")
     readonly_fields = ("endpoint", "event_id", "event", "payload", "status", "attempts", "created_at", "finished_at",
@@ -62,7 +56,7 @@ class WebhookDeliveryAdmin(ReadOnly):
 
 
 @admin.register(Destination)
-class DestinationAdmin(ReadOnly):
+class DestinationAdmin(ReadOnlyAdmin):
     list_display = ("customer", "kind", "label", "created_at", "expires_at", "revoked_at", "blocked_at",
                     "delivered_seq")
     list_filter = ("kind",)
@@ -77,7 +71,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnly):
+class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ("pk", "destination", "status", "trigger", "written", "removed", "files", "attempts", "queued_at")
     list_filter = ("status", "destination__kind")
     inlines = [DeliveryAttemptInline]

@@ -6,10 +6,10 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from restitution.models import Dataset, Grant
-from restitution.web.forms import DURATION_CHOICES
+from restitution.web.forms import DURATION_CHOICES, PeriodCheck
 
 
-class DestinationForm(forms.Form):
+class DestinationForm(PeriodCheck, forms.Form):
     datasets = forms.ModelMultipleChoiceField(queryset=Dataset.objects.none(), widget=forms.CheckboxSelectMultiple,
                                               label=_("Data to send"))
     window_start = forms.DateField(required=False, label=_("Send data from"),
@@ -27,13 +27,6 @@ class DestinationForm(forms.Form):
         # Where first (the kind's own fields), then what and for how long.
         common = ["datasets", "window_start", "window_end", "duration"]
         self.order_fields([name for name in self.fields if name not in common] + common)
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("window_start"), cleaned.get("window_end")
-        if start and end and start > end:
-            raise forms.ValidationError(_("The start of the period must be before its end."))
-        return cleaned
 
 
 class WebDavForm(DestinationForm):

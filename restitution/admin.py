@@ -24,6 +24,16 @@ from .models import (
 )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History and data kept by the gateway itself: shown, never added or edited by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class SourceForm(forms.ModelForm):
     class Meta:
         model = Source
@@ -143,17 +153,11 @@ class RejectedRowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Record)
-class RecordAdmin(admin.ModelAdmin):
+class RecordAdmin(ReadOnlyAdmin):
     list_display = ("id", "dataset", "customer", "key", "seq", "deleted", "extracted_at")
     list_filter = ("dataset", "deleted")
     search_fields = ("key",)
     raw_id_fields = ("customer",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Document)
@@ -210,30 +214,18 @@ class GrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(admin.ModelAdmin):
+class AccessEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "kind", "customer", "client", "dataset", "record_count", "staff")
     list_filter = ("kind", "client")
     search_fields = ("customer__reference", "request_id")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(ApiCall)
-class ApiCallAdmin(admin.ModelAdmin):
+class ApiCallAdmin(ReadOnlyAdmin):
     """The admin index entry of the operator metrics: its list opens the metrics page."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def changelist_view(self, request, extra_context=None):
         from django.shortcuts import redirect
@@ -245,7 +237,7 @@ from .models import ExportJob  # noqa: E402 - kept with its admin for easy mergi
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(admin.ModelAdmin):
+class ExportJobAdmin(ReadOnlyAdmin):
     """Archives as history: read-only (the manifest says what left; the file itself is never shown)."""
 
     list_display = ("requested_at", "customer", "grant", "status", "progress", "records_total", "size",
@@ -253,9 +245,3 @@ class ExportJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "for_customer")
     search_fields = ("customer__reference", "public_id")
     exclude = ("file_name",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -265,7 +265,8 @@ class ChangeFeedView(_PagedView):
         since = portability.parse_int("since", params.get("since"), default=0)
         after = max(since, portability.decode_cursor(params.get("cursor")))
         window = portability.request_window(grant, since_date=None, until_date=None)
-        if request.accepted_renderer.format in ("json", "ndjson"):
+        printed = request.accepted_renderer.format in ("json", "ndjson")  # else CSV, through the ORM
+        if printed:
             raw, counts = portability.change_page_text(grant, window, after=after, size=size,
                                                        separator=self.separator(request))
             count, next_after = raw.count, raw.next_after
@@ -277,7 +278,7 @@ class ChangeFeedView(_PagedView):
         if next_after is None and grant.is_one_time:
             consent.end_one_time_grant(grant=grant)  # the first complete sync uses it up
         query = {"page_size": params.get("page_size"), "format": params.get("format")}
-        if request.accepted_renderer.format in ("json", "ndjson"):
+        if printed:
             return self.raw_paged(request, raw, "/api/v1/changes", **query)
         return self.paged(request, page, "/api/v1/changes", **query)
 

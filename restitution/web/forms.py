@@ -18,7 +18,18 @@ DURATION_CHOICES = [
 ]
 
 
-class ConsentForm(AllowForm):
+class PeriodCheck:
+    """For forms with `window_start` and `window_end`: the period must not end before it starts."""
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("window_start"), cleaned.get("window_end")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The start of the period must be before its end."))
+        return cleaned
+
+
+class ConsentForm(PeriodCheck, AllowForm):
     """DOT's authorization form, plus what the customer decides: datasets, period, duration."""
 
     datasets = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
@@ -39,13 +50,6 @@ class ConsentForm(AllowForm):
         self.fields["datasets"].choices = [(d.slug, d.title_en) for d in self.requested_datasets]
         if not self.is_bound:
             self.initial.setdefault("datasets", [d.slug for d in self.requested_datasets])
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("window_start"), cleaned.get("window_end")
-        if start and end and start > end:
-            raise forms.ValidationError(_("The start of the period must be before its end."))
-        return cleaned
 
     def chosen_datasets(self) -> list[Dataset]:
         chosen = set(self.cleaned_data.get("datasets") or [])
