@@ -113,7 +113,11 @@ class Source(models.Model):
 
 
 class Record(models.Model):
-    """The gateway's copy of one customer record of one dataset (deleted=True is a tombstone)."""
+    """The gateway's copy of one customer record of one dataset (deleted=True is a tombstone).
+
+    On PostgreSQL the table also has a column `item`, not a field here: the record's API item
+    printed by a trigger on every write (migration 0008_record_item), read by the API's pages.
+    """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="records")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="records")

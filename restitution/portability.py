@@ -205,15 +205,10 @@ class RawPage:
     last_seq: int
 
 
-#: One record as the API's JSON item, printed by PostgreSQL; the same text as record_line().
-#: {head} is an SQL text expression worth record_line_head(). Moments to the second in UTC, as _iso().
-_LINE_SQL = (
-    "concat({head}, to_json(key), ',\"seq\":', seq, CASE WHEN deleted THEN ',\"deleted\":true}}' "
-    "ELSE concat(',\"date\":', coalesce('\"' || to_char(record_at AT TIME ZONE 'UTC', "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '\"', 'null'), ',\"extracted_at\":\"', "
-    "to_char(extracted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "'\",\"data\":', data, '}}') END)"
-)
+#: One record as the API's JSON item on PostgreSQL: {head} (an SQL text expression worth
+#: record_line_head()) before the item the record keeps printed from its key on (column `item`,
+#: printed by a trigger on every write: migration 0008_record_item); the same text as record_line().
+_LINE_SQL = "{head} || item"
 _SEQ = ',"seq":'
 
 
@@ -242,8 +237,8 @@ def _page_where(customer_id: int, dataset_ids: list[int], window: Window, *, aft
 
 def record_page_text(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None,
                      size: int, separator: str) -> RawPage:
-    """The same page as record_page(), as JSON text (the hot path of a sync): PostgreSQL prints
-    every item, envelope included, and joins them; Python never touches a record."""
+    """The same page as record_page(), as JSON text (the hot path of a sync): PostgreSQL joins
+    the items the records keep printed, each after its dataset; Python never touches a record."""
     from django.db import connection
 
     assert separator.endswith("\n"), separator
@@ -264,7 +259,7 @@ def record_page_text(grant: Grant, dataset: Dataset, window: Window, *, after: i
 
 def change_page_text(grant: Grant, window: Window, *, after: int, size: int, separator: str
                      ) -> tuple[RawPage, dict[str, int]]:
-    """change_page() as JSON text, printed by PostgreSQL as record_page_text(); with the number of
+    """change_page() as JSON text, joined by PostgreSQL as record_page_text(); with the number of
     items of each dataset on the page (for the access log)."""
     from django.db import connection
 

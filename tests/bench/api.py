@@ -4,7 +4,8 @@ same run with PostgreSQL `COPY … TO STDOUT` of the same rows and with a naive 
 
     make bench-api
 
-Reports ratios (goals: ours ÷ COPY ≤ 2; naive ÷ ours ≥ 5). Uses its own database.
+Reports ratios (goals: ours ÷ COPY ≤ 2; naive ÷ ours ≥ 5), and what keeping each record's
+API item printed costs the writes and the store. Uses its own database.
 """
 
 from __future__ import annotations
@@ -95,12 +96,57 @@ def _profile(sync, http, auth) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
 
 
+def _write_readings(customer_id: int, dataset_id: int) -> int:
+    """396 days of one customer's half-hour readings, written through the store as an extraction does."""
+    from restitution import store
+
+    start = datetime(2024, 10, 1, tzinfo=UTC)
+    writer = store.SnapshotWriter(dataset_id=dataset_id, source_id=None, chunk_size=5000)
+    readings = 396 * 48
+    for n in range(readings):
+        moment = start + timedelta(minutes=30 * n)
+        data = {"delivery_point": "12345678901234", "start": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "end": (moment + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "average_power_kw": round(0.2 + (n % 48) / 30, 3)}
+        writer.add(customer_id=customer_id, key=f"12345678901234|{data['start']}", data=data, record_at=moment,
+                   locator="bench")
+    writer.finish()
+    return readings
+
+
+def _write_cost(dataset_id: int, pairs: int = 3) -> tuple[float, float, float, float]:
+    """What keeping items printed costs: the same readings written for another customer with the
+    item trigger disabled and enabled, in pairs; and the store's bytes per record, the item's share."""
+    from django.db import connection
+
+    from restitution.models import Customer, Record
+
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    for n in range(pairs):
+        for printed in (False, True):
+            other = Customer.objects.create(reference=f"C-WRITE-{n}-{printed}")
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE restitution_record {'ENABLE' if printed else 'DISABLE'} "
+                               "TRIGGER restitution_record_item, ALTER COLUMN item "
+                               f"{'SET' if printed else 'DROP'} NOT NULL")
+            started = time.perf_counter()
+            _write_readings(other.pk, dataset_id)
+            runs[printed].append(time.perf_counter() - started)
+            Record.objects.filter(customer=other).delete()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM FULL restitution_record")
+        cursor.execute("SELECT pg_total_relation_size('restitution_record') / count(*)::float, "
+                       "avg(pg_column_size(item)) FROM restitution_record")
+        per_record, item = cursor.fetchone()
+    return statistics.median(runs[False]), statistics.median(runs[True]), per_record, float(item)
+
+
 def _prepare() -> dict:
     """Alice's 396 days of half-hour readings, a consent to one client and its token."""
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from restitution import consent, store
+    from restitution import consent
     from restitution.catalogue import sync_catalogue
     from restitution.models import Customer, Dataset, PimsClient
     from tests.api.test_isolation_property import issue_token
@@ -113,17 +159,7 @@ def _prepare() -> dict:
                                        authorization_grant_type="authorization-code",
                                        redirect_uris="https://bench.example/cb", algorithm="", approval="approved")
     client.allowed_datasets.set([curve])
-    start = datetime(2024, 10, 1, tzinfo=UTC)
-    writer = store.SnapshotWriter(dataset_id=curve.pk, source_id=None, chunk_size=5000)
-    readings = 396 * 48
-    for n in range(readings):
-        moment = start + timedelta(minutes=30 * n)
-        data = {"delivery_point": "12345678901234", "start": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "end": (moment + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "average_power_kw": round(0.2 + (n % 48) / 30, 3)}
-        writer.add(customer_id=alice.pk, key=f"12345678901234|{data['start']}", data=data, record_at=moment,
-                   locator="bench")
-    writer.finish()
+    readings = _write_readings(alice.pk, curve.pk)
     grant = consent.create_grant(customer=alice, client=client, datasets=[curve], duration="12m")
     token = issue_token(grant)
     return {"http": Client(), "auth": {"HTTP_AUTHORIZATION": f"Bearer {token}"}, "customer": alice,
@@ -193,6 +229,7 @@ def main() -> int:
             _profile(sync(1000), http, auth)
         check(1000)
         check(MAX_PAGE_SIZE)
+        write_plain_s, write_printed_s, bytes_per_record, item_bytes = _write_cost(curve.pk)
         copy_s, json_max_s, json_ratios = _paired(copy_out, sync(MAX_PAGE_SIZE))
         _, ndjson_max_s, ndjson_ratios = _paired(copy_out, sync(MAX_PAGE_SIZE, "ndjson"))
         json_1000_s = _time(sync(1000))
@@ -214,6 +251,12 @@ def main() -> int:
             "ratio_api_json_1000_vs_copy": round(json_1000_s / copy_s, 2),
             # Goal ≥ 5: both clients decode every page, both at 1 000 records a page.
             "ratio_naive_vs_api_json_1000": round(naive_s / parsed_1000_s, 2),
+            # The price of the pages above: items printed once, on write (trigger), and kept.
+            "write_readings_item_trigger_off_s": round(write_plain_s, 3),
+            "write_readings_item_trigger_on_s": round(write_printed_s, 3),
+            "ratio_write_printed_vs_plain": round(write_printed_s / write_plain_s, 2),
+            "store_bytes_per_record": round(bytes_per_record),
+            "item_bytes_per_record": round(item_bytes),
         }
         width = max(map(len, report))
         for key, value in report.items():
