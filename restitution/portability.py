@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -205,10 +206,9 @@ class RawPage:
     last_seq: int
 
 
-#: One record as the API's JSON item on PostgreSQL: {head} (an SQL text expression worth
-#: record_line_head()) before the item the record keeps printed from its key on (column `item`,
-#: printed by a trigger on every write: migration 0008_record_item); the same text as record_line().
-_LINE_SQL = "{head} || item"
+#: On PostgreSQL a record's API item is its dataset's head (record_line_head()) before the `item`
+#: column, the rest of the item kept printed by a trigger on every write (migration
+#: 0008_record_item): the same text as record_line().
 _SEQ = ',"seq":'
 
 
@@ -247,14 +247,12 @@ def record_page_text(grant: Grant, dataset: Dataset, window: Window, *, after: i
         return _raw(page, separator)
     where, params = _page_where(grant.customer_id, [dataset.pk], window, after=after, since=since)
     # One item more than the page is read: its presence says there is a next page; it is not served.
-    statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*) FROM (SELECT seq, "
-                 f"{_LINE_SQL.format(head='%s::text')} AS line FROM {Record._meta.db_table} WHERE {where} "
-                 f"ORDER BY seq LIMIT %s) page")
+    statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*) FROM (SELECT seq, %s::text || item AS line "
+                 f"FROM {Record._meta.db_table} WHERE {where} ORDER BY seq LIMIT %s) page")
     with connection.cursor() as cursor:
         cursor.execute(statement, [separator, record_line_head(dataset.slug), *params, size + 1])
         text, count = cursor.fetchone()
-    raw, _ = _cut(text, count, size=size, separator=separator, after=max(after, since or 0))
-    return raw
+    return _cut(text, count, size=size, separator=separator, after=max(after, since or 0))
 
 
 def change_page_text(grant: Grant, window: Window, *, after: int, size: int, separator: str
@@ -269,24 +267,21 @@ def change_page_text(grant: Grant, window: Window, *, after: int, size: int, sep
         page = change_page(grant, window, after=after, size=size)
         return _raw(page, separator), dataset_counts(page.items)
     where, params = _page_where(grant.customer_id, list(datasets), window, after=after, since=after)
-    head = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"
+    head = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"  # record_line_head() of each item's dataset
     statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*), array_agg(dataset_id ORDER BY seq) "
-                 f"FROM (SELECT seq, dataset_id, {_LINE_SQL.format(head=head)} AS line "
+                 f"FROM (SELECT seq, dataset_id, {head} || item AS line "
                  f"FROM {Record._meta.db_table} JOIN {Dataset._meta.db_table} d ON d.id = dataset_id "
                  f"WHERE {where} ORDER BY seq LIMIT %s) page")
     with connection.cursor() as cursor:
         cursor.execute(statement, [separator, *params, size + 1])
         text, count, dataset_ids = cursor.fetchone()
-    raw, served = _cut(text, count, size=size, separator=separator, after=after)
-    return raw, dataset_counts({"dataset": datasets[dataset_id]} for dataset_id in (dataset_ids or [])[:served])
+    raw = _cut(text, count, size=size, separator=separator, after=after)
+    return raw, dict(Counter(datasets[dataset_id] for dataset_id in (dataset_ids or [])[:raw.count]))
 
 
 def dataset_counts(items) -> dict[str, int]:
     """How many items of each dataset a page holds (for the access log)."""
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item["dataset"]] = counts.get(item["dataset"], 0) + 1
-    return counts
+    return dict(Counter(item["dataset"] for item in items))
 
 
 def _raw(page: Page, separator: str) -> RawPage:
@@ -295,16 +290,15 @@ def _raw(page: Page, separator: str) -> RawPage:
     return RawPage(text, len(page.items), page.next_after, page.last_seq)
 
 
-def _cut(text: str | None, count: int, *, size: int, separator: str, after: int) -> tuple[RawPage, int]:
+def _cut(text: str | None, count: int, *, size: int, separator: str, after: int) -> RawPage:
     """The page from size + 1 printed items: the last one, if there, only says a next page exists."""
     if not count:
-        return RawPage("", 0, None, after), 0
+        return RawPage("", 0, None, after)
     more = count > size
     if more:
         text = text[:text.rindex("\n") + 1 - len(separator)]
     last = _last_seq(text)
-    served = min(count, size)
-    return RawPage(text, served, last if more else None, last), served
+    return RawPage(text, min(count, size), last if more else None, last)
 
 
 def _last_seq(text: str) -> int:
