@@ -10,7 +10,7 @@ TEST_MARIADB_URL ?= mysql+pymysql://root@127.0.0.1:3306/legacy_insurer
 DEMO_PORT ?= 8000
 TELCO_PORT ?= 8081
 
-.PHONY: venv demo test lint bench bench-api bench-export faults load clean
+.PHONY: venv demo test lint bench bench-api bench-export faults load image image-check clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ faults: venv
 # Load run against gunicorn on loopback (docs/benchmarks.md).
 load: venv
 	$(PY) -m tests.load.run $(LOAD_ARGS)
+
+# The production image from docker/Dockerfile, with podman, no registry (docs/operations.md).
+image:
+	docker/podman/build.sh
+
+# The image run as production runs it: migrate, web, worker, beat, a consent flow, compose.
+image-check:
+	docker/podman/check.sh
 
 clean:
 	rm -rf var staticfiles .pytest_cache

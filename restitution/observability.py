@@ -7,6 +7,7 @@ source slugs, queue names, tiers and statuses only.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import time
@@ -75,7 +76,11 @@ class RequestIdFilter(logging.Filter):
 
 class JsonFormatter(BaseJsonFormatter):
     """One JSON object per line. Drops Django's `request` extra (its repr carries the query
-    string) and redacts credentials from every other string field."""
+    string) and redacts credentials from every other string field. `time` is RFC 3339 in UTC
+    with its offset (section 5.6), to the millisecond."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC).isoformat(timespec="milliseconds")
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make image`: the production image from docker/Dockerfile, unchanged, with podman and no
+# registry. The base is built locally when absent (base.sh); the Docker format keeps the
+# HEALTHCHECK (the OCI format drops it); host networking for pip.
+source "$(dirname "$0")/env.sh"
+
+"$ROOT/docker/podman/base.sh"
+log "building $IMAGE from docker/Dockerfile"
+start=$(date +%s)
+podman build --pull=never --format docker --network host -f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT" \
+  >"$PODMAN_STATE/build.log" 2>&1 || { tail -n 40 "$PODMAN_STATE/build.log" >&2; exit 1; }
+size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
+log "built $IMAGE in $(( $(date +%s) - start )) s, $(( size / 1000000 )) MB"
