@@ -3,7 +3,7 @@
 import pytest
 from celery import current_app
 from django.core.management import call_command
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from restitution.models import Source
 
@@ -22,3 +22,20 @@ def test_setup_schedules_creates_the_periodic_tasks_once():
 
     for task in PeriodicTask.objects.all():
         assert task.task in current_app.tasks
+
+
+@pytest.mark.django_db
+def test_running_setup_schedules_again_at_a_deploy_keeps_what_the_operator_changed():
+    call_command("setup_schedules")
+    retention = PeriodicTask.objects.get(name="apply retention")
+    later, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="6", timezone="Europe/Paris")
+    retention.crontab = later
+    retention.save()
+    PeriodicTask.objects.filter(name="expire grants").update(enabled=False)
+    PeriodicTask.objects.filter(name="relay the task outbox").delete()  # a schedule a release adds
+
+    call_command("setup_schedules")
+
+    assert PeriodicTask.objects.get(name="apply retention").crontab == later
+    assert PeriodicTask.objects.get(name="expire grants").enabled is False
+    assert PeriodicTask.objects.get(name="relay the task outbox").interval.every == 10

@@ -3,6 +3,7 @@ request queued; and no token, code, verifier, secret or password in any line of 
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
@@ -118,3 +119,14 @@ def test_the_web_server_access_log_leaves_query_strings_out():
     gunicorn = importlib.import_module("config.gunicorn")
     assert "%(U)s" in gunicorn.access_log_format
     assert not any(f"%({field})s" in gunicorn.access_log_format for field in ("r", "q", "f"))
+
+
+def test_json_lines_carry_their_time_in_utc_with_the_offset():
+    from restitution.observability import JsonFormatter
+
+    formatter = JsonFormatter(fmt=settings.LOGGING["formatters"]["json"]["fmt"],
+                              rename_fields=settings.LOGGING["formatters"]["json"]["rename_fields"])
+    record = logging.LogRecord("restitution.extraction", logging.INFO, __file__, 1, "a line", None, None)
+    line = json.loads(formatter.format(record))
+    assert line["time"].endswith("+00:00")
+    assert datetime.datetime.fromisoformat(line["time"]).utcoffset() == datetime.timedelta(0)

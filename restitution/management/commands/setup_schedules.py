@@ -1,4 +1,9 @@
-"""`manage.py setup_schedules`: the default beat schedules (editable afterwards in the admin)."""
+"""`manage.py setup_schedules`: the default beat schedules (editable afterwards in the admin).
+
+Part of every deploy (after `migrate`): it adds the schedules a release brings and leaves the
+ones that exist as operators left them (their timing, their enabled flag); only a task path a
+release renamed is followed.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,15 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from restitution.models import Source
 
 
+def _ensure(*, name: str, defaults: dict) -> PeriodicTask:
+    """The periodic task `name`, created with `defaults` if missing; an existing one keeps its schedule."""
+    task, created = PeriodicTask.objects.get_or_create(name=name, defaults=defaults)
+    if not created and task.task != defaults["task"]:
+        task.task = defaults["task"]
+        task.save(update_fields=["task"])
+    return task
+
+
 class Command(BaseCommand):
     help = ("Create the periodic tasks: stalled-run recovery, grant and push-destination expiry every "
             "minute, the outbox relay every 10 seconds, a nightly run per source, nightly retention "
@@ -17,38 +31,38 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
-        PeriodicTask.objects.update_or_create(
+        _ensure(
             name="recover stalled extraction runs",
             defaults={"task": "restitution.tasks.recover_stalled_runs", "interval": every_minute,
                       "crontab": None},
         )
-        PeriodicTask.objects.update_or_create(
+        _ensure(
             name="expire grants",
             defaults={"task": "restitution.tasks.expire_grants", "interval": every_minute, "crontab": None},
         )
         nightly, _ = CrontabSchedule.objects.get_or_create(
             minute="30", hour="4", day_of_week="*", day_of_month="*", month_of_year="*", timezone="Europe/Paris")
-        PeriodicTask.objects.update_or_create(
+        _ensure(
             name="apply retention",
             defaults={"task": "restitution.tasks.apply_retention", "crontab": nightly, "interval": None},
         )
         hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
-        PeriodicTask.objects.update_or_create(
+        _ensure(
             name="purge expired archives",
             defaults={"task": "restitution.tasks.purge_exports", "interval": hourly, "crontab": None},
         )
-        PeriodicTask.objects.update_or_create(
+        _ensure(
             name="expire push destinations",
             defaults={"task": "connectors_out.tasks.expire_destinations", "interval": every_minute,
                       "crontab": None},
         )
         every_ten_seconds, _ = IntervalSchedule.objects.get_or_create(every=10, period=IntervalSchedule.SECONDS)
-        PeriodicTask.objects.update_or_create(
+        _ensure(
             name="relay the task outbox",
             defaults={"task": "restitution.tasks.relay_outbox", "interval": every_ten_seconds, "crontab": None},
         )
         every_5_minutes, _ = IntervalSchedule.objects.get_or_create(every=5, period=IntervalSchedule.MINUTES)
-        PeriodicTask.objects.update_or_create(
+        _ensure(
             name="sweep lost push deliveries",
             defaults={"task": "connectors_out.tasks.sweep_deliveries", "interval": every_5_minutes,
                       "crontab": None},
