@@ -25,9 +25,21 @@ if ! podman image exists "$MINBASE"; then
   log "debootstrap --variant=minbase bookworm from $mirror"
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$PODMAN_STATE/debootstrap.log" 2>&1 \
     || { tail -n 20 "$PODMAN_STATE/debootstrap.log" >&2; exit 1; }
-  # The container's apt reads the same mirror; no apt caches or logs in the image.
+  # The container's apt reads the same mirror; no apt caches in the image. As in Debian's slim
+  # images, dpkg installs no manuals, documentation (but copyright files) or translations.
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | podman import - "$MINBASE" >/dev/null
+  cat >"$rootfs/etc/dpkg/dpkg.cfg.d/slim" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+DPKG
+  find "$rootfs/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
+  rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+  find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+  tar -C "$rootfs" -c . | podman import - "$MINBASE" >/dev/null 2>&1
   rm -rf "$rootfs"
   log "imported $MINBASE"
 fi
