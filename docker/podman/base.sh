@@ -3,7 +3,8 @@
 # debootstrap from the mirror apt already uses, imported into podman, then python3 and a venv on
 # PATH, tagged with the Dockerfile's FROM name so `podman build --pull=never` finds it.
 #
-# Idempotent: each image is built only when absent (FORCE=1 rebuilds both).
+# Idempotent: the minbase is made only when absent, the python base when absent or when
+# base.Containerfile changed (FORCE=1 rebuilds both).
 # Egress passes a TLS-intercepting proxy whose CA is in this host's local certificate folder:
 # the local base trusts the certificates found there (a layer of this local base only; the
 # shipped Dockerfile adds none).
@@ -44,13 +45,17 @@ DPKG
   log "imported $MINBASE"
 fi
 
-if ! podman image exists "$BASE_FROM"; then
+# The base is built again when base.Containerfile changes (a digest of it labels the image).
+inputs=$(sha256sum <"$ROOT/docker/podman/base.Containerfile" | cut -c1-12)
+built_from=$(podman image inspect "$BASE_FROM" --format '{{index .Labels "org.restitution.base-inputs"}}' 2>/dev/null || true)
+if [ "$built_from" != "$inputs" ]; then
   context=$PODMAN_STATE/base-context
   rm -rf "$context" && mkdir -p "$context/ca"
   cp /usr/local/share/ca-certificates/*.crt "$context/ca/" 2>/dev/null || true
   cp "$ROOT/docker/podman/base.Containerfile" "$context/Containerfile"
   log "building $BASE_FROM from $MINBASE (trusting $(ls "$context/ca" | wc -l) local CA certificate(s))"
-  podman build --pull=never --network host --format docker -t "$BASE_FROM" "$context" >"$PODMAN_STATE/base-build.log" 2>&1 \
+  podman build --pull=never --network host --format docker --label "org.restitution.base-inputs=$inputs" \
+    -t "$BASE_FROM" "$context" >"$PODMAN_STATE/base-build.log" 2>&1 \
     || { tail -n 30 "$PODMAN_STATE/base-build.log" >&2; exit 1; }
   rm -rf "$context"
   log "built $BASE_FROM"

@@ -14,5 +14,10 @@ podman build --pull=never --format docker --network host -f "$ROOT/docker/Docker
 # with it (the dependencies, when they did not change) stay as its cache.
 current=$(podman image inspect "$IMAGE" --format '{{.Id}}')
 if [ -n "$previous" ] && [ "$previous" != "$current" ]; then podman rmi "$previous" >/dev/null 2>&1 || true; fi
+# Unnamed images left by earlier builds (their build stage): those this build did not use go.
+used=$(sed -n 's/^--> \(Using cache \)\{0,1\}\([0-9a-f]\{11,\}\).*/\2/p' "$PODMAN_STATE/build.log" | cut -c1-11)
+for id in $(podman images --quiet --filter dangling=true); do
+  grep -qx "${id:0:11}" <<<"$used" || podman rmi "$id" >/dev/null 2>&1 || true
+done
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 log "built $IMAGE in $(( $(date +%s) - start )) s, $(( size / 1000000 )) MB"

@@ -16,7 +16,9 @@ started=$(date +%s)
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 CHECK_DB=${CHECK_DB:-restitution_image_check}
 CHECK_REDIS_DB=${CHECK_REDIS_DB:-9}
-SERVICES_IMAGE=localhost/restitution-services:bookworm
+# Tagged with a digest of what it is built from: a change there builds it again.
+SERVICES_IMAGE=localhost/restitution-services:$(cat "$ROOT"/docker/podman/services.Containerfile \
+  "$ROOT"/docker/podman/stand-in-entrypoint.sh | sha256sum | cut -c1-12)
 PREFIX=restitution-check
 COMPOSE_PROJECT=restitution-check
 COMPOSE_FILE=$ROOT/docker/compose.yaml
@@ -58,6 +60,9 @@ if ! podman image exists "$SERVICES_IMAGE"; then
   podman build --pull=never --network host --format docker -t "$SERVICES_IMAGE" \
     -f "$WORK/services/services.Containerfile" "$WORK/services" >"$PODMAN_STATE/services-build.log" 2>&1 \
     || { tail -n 30 "$PODMAN_STATE/services-build.log" >&2; exit 1; }
+  # Earlier versions of it.
+  podman images --format '{{.Repository}}:{{.Tag}}' localhost/restitution-services \
+    | grep -vx "$SERVICES_IMAGE" | xargs -r podman rmi >/dev/null 2>&1 || true
 fi
 : >"$PODMAN_STATE/compose.log"
 
@@ -196,8 +201,15 @@ until podman cp "$(c proxy):/data/caddy/pki/authorities/local/root.crt" "$WORK/p
   [ "$(date +%s)" -lt $deadline ] || { log "the proxy made no local CA"; podman logs --tail 20 "$(c proxy)" >&2; exit 1; }
   sleep 1
 done
-log "probes through the TLS proxy (https://localhost:$GATEWAY_HTTPS_PORT, Caddy's local CA)"
-python3 "$ROOT/docker/podman/check_flow.py" "https://localhost:$GATEWAY_HTTPS_PORT" --ca "$WORK/proxy-root.crt" --probes-only
+healthy "$(c worker)" 90
+[ -z "$(podman port "$(c web)")" ] || { log "web publishes a port"; exit 1; }
+podman exec "$(c web)" django-admin demo --no-extract --customers 6 >"$WORK/compose-demo.out" 2>&1 \
+  || { tail -n 20 "$WORK/compose-demo.out" >&2; exit 1; }
+podman exec "$(c web)" django-admin shell --no-imports -c "
+from restitution.demo.install import install_demo_client
+client = install_demo_client(); client.redirect_uris = 'https://pims.example/callback'; client.save()" >/dev/null
+log "probes and a consent flow through the TLS proxy (https://localhost:$GATEWAY_HTTPS_PORT, Caddy's local CA)"
+python3 "$ROOT/docker/podman/check_flow.py" "https://localhost:$GATEWAY_HTTPS_PORT" --ca "$WORK/proxy-root.crt" --no-extraction
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://localhost:$GATEWAY_HTTP_PORT/accounts/login/")
 [[ $code == 30?" https://"* ]] || { log "plain HTTP on the proxy: $code"; exit 1; }
 echo "  ok  plain HTTP on the proxy redirected: $code"

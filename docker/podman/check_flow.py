@@ -5,7 +5,7 @@ Used by `make image-check` against the containers: probes, the customer's login,
 page, the code exchanged with PKCE (RFC 7636), an extraction asked through the API and run by
 the worker, and a records page. Exits non-zero with the step that failed.
 
-    check_flow.py BASE_URL [--ca FILE] [--proxy-header] [--host HOST] [--probes-only]
+    check_flow.py BASE_URL [--ca FILE] [--proxy-header] [--host HOST] [--probes-only | --no-extraction]
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def probes(browser: Browser) -> None:
     step(f"static file {stylesheets[0]}", status == 200, status)
 
 
-def consent_flow(browser: Browser) -> None:
+def consent_flow(browser: Browser, *, extraction: bool = True) -> None:
     status, _, page = browser.request("GET", "/accounts/login/")
     token = form_of(page.decode())["csrfmiddlewaretoken"][0]
     status, headers, _ = browser.request("POST", "/accounts/login/", body={
@@ -156,6 +156,10 @@ def consent_flow(browser: Browser) -> None:
     tokens = json.loads(body) if status == 200 else {}
     step("code exchanged for tokens (PKCE)", "access_token" in tokens, status)
     bearer = {"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json"}
+    status, _, body = client.request("GET", "/api/v1/me", headers=bearer)
+    step("the token reads /api/v1/me", status == 200, status)
+    if not extraction:
+        return
 
     status, _, body = client.request("POST", "/api/v1/extractions", headers=bearer)
     queued = json.loads(body) if status == 202 else {}
@@ -184,11 +188,12 @@ def main() -> None:
     parser.add_argument("--proxy-header", action="store_true")
     parser.add_argument("--host")
     parser.add_argument("--probes-only", action="store_true")
+    parser.add_argument("--no-extraction", action="store_true", help="stop after the token")
     args = parser.parse_args()
     browser = Browser(args.base, ca=args.ca, proxy_header=args.proxy_header, host=args.host)
     probes(browser)
     if not args.probes_only:
-        consent_flow(browser)
+        consent_flow(browser, extraction=not args.no_extraction)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ case "${1:-postgres}" in
     if [ ! -s "$PGDATA/PG_VERSION" ]; then
       pwfile=$(mktemp) && printf '%s\n' "${POSTGRES_PASSWORD:?}" >"$pwfile" && chown postgres "$pwfile"
       runuser -u postgres -- "$bin/initdb" -D "$PGDATA" -U "$user" --pwfile="$pwfile" \
-        --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
       rm -f "$pwfile"
       echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
       runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null

@@ -119,7 +119,7 @@ def test_only_the_worker_and_web_are_health_checked_among_the_gateway_containers
     assert SERVICES["migrate"]["healthcheck"] == {"test": ["NONE"]}
     assert SERVICES["beat"]["healthcheck"] == {"test": ["NONE"]}
     ping = SERVICES["worker"]["healthcheck"]["test"]
-    assert ping[0] == "CMD-SHELL" and "celery -A config inspect ping --destination celery@$$HOSTNAME" in ping[1]
+    assert ping[0] == "CMD-SHELL" and "celery -A config inspect ping --destination celery@$$(hostname)" in ping[1]
     assert "healthcheck" not in SERVICES["web"]  # the image's, which follows GUNICORN_BIND
 
 
