@@ -19,9 +19,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 # gunicorn's own default: loopback only. Name the proxy in front (addresses or networks).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-# gunicornc's control socket only where asked for: by default it would go to $HOME/.gunicorn,
-# which the image's user cannot write (an ERROR at every start), and two gunicorns on one host
-# would share it.
+# gunicornc's control socket only where asked for: by default it goes to $HOME/.gunicorn, an
+# ERROR at every start where the home is not writable, and shared by every gunicorn of the user.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 accesslog = "-"
