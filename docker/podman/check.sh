@@ -31,6 +31,17 @@ compose_list() { python3 -c 'import sys, yaml; v = yaml.safe_load(open(sys.argv[
 for k in sys.argv[2:]: v = v[k]
 print("\n".join(v))' "$COMPOSE_FILE" "$@"; }
 
+# What compose.yaml reads (also needed to take down the stack of an interrupted run).
+cat >"$WORK/compose.env" <<ENV
+GATEWAY_ENCRYPTION_KEYS=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')
+ENV
+export GATEWAY_ENV_FILE=$WORK/compose.env LEGACY_EXPORTS_DIR=$WORK/exports
+export DJANGO_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')
+export POSTGRES_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
+export POSTGRES_IMAGE=$SERVICES_IMAGE REDIS_IMAGE=$SERVICES_IMAGE PROXY_IMAGE=$SERVICES_IMAGE
+export GATEWAY_HTTPS_PORT=$(free_port) GATEWAY_HTTP_PORT=$(free_port)
+mkdir -p "$WORK/exports"
+
 cleanup() {
   local status=$?
   set +e
@@ -175,15 +186,6 @@ podman rm -f -t 2 "$PREFIX-web" "$PREFIX-worker" "$PREFIX-beat" "$PREFIX-telco" 
 
 # --- 4. compose.yaml with podman-compose --------------------------------------------------------
 # podman-compose 1.0 ignores depends_on conditions: the order is kept here (docs/operations.md).
-cat >"$WORK/compose.env" <<ENV
-GATEWAY_ENCRYPTION_KEYS=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')
-ENV
-export GATEWAY_ENV_FILE=$WORK/compose.env LEGACY_EXPORTS_DIR=$WORK/exports
-export DJANGO_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')
-export POSTGRES_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
-export POSTGRES_IMAGE=$SERVICES_IMAGE REDIS_IMAGE=$SERVICES_IMAGE PROXY_IMAGE=$SERVICES_IMAGE
-export GATEWAY_HTTPS_PORT=$(free_port) GATEWAY_HTTP_PORT=$(free_port)
-mkdir -p "$WORK/exports"
 podman tag "$IMAGE" localhost/restitution-gateway:latest 2>/dev/null || true
 c() { echo "${COMPOSE_PROJECT}_$1_1"; }
 log "compose: postgres and redis"
