@@ -101,6 +101,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Reverse proxies in front of the gateway whose X-Forwarded-For entries are believed (0: none, the
+# client is the TCP peer). Every use of the client's address goes through one function:
+# login lockout, the access log's "from where", DRF's address-keyed throttles.
+GATEWAY_TRUSTED_PROXY_COUNT = env.int("GATEWAY_TRUSTED_PROXY_COUNT", default=0)
+if GATEWAY_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("GATEWAY_TRUSTED_PROXY_COUNT must be 0 or more.")
+AXES_CLIENT_IP_CALLABLE = "restitution.client_address.client_ip"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -292,6 +299,9 @@ REST_FRAMEWORK = {
         "client": env.str("API_RATE_PER_CLIENT", default="50/s"),
     },
     "UNAUTHENTICATED_USER": None,
+    # DRF's own address key (SimpleRateThrottle.get_ident) with the same trusted proxies: without
+    # it, DRF would key on a client-sent X-Forwarded-For.
+    "NUM_PROXIES": GATEWAY_TRUSTED_PROXY_COUNT,
 }
 # Rate-limit counters must be shared by every web process: Redis when there is one.
 CACHES = {
