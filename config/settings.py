@@ -428,6 +428,9 @@ LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["req
 # oauthlib logs request bodies (codes, verifiers, tokens) at DEBUG: never below WARNING.
 LOGGING["loggers"].update({"oauthlib": {"level": "WARNING"}, "oauth2_provider": {"level": "INFO"},
                            "mozilla_django_oidc": {"level": "INFO"}})
+# The development server's request log (`runserver`, `demo_serve`) prints each request line with
+# its query string (signed archive links, tokens): through the same handler, so redacted too.
+LOGGING["loggers"]["django.server"] = {"handlers": ["console"], "level": "INFO", "propagate": False}
 # Workers log through the same handlers (and so the same format and request id).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
