@@ -8,6 +8,8 @@ DEBUG on or without a real secret key. Secrets are never given defaults outside 
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import environ
@@ -34,15 +36,43 @@ GATEWAY_MODE = env.str("GATEWAY_MODE", default="production" if "DATABASE_URL" in
 if GATEWAY_MODE not in {"embedded", "production", "test"}:
     raise ImproperlyConfigured(f"GATEWAY_MODE must be embedded, production or test, not {GATEWAY_MODE!r}")
 
-_EMBEDDED_SECRET = "embedded-demo-only-secret-key-never-use-in-production"  # noqa: S105
+# Where the gateway keeps its own files (SQLite database, documents, archives, install secrets).
+VAR_DIR = Path(env.str("GATEWAY_VAR_DIR", default=str(BASE_DIR / "var")))
+
+
+def _install_secret(name: str, make: Callable[[], str]) -> str:
+    """A random secret of this installation, made on its first start and kept in VAR_DIR/name
+    (mode 0600) for the next ones: embedded and test modes only, where no secret is configured.
+    Processes starting together agree on one value (the file appears whole, or not at all)."""
+    path = VAR_DIR / name
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        draft = VAR_DIR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(make() + "\n")
+        try:
+            os.link(draft, path)  # atomic; fails if another process made the file first
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    value = path.read_text().strip()
+    if not value:
+        raise ImproperlyConfigured(f"{path} is empty: delete it to have a new secret made.")
+    return value
+
+
 DEBUG = env.bool("DJANGO_DEBUG", default=GATEWAY_MODE == "embedded")
 SECRET_KEY = _read_secret("DJANGO_SECRET_KEY") or (
-    _EMBEDDED_SECRET if GATEWAY_MODE in {"embedded", "test"} else None
+    _install_secret("secret_key", lambda: secrets.token_urlsafe(50)) if GATEWAY_MODE in {"embedded", "test"}
+    else None
 )
 if GATEWAY_MODE == "production":
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production mode.")
-    if not SECRET_KEY or SECRET_KEY == _EMBEDDED_SECRET or len(SECRET_KEY) < 40:
+    if not SECRET_KEY or len(SECRET_KEY) < 40:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set to a random value "
             "of at least 40 characters in production mode."
@@ -52,9 +82,6 @@ ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
     default=["localhost", "127.0.0.1", "[::1]", "testserver"] if GATEWAY_MODE != "production" else [],
 )
-
-# Where the gateway keeps its own files (SQLite database, documents, archives).
-VAR_DIR = Path(env.str("GATEWAY_VAR_DIR", default=str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -101,6 +128,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Reverse proxies in front of the gateway whose X-Forwarded-For entries are believed (0: none, the
+# client is the TCP peer). Every use of the client's address goes through one function:
+# login lockout, the access log's "from where", DRF's address-keyed throttles.
+GATEWAY_TRUSTED_PROXY_COUNT = env.int("GATEWAY_TRUSTED_PROXY_COUNT", default=0)
+if GATEWAY_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("GATEWAY_TRUSTED_PROXY_COUNT must be 0 or more.")
+AXES_CLIENT_IP_CALLABLE = "restitution.client_address.client_ip"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -267,6 +301,11 @@ else:
 # --- Push to personal clouds and signed webhooks (connectors_out) ---------------------------
 # Fernet keys encrypting credentials at rest: the first encrypts, all decrypt (docs/connectors.md).
 GATEWAY_ENCRYPTION_KEYS = [k.strip() for k in (_read_secret("GATEWAY_ENCRYPTION_KEYS") or "").split(",") if k.strip()]
+if not GATEWAY_ENCRYPTION_KEYS and GATEWAY_MODE in {"embedded", "test"}:
+    # This installation's own random key (production requires the variable: crypto.py).
+    from cryptography.fernet import Fernet
+
+    GATEWAY_ENCRYPTION_KEYS = [_install_secret("encryption_key", lambda: Fernet.generate_key().decode())]
 # Attempts of one delivery before a transient failure becomes final; backoff base·2^n, capped
 # below the broker's visibility timeout, with jitter.
 CONNECTORS_MAX_ATTEMPTS = env.int("CONNECTORS_MAX_ATTEMPTS", default=8)
@@ -292,6 +331,9 @@ REST_FRAMEWORK = {
         "client": env.str("API_RATE_PER_CLIENT", default="50/s"),
     },
     "UNAUTHENTICATED_USER": None,
+    # DRF's own address key (SimpleRateThrottle.get_ident) with the same trusted proxies: without
+    # it, DRF would key on a client-sent X-Forwarded-For.
+    "NUM_PROXIES": GATEWAY_TRUSTED_PROXY_COUNT,
 }
 # Rate-limit counters must be shared by every web process: Redis when there is one.
 CACHES = {
@@ -386,6 +428,9 @@ LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["req
 # oauthlib logs request bodies (codes, verifiers, tokens) at DEBUG: never below WARNING.
 LOGGING["loggers"].update({"oauthlib": {"level": "WARNING"}, "oauth2_provider": {"level": "INFO"},
                            "mozilla_django_oidc": {"level": "INFO"}})
+# The development server's request log (`runserver`, `demo_serve`) prints each request line with
+# its query string (signed archive links, tokens): through the same handler, so redacted too.
+LOGGING["loggers"]["django.server"] = {"handlers": ["console"], "level": "INFO", "propagate": False}
 # Workers log through the same handlers (and so the same format and request id).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

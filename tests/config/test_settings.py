@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+
+from cryptography.fernet import Fernet
 
 from tests.conftest import ROOT
 
@@ -61,3 +64,35 @@ def test_the_secret_key_can_come_from_a_file(tmp_path):
     secret.write_text(GOOD_SECRET)
     result = _setup({"GATEWAY_MODE": "production", "DJANGO_SECRET_KEY_FILE": str(secret)})
     assert result.returncode == 0, result.stderr
+
+
+INSTALL_SECRETS = ("import django, json; django.setup(); from django.conf import settings; "
+                   "print(json.dumps([settings.SECRET_KEY, settings.GATEWAY_ENCRYPTION_KEYS]))")
+
+
+def _install_secrets(var_dir, mode: str = "embedded") -> list:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "GATEWAY_", "DJANGO_"))}
+    result = subprocess.run([sys.executable, "-c", INSTALL_SECRETS], cwd=ROOT, capture_output=True, text=True,
+                            env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "GATEWAY_MODE": mode,
+                                 "GATEWAY_VAR_DIR": str(var_dir)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_each_installation_makes_its_own_secret_and_encryption_keys_and_keeps_them(tmp_path):
+    """Nobody can forge an archive link or read stored cloud credentials of a demo installation
+    with a key published in the source: each one makes its own, kept private under its var dir."""
+    first = _install_secrets(tmp_path / "one")
+    assert _install_secrets(tmp_path / "two") != first
+    assert _install_secrets(tmp_path / "one") == first  # a restart keeps them
+    assert _install_secrets(tmp_path / "one", mode="test") == first
+    for name in ("secret_key", "encryption_key"):
+        assert (tmp_path / "one" / name).stat().st_mode & 0o777 == 0o600
+    assert len(first[0]) >= 50 and Fernet(first[1][0].encode())
+    assert "embedded-demo-only-secret-key" not in (ROOT / "config" / "settings.py").read_text()
+
+
+def test_a_configured_secret_key_wins_over_the_installation_one(tmp_path):
+    result = _setup({"GATEWAY_VAR_DIR": str(tmp_path), "DJANGO_SECRET_KEY": GOOD_SECRET})
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "secret_key").exists()
