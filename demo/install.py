@@ -12,9 +12,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from ..catalogue import sync_catalogue
-from ..mapping import compile_mapping
-from ..models import Customer, Dataset, LegacyIdentity, PimsClient, Source
+from restitution.catalogue import sync_catalogue
+from restitution.mapping import compile_mapping
+from restitution.models import Customer, Dataset, LegacyIdentity, PimsClient, Source
 
 DEMO_PASSWORD = "demo-password-2025"  # noqa: S105 - the demo's published credentials
 DEMO_CLIENT_ID = "demo-pims"

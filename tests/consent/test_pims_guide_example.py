@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from restitution.catalogue import sync_catalogue
-from restitution.demo.install import install_demo_client
+from demo.install import install_demo_client
 from restitution.models import Grant
 from tests.conftest import ROOT
 from tests.consent.test_independent_client import Customer
