@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from restitution import consent
 from demo.install import install_demo
+from restitution import consent
 from restitution.models import Customer, Dataset, PimsClient
 from tests.api.test_isolation_property import issue_token
 from tests.conftest import demo_env_for, load_ground_truth, reset_rate_limits

@@ -8,8 +8,8 @@ import threading
 import pytest
 import requests
 
-from restitution.catalogue import sync_catalogue
 from demo.install import install_demo_client
+from restitution.catalogue import sync_catalogue
 from restitution.models import Grant
 from tests.conftest import ROOT
 from tests.consent.test_independent_client import Customer

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from restitution.catalogue import BY_SLUG
 from demo.generator import apply_changes, generate
 from demo.sources import DEMO_SOURCES, demo_environment
 from demo.truth import read_ndjson, record_key
+from restitution.catalogue import BY_SLUG
 from restitution.mapping import Attachment, MappingContext, MappingError, compile_mapping
 
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

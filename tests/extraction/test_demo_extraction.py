@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from restitution import extraction, store
 from demo.install import install_demo
+from restitution import extraction, store
 from restitution.models import Customer, ExtractionRun, Record, RejectedRow, Source
 from tests.conftest import assert_matches_ground_truth, load_ground_truth, load_malformed, missing
 

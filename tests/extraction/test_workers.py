@@ -10,8 +10,8 @@ import httpx
 import pytest
 from django.db import connection
 
-from restitution import extraction
 from demo.install import install_demo
+from restitution import extraction
 from restitution.models import Customer, ExtractionRun, Record, Source
 from tests.conftest import (
     TELCO_TOKEN,

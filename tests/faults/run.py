@@ -636,8 +636,8 @@ def _cloud_deliveries(destination) -> dict[str, Any]:
 def scenario_6(suite: Suite, result: Result) -> None:
     from connectors_out import delivery as deliveries
     from connectors_out.models import Delivery, DeliveryAttempt
-    from restitution import extraction
     from demo.sources import INSURER_ENV, insurer
+    from restitution import extraction
     from restitution.models import AccessEvent, Customer, Dataset, Source
     from tests.connectors_out.conftest import CUSTOMER, INSURANCE, DemoCustomer
     from tests.connectors_out.peers import WebDavPeer

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from restitution import extraction
 from demo.install import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_REDIRECT_URI, install_demo
+from restitution import extraction
 from restitution.models import ExtractionRun, Source
 
 DEMO_TELCO_TOKEN = "demo-telco-token"  # noqa: S105 - the demo service's published token
