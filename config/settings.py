@@ -98,6 +98,10 @@ INSTALLED_APPS = [
     "restitution",
     "connectors_out",
 ]
+# The demo (synthetic legacy systems, `manage.py demo`) is a client of the product: present in
+# the quick start and the tests, never in production.
+if GATEWAY_MODE in {"embedded", "test"}:
+    INSTALLED_APPS += ["demo"]
 
 MIDDLEWARE = [
     "config.health.LivenessMiddleware",

@@ -87,7 +87,7 @@ class DatasetAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Schemas of shipped datasets come from the catalogue; editing them here would drift.
         if obj is not None and obj.slug in BY_SLUG:
-            return ("slug", "schema", "natural_key", "date_field")
+            return ("slug", "schema", "schema_version", "natural_key", "date_field")
         return ()
 
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from . import audit, consent, outbox, portability
 from .catalogue import field_descriptions, field_order
+from .items import utc_text
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
 log = logging.getLogger(__name__)
@@ -440,7 +441,7 @@ def _file(path: str, out: _HashingWriter, **meta) -> dict[str, Any]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return utc_text(moment) if moment else None
 
 
 def _manifest(job: ExportJob, datasets: list[Dataset], counts: dict[str, int], files: list[dict[str, Any]],

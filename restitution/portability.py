@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Func, Max, Min, Q, QuerySet, TextField
+from django.db.models import Count, Max, Min, Q, QuerySet
 
+# The record item and the UTC format are defined in .items; the names stay importable from here.
+from .items import UtcText, record_line, record_line_deleted, record_line_head, record_line_text  # noqa: F401
+from .items import record_item as _row
 from .models import Dataset, Grant, Record
 
 DEFAULT_PAGE_SIZE = 500
@@ -135,18 +138,6 @@ class Page:
     items: list[dict[str, Any]]
     next_after: int | None
     last_seq: int
-
-
-def _row(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any, record_at, extracted_at) -> dict:
-    item = {"dataset": dataset_slug, "key": key, "seq": seq}
-    if deleted:
-        item["deleted"] = True
-        return item
-    # To the second, as every other rendering (printed pages, archives): one form across formats.
-    item["date"] = _iso(record_at) if record_at else None
-    item["extracted_at"] = _iso(extracted_at)
-    item["data"] = data
-    return item
 
 
 def _with_tombstones(records: QuerySet, window: Window) -> QuerySet:
@@ -309,42 +300,6 @@ def _last_seq(text: str) -> int:
     while text[end].isdigit():
         end += 1
     return int(text[at:end])
-
-
-class UtcText(Func):
-    """A timestamp as RFC 3339 UTC text to the second (as _iso()), printed by PostgreSQL."""
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    output_field = TextField()
-
-
-def record_line_head(dataset_slug: str) -> str:
-    return '{"dataset":' + json.dumps(dataset_slug) + ',"key":'
-
-
-def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetime | None,
-                extracted_at: datetime, text: str | None) -> str:
-    """One record as the API's JSON item, around its stored JSON text (never parsed, never dumped
-    again: only the envelope is built here). `head` comes from record_line_head()."""
-    if deleted:
-        return record_line_deleted(head, seq, key)
-    return record_line_text(head, seq, key, _iso(record_at) if record_at else None, _iso(extracted_at), text)
-
-
-def record_line_deleted(head: str, seq: int, key: str) -> str:
-    """record_line() of a tombstone."""
-    return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
-
-
-def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str) -> str:
-    """record_line() of a live record whose moments are already RFC 3339 texts (…Z)."""
-    date_json = f'"{date}"' if date else "null"
-    return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date_json},'
-            f'"extracted_at":"{extracted_at}","data":{text}}}')
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def csv_header(fields: list[str]) -> list[str]:

@@ -8,8 +8,8 @@ import threading
 import pytest
 import requests
 
+from demo.install import install_demo_client
 from restitution.catalogue import sync_catalogue
-from restitution.demo.install import install_demo_client
 from restitution.models import Grant
 from tests.conftest import ROOT
 from tests.consent.test_independent_client import Customer

@@ -95,7 +95,7 @@ def test_redaction_hides_credentials_a_message_carries_by_mistake():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_the_request_id_reaches_the_celery_task_it_queued(demo_dir, demo_env, start_worker):
-    from restitution.demo.install import install_demo
+    from demo.install import install_demo
 
     install_demo(demo_dir, with_users=True)
     customer = Customer.objects.filter(user__isnull=False, identities__system="telco").first()
