@@ -8,6 +8,7 @@ DEBUG on or without a real secret key. Secrets are never given defaults outside 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import environ
@@ -207,6 +208,8 @@ OAUTH2_PROVIDER = {
 # the size of one request's body (restitution/clients.py).
 GATEWAY_REGISTRATION_RATE = env.str("OAUTH_REGISTRATION_RATE", default="20/h")
 GATEWAY_REGISTRATION_MAX_BYTES = env.int("OAUTH_REGISTRATION_MAX_BYTES", default=16 * 1024)
+if not re.fullmatch(r"[1-9][0-9]*/[smhd][a-z]*", GATEWAY_REGISTRATION_RATE):
+    raise ImproperlyConfigured(f"OAUTH_REGISTRATION_RATE must read like 20/h, not {GATEWAY_REGISTRATION_RATE!r}")
 if OAUTH2_PROVIDER["DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS"] <= 0 or GATEWAY_REGISTRATION_MAX_BYTES <= 0:
     raise ImproperlyConfigured("OAUTH_REGISTRATION_TOKEN_SECONDS and OAUTH_REGISTRATION_MAX_BYTES must be positive.")
 PASSWORD_HASHERS = [
