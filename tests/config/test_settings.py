@@ -61,3 +61,11 @@ def test_the_secret_key_can_come_from_a_file(tmp_path):
     secret.write_text(GOOD_SECRET)
     result = _setup({"GATEWAY_MODE": "production", "DJANGO_SECRET_KEY_FILE": str(secret)})
     assert result.returncode == 0, result.stderr
+
+
+def test_a_malformed_registration_limit_stops_the_start():
+    for env in ({"OAUTH_REGISTRATION_RATE": "twenty per hour"}, {"OAUTH_REGISTRATION_TOKEN_SECONDS": "0"},
+                {"OAUTH_REGISTRATION_MAX_BYTES": "-1"}):
+        result = _setup(env)
+        assert result.returncode != 0, env
+        assert "OAUTH_REGISTRATION_" in result.stderr
