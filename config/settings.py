@@ -8,6 +8,7 @@ DEBUG on or without a real secret key. Secrets are never given defaults outside 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -237,7 +238,18 @@ OAUTH2_PROVIDER = {
     # RFC 7591 dynamic registration: open, but new clients wait for the operator's approval.
     "DCR_ENABLED": True,
     "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # RFC 7592 registration access tokens expire, and each read or update answers a new one.
+    "DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REGISTRATION_TOKEN_SECONDS", default=30 * 24 * 3600),
+    "DCR_ROTATE_REGISTRATION_TOKEN_ON_UPDATE": True,
 }
+# Open registration, bounded: requests per client address (DRF rate syntax, 429 beyond) and
+# the size of one request's body (restitution/clients.py).
+GATEWAY_REGISTRATION_RATE = env.str("OAUTH_REGISTRATION_RATE", default="20/h")
+GATEWAY_REGISTRATION_MAX_BYTES = env.int("OAUTH_REGISTRATION_MAX_BYTES", default=16 * 1024)
+if not re.fullmatch(r"[1-9][0-9]*/[smhd][a-z]*", GATEWAY_REGISTRATION_RATE):
+    raise ImproperlyConfigured(f"OAUTH_REGISTRATION_RATE must read like 20/h, not {GATEWAY_REGISTRATION_RATE!r}")
+if OAUTH2_PROVIDER["DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS"] <= 0 or GATEWAY_REGISTRATION_MAX_BYTES <= 0:
+    raise ImproperlyConfigured("OAUTH_REGISTRATION_TOKEN_SECONDS and OAUTH_REGISTRATION_MAX_BYTES must be positive.")
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",

@@ -8,7 +8,7 @@ from oauth2_provider import views as oauth_views
 from oauth2_provider.urls import metadata_urlpatterns
 
 from config.health import ReadinessView
-from restitution.api import operator
+from restitution.api import operator, registration
 from restitution.oidc import LoginCallbackView, LoginStartView
 from restitution.web.consent import ConsentView
 from restitution.web.operator import operator_metrics_page
@@ -20,8 +20,9 @@ oauth_patterns = (
         path("token/", oauth_views.TokenView.as_view(), name="token"),
         path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
-        path("register/", oauth_views.DynamicClientRegistrationView.as_view(), name="dcr-register"),
-        path("register/<str:client_id>/", oauth_views.DynamicClientRegistrationManagementView.as_view(),
+        # RFC 7591/7592, bounded and under the operator's review (restitution/clients.py).
+        path("register/", registration.RegistrationView.as_view(), name="dcr-register"),
+        path("register/<str:client_id>/", registration.RegistrationManagementView.as_view(),
              name="dcr-register-management"),
     ],
     "oauth2_provider",

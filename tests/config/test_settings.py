@@ -96,3 +96,11 @@ def test_a_configured_secret_key_wins_over_the_installation_one(tmp_path):
     result = _setup({"GATEWAY_VAR_DIR": str(tmp_path), "DJANGO_SECRET_KEY": GOOD_SECRET})
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_a_malformed_registration_limit_stops_the_start():
+    for env in ({"OAUTH_REGISTRATION_RATE": "twenty per hour"}, {"OAUTH_REGISTRATION_TOKEN_SECONDS": "0"},
+                {"OAUTH_REGISTRATION_MAX_BYTES": "-1"}):
+        result = _setup(env)
+        assert result.returncode != 0, env
+        assert "OAUTH_REGISTRATION_" in result.stderr
