@@ -8,6 +8,7 @@ authentication). A token that is unknown, expired, revoked or whose consent ende
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.django_oauth_toolkit import DjangoOAuthToolkitScheme
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import exceptions
 
@@ -57,3 +58,9 @@ class InsufficientScope(exceptions.PermissionDenied):
     @property
     def challenge(self) -> str:
         return bearer_challenge(error="insufficient_scope", error_description=str(self.detail), scope=self.scope)
+
+
+class BearerAuthenticationScheme(DjangoOAuthToolkitScheme):
+    """The OpenAPI security scheme of BearerAuthentication: DOT's own (oauth2)."""
+
+    target_class = "restitution.api.authentication.BearerAuthentication"
