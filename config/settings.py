@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -204,8 +205,24 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 LOCALE_PATHS = [BASE_DIR / "restitution" / "locale"]
 
 # --- OAuth2 authorization server (django-oauth-toolkit) -----------------------------------
+# The authorization server's issuer identifier (RFC 8414 §2, RFC 9207): the metadata, its endpoint
+# URLs and the `iss` of authorization responses all come from it, never from the Host header.
+# Production: https, no path, query or fragment; defaults to https://<first DJANGO_ALLOWED_HOSTS>.
+_default_issuer = ("http://127.0.0.1:8000" if GATEWAY_MODE != "production"
+                   else next((f"https://{h}" for h in ALLOWED_HOSTS if h and h[0] not in ".*" and h != "*"), ""))
+GATEWAY_ISSUER = env.str("GATEWAY_ISSUER", default=_default_issuer).rstrip("/")
+_issuer = urlsplit(GATEWAY_ISSUER)
+if (not _issuer.scheme or not _issuer.netloc or _issuer.path or _issuer.query or _issuer.fragment
+        or (GATEWAY_MODE == "production" and _issuer.scheme != "https")):
+    raise ImproperlyConfigured(
+        "GATEWAY_ISSUER must be the gateway's public origin, e.g. https://gateway.example "
+        f"(https in production, no path, query or fragment), not {GATEWAY_ISSUER!r}.")
 OAUTH2_PROVIDER_APPLICATION_MODEL = "restitution.PimsClient"
 OAUTH2_PROVIDER = {
+    "OIDC_ISS_ENDPOINT": GATEWAY_ISSUER,
+    "OAUTH2_PROTECTED_RESOURCE_IDENTIFIER": GATEWAY_ISSUER,
+    # Failed client authentication at the token and revocation endpoints: a Basic challenge.
+    "OAUTH2_BACKEND_CLASS": "restitution.oauth.GatewayOAuthLibCore",
     "OAUTH2_VALIDATOR_CLASS": "restitution.oauth.GatewayOAuth2Validator",
     "SCOPES_BACKEND_CLASS": "restitution.oauth.DatasetScopes",
     "PKCE_REQUIRED": True,
@@ -337,7 +354,7 @@ CONNECTORS_ALLOW_LOCAL_DESTINATIONS = env.bool("CONNECTORS_ALLOW_LOCAL_DESTINATI
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["oauth2_provider.contrib.rest_framework.OAuth2Authentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["restitution.api.authentication.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "restitution.api.problems.exception_handler",
@@ -425,6 +442,9 @@ GATEWAY_TIER_THRESHOLDS_MS = {
 }
 # A consent flow idle this long without reaching a token counts as abandoned.
 GATEWAY_CONSENT_FLOW_TIMEOUT = env.int("GATEWAY_CONSENT_FLOW_TIMEOUT", default=600)
+# Consent flows an anonymous visitor may start per IP address and hour (each is a row and a
+# session); beyond that the login page is still shown, but nothing is written.
+GATEWAY_CONSENT_FLOWS_PER_IP_HOUR = env.int("GATEWAY_CONSENT_FLOWS_PER_IP_HOUR", default=30)
 # /readyz and /metrics are probed over plain HTTP from inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^readyz$", r"^metrics$"]
 

@@ -437,6 +437,22 @@ class ConsentFlow(models.Model):
         return f"flow {self.pk} of {self.client_id} at {self.stage}"
 
 
+class ExchangedCode(models.Model):
+    """An authorization code already exchanged, kept to answer its replay (RFC 6749 §4.1.2).
+
+    Only the code's SHA-256 is kept, with the refresh-token family its exchange started, so a
+    second exchange can revoke every token that came from the first.
+    """
+
+    code_checksum = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(PimsClient, on_delete=models.CASCADE, related_name="+")
+    token_family = models.UUIDField(null=True, blank=True)
+    exchanged_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"code exchanged by {self.client_id} at {self.exchanged_at:%Y-%m-%d %H:%M}"
+
+
 # --- Exports ---------------------------------------------------------------------------------
 
 class ExportJob(models.Model):

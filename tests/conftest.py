@@ -120,6 +120,19 @@ def flush_gate() -> Iterator[None]:
     get_gate.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_consent_flow_budget() -> None:
+    """Each test starts with the test client's address owing no anonymous consent flows."""
+    from django.core.cache import caches
+
+    from restitution.metrics import anonymous_budget_key
+
+    try:
+        caches["throttle"].delete(anonymous_budget_key("127.0.0.1"))
+    except Exception:  # noqa: BLE001 - tests of a cache outage set their own cache
+        pass
+
+
 def load_ground_truth(out_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     """(customer reference, dataset slug, key) → expected record, from the generator."""
     truth: dict[tuple[str, str, str], dict[str, Any]] = {}

@@ -12,13 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..portability import BadParameter
+from .authentication import InsufficientScope
 
 PROBLEM_TYPE_BASE = "https://restitution-gateway.org/problems/"
 CONTENT_TYPE = "application/problem+json"
 
 # DRF exception → (stable code, title).
 _CODES: list[tuple[type[Exception], str, str]] = [
-    (exceptions.NotAuthenticated, "invalid_token", "Authentication required"),
+    (exceptions.NotAuthenticated, "authentication_required", "Authentication required"),
     (exceptions.AuthenticationFailed, "invalid_token", "Invalid token"),
     (exceptions.PermissionDenied, "insufficient_scope", "Not allowed"),
     (exceptions.NotFound, "not_found", "Not found"),
@@ -58,6 +59,8 @@ def exception_handler(exc, context):
     for header in ("WWW-Authenticate", "Retry-After", "Allow"):
         if header in response:
             result[header] = response[header]
+    if isinstance(exc, InsufficientScope):
+        result["WWW-Authenticate"] = exc.challenge  # RFC 6750 §3
     return result
 
 

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -26,6 +25,7 @@ from rest_framework.views import APIView
 
 from .. import audit, consent, extraction, portability
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
+from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
 from .renderers import CSVRenderer, NDJSONRenderer
 from .throttling import PerClientThrottle, PerCustomerThrottle, check_all, claim_refresh_slot
@@ -47,7 +47,7 @@ def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
 class GrantedTokenView(APIView):
     """Bearer token → the grant in force (the validator already refused tokens without one)."""
 
-    authentication_classes = [OAuth2Authentication]
+    authentication_classes = [BearerAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [PerCustomerThrottle, PerClientThrottle]
 
@@ -65,10 +65,13 @@ class GrantedTokenView(APIView):
         return grant
 
     def dataset(self, request: Request, grant: Grant, slug: str) -> Dataset:
-        """A dataset both granted and in the token's scopes; anything else is a 404 (no leak)."""
+        """A dataset both granted and in the token's scopes. Not granted: a 404 (no leak). Granted
+        but not in this token's scopes (a narrower token, RFC 6749 §6): 403 insufficient_scope."""
         dataset = portability.granted_dataset(grant, slug)
-        if dataset is None or dataset.scope not in set(request.auth.scope.split()):
+        if dataset is None:
             raise NotFound(f"No dataset {slug!r} here.")
+        if dataset.scope not in set(request.auth.scope.split()):
+            raise InsufficientScope(dataset.scope)
         return dataset
 
     def log(self, request: Request, grant: Grant, *, dataset: Dataset | None, count: int | None,

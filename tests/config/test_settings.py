@@ -53,6 +53,7 @@ def test_a_database_url_means_production_unless_told_otherwise():
 
 def test_production_starts_with_a_real_secret_and_a_broker():
     result = _setup({"GATEWAY_MODE": "production", "DJANGO_SECRET_KEY": GOOD_SECRET,
+                     "DJANGO_ALLOWED_HOSTS": "gateway.example",
                      "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
                      "REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert result.returncode == 0, result.stderr
@@ -62,7 +63,8 @@ def test_production_starts_with_a_real_secret_and_a_broker():
 def test_the_secret_key_can_come_from_a_file(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text(GOOD_SECRET)
-    result = _setup({"GATEWAY_MODE": "production", "DJANGO_SECRET_KEY_FILE": str(secret)})
+    result = _setup({"GATEWAY_MODE": "production", "DJANGO_SECRET_KEY_FILE": str(secret),
+                     "DJANGO_ALLOWED_HOSTS": "gateway.example"})
     assert result.returncode == 0, result.stderr
 
 
@@ -104,3 +106,31 @@ def test_a_malformed_registration_limit_stops_the_start():
         result = _setup(env)
         assert result.returncode != 0, env
         assert "OAUTH_REGISTRATION_" in result.stderr
+
+
+def _issuer(env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"DATABASE_URL", "REDIS_URL", "GATEWAY_MODE", "DJANGO_SECRET_KEY", "DJANGO_DEBUG",
+                          "GATEWAY_ISSUER", "DJANGO_ALLOWED_HOSTS"}}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+         "print(settings.GATEWAY_ISSUER, settings.OAUTH2_PROVIDER['OIDC_ISS_ENDPOINT'])"],
+        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "GATEWAY_MODE": "production",
+                       "DJANGO_SECRET_KEY": GOOD_SECRET, **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_production_takes_its_issuer_from_the_setting_or_its_first_host():
+    assert _issuer({"GATEWAY_ISSUER": "https://data.holder.example/"}).stdout.split() == [
+        "https://data.holder.example", "https://data.holder.example"]
+    assert _issuer({"DJANGO_ALLOWED_HOSTS": "gateway.example,.other.example"}).stdout.split()[0] == (
+        "https://gateway.example")
+
+
+def test_production_refuses_an_issuer_it_cannot_stand_by():
+    for env in ({}, {"GATEWAY_ISSUER": "http://gateway.example"}, {"GATEWAY_ISSUER": "https://gateway.example/o?x=1"},
+                {"DJANGO_ALLOWED_HOSTS": "*"}):
+        result = _issuer(env)
+        assert result.returncode != 0, env
+        assert "ImproperlyConfigured: GATEWAY_ISSUER must be" in result.stderr, env
