@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..portability import BadParameter
+from .parsers import BodyTooLarge
 
 PROBLEM_TYPE_BASE = "https://restitution-gateway.org/problems/"
 CONTENT_TYPE = "application/problem+json"
@@ -27,6 +28,7 @@ _CODES: list[tuple[type[Exception], str, str]] = [
     (exceptions.UnsupportedMediaType, "unsupported_media_type", "Unsupported media type"),
     (exceptions.Throttled, "rate_limited", "Too many requests"),
     (exceptions.ParseError, "invalid_body", "Malformed request body"),
+    (BodyTooLarge, "body_too_large", "Request body too large"),
     (exceptions.ValidationError, "invalid_parameter", "Invalid parameter"),
 ]
 
