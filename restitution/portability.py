@@ -213,14 +213,14 @@ def change_page(grant: Grant, window: Window, *, after: int, size: int,
                 datasets: list[Dataset] | None = None) -> Page:
     """The change feed across the granted datasets (or the given ones, e.g. those of a narrowed
     token's scopes): upserts and deletions, by sequence."""
-    datasets = {d.pk: d.slug for d in (granted_datasets(grant) if datasets is None else datasets)}
+    slugs = {d.pk: d.slug for d in (granted_datasets(grant) if datasets is None else datasets)}
     records = _with_tombstones(
-        Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(datasets), seq__gt=after), window)
+        Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(slugs), seq__gt=after), window)
     rows = list(records.order_by("seq").values_list("dataset_id", "key", "seq", "deleted", "data", "record_at",
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    items = [_row(datasets[row[0]], *row[1:]) for row in rows]
+    items = [_row(slugs[row[0]], *row[1:]) for row in rows]
     last = rows[-1][2] if rows else after
     return Page(items, last if more else None, last)
 
@@ -292,11 +292,11 @@ def change_page_text(grant: Grant, window: Window, *, after: int, size: int, sep
 
     assert separator.endswith("\n"), separator
     chosen = granted_datasets(grant) if datasets is None else datasets
-    datasets = {d.pk: d.slug for d in chosen}
-    if connection.vendor != "postgresql" or not datasets:
+    slugs = {d.pk: d.slug for d in chosen}
+    if connection.vendor != "postgresql" or not slugs:
         page = change_page(grant, window, after=after, size=size, datasets=chosen)
         return _raw(page, separator), dataset_counts(page.items)
-    where, params = _page_where(grant.customer_id, list(datasets), window, after=after, since=after)
+    where, params = _page_where(grant.customer_id, list(slugs), window, after=after, since=after)
     head = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"  # record_line_head() of each item's dataset
     statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*), array_agg(dataset_id ORDER BY seq) "
                  f"FROM (SELECT seq, dataset_id, {head} || item AS line "
@@ -306,7 +306,7 @@ def change_page_text(grant: Grant, window: Window, *, after: int, size: int, sep
         cursor.execute(statement, [separator, *params, size + 1])
         text, count, dataset_ids = cursor.fetchone()
     raw = _cut(text, count, size=size, separator=separator, after=after)
-    return raw, dict(Counter(datasets[dataset_id] for dataset_id in (dataset_ids or [])[:raw.count]))
+    return raw, dict(Counter(slugs[dataset_id] for dataset_id in (dataset_ids or [])[:raw.count]))
 
 
 def dataset_counts(items) -> dict[str, int]:
