@@ -117,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Personal data is never kept by a browser or proxy cache (after the user is known).
+    "restitution.web.middleware.PersonalDataNoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: counts failed logins and locks out.
@@ -357,6 +359,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["restitution.api.authentication.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies with limits on size and nesting (a deeply nested body is a 400, not a 500).
+    "DEFAULT_PARSER_CLASSES": ["restitution.api.parsers.LimitedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "restitution.api.problems.exception_handler",
     # Defaults after Australia's CDR traffic thresholds; per customer and per client.
     "DEFAULT_THROTTLE_RATES": {

@@ -19,6 +19,13 @@ _DATETIME = {"type": "string", "format": "date-time"}
 # floating point and would refuse valid amounts such as 0.07.
 _MONEY = {"type": "number"}
 _PDL = {"type": "string", "pattern": "^[0-9]{14}$"}
+#: A record identifier from a legacy system (contract, claim, call, invoice number): it names
+#: files in archives and pushes, so what cannot be an identifier — a path (slash, backslash,
+#: `..`), spaces, control characters, more than 100 characters — is refused and the row
+#: quarantined. `(?![\\s\\S])` ends the text in every regex dialect (`$` would let a final line
+#: break through in Python's).
+_IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 100,
+               "pattern": "^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._:-]*(?![\\s\\S])"}
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +90,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["contract_id"],
         date_field="start_date",
         properties={
-            "contract_id": {"type": "string", "minLength": 1},
+            "contract_id": _IDENTIFIER,
             "product_code": {"type": "string"},
             "product": {"type": "string"},
             "status": {"type": "string", "enum": ["active", "suspended", "terminated"]},
@@ -118,7 +125,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["claim_id"],
         date_field="occurred_on",
         properties={
-            "claim_id": {"type": "string", "minLength": 1},
+            "claim_id": _IDENTIFIER,
             "contract_id": {"type": "string"},
             "occurred_on": _DATE,
             "declared_on": _DATE,
@@ -213,7 +220,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["call_id"],
         date_field="started_at",
         properties={
-            "call_id": {"type": "string", "minLength": 1},
+            "call_id": _IDENTIFIER,
             "line": {"type": "string"},
             "started_at": _DATETIME,
             "direction": {"type": "string", "enum": ["incoming", "outgoing"]},
@@ -238,7 +245,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["invoice_id"],
         date_field="issued_on",
         properties={
-            "invoice_id": {"type": "string", "minLength": 1},
+            "invoice_id": _IDENTIFIER,
             "issued_on": _DATE,
             "period_start": _DATE,
             "period_end": _DATE,

@@ -13,6 +13,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..portability import BadParameter
 from .authentication import InsufficientScope
+from .parsers import BodyTooLarge
 
 PROBLEM_TYPE_BASE = "https://restitution-gateway.org/problems/"
 CONTENT_TYPE = "application/problem+json"
@@ -28,6 +29,7 @@ _CODES: list[tuple[type[Exception], str, str]] = [
     (exceptions.UnsupportedMediaType, "unsupported_media_type", "Unsupported media type"),
     (exceptions.Throttled, "rate_limited", "Too many requests"),
     (exceptions.ParseError, "invalid_body", "Malformed request body"),
+    (BodyTooLarge, "body_too_large", "Request body too large"),
     (exceptions.ValidationError, "invalid_parameter", "Invalid parameter"),
 ]
 
