@@ -30,8 +30,10 @@ test: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \
 	TEST_MARIADB_URL=$(TEST_MARIADB_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# ruff, then the import contracts of .importlinter (the checkout on the path: the demo app is not installed).
 lint: venv
 	$(VENV)/bin/ruff check .
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --no-logo
 
 bench: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \

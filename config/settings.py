@@ -8,7 +8,11 @@ DEBUG on or without a real secret key. Secrets are never given defaults outside 
 from __future__ import annotations
 
 import os
+import re
+import secrets
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -34,15 +38,43 @@ GATEWAY_MODE = env.str("GATEWAY_MODE", default="production" if "DATABASE_URL" in
 if GATEWAY_MODE not in {"embedded", "production", "test"}:
     raise ImproperlyConfigured(f"GATEWAY_MODE must be embedded, production or test, not {GATEWAY_MODE!r}")
 
-_EMBEDDED_SECRET = "embedded-demo-only-secret-key-never-use-in-production"  # noqa: S105
+# Where the gateway keeps its own files (SQLite database, documents, archives, install secrets).
+VAR_DIR = Path(env.str("GATEWAY_VAR_DIR", default=str(BASE_DIR / "var")))
+
+
+def _install_secret(name: str, make: Callable[[], str]) -> str:
+    """A random secret of this installation, made on its first start and kept in VAR_DIR/name
+    (mode 0600) for the next ones: embedded and test modes only, where no secret is configured.
+    Processes starting together agree on one value (the file appears whole, or not at all)."""
+    path = VAR_DIR / name
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        draft = VAR_DIR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(make() + "\n")
+        try:
+            os.link(draft, path)  # atomic; fails if another process made the file first
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    value = path.read_text().strip()
+    if not value:
+        raise ImproperlyConfigured(f"{path} is empty: delete it to have a new secret made.")
+    return value
+
+
 DEBUG = env.bool("DJANGO_DEBUG", default=GATEWAY_MODE == "embedded")
 SECRET_KEY = _read_secret("DJANGO_SECRET_KEY") or (
-    _EMBEDDED_SECRET if GATEWAY_MODE in {"embedded", "test"} else None
+    _install_secret("secret_key", lambda: secrets.token_urlsafe(50)) if GATEWAY_MODE in {"embedded", "test"}
+    else None
 )
 if GATEWAY_MODE == "production":
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production mode.")
-    if not SECRET_KEY or SECRET_KEY == _EMBEDDED_SECRET or len(SECRET_KEY) < 40:
+    if not SECRET_KEY or len(SECRET_KEY) < 40:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set to a random value "
             "of at least 40 characters in production mode."
@@ -52,9 +84,6 @@ ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
     default=["localhost", "127.0.0.1", "[::1]", "testserver"] if GATEWAY_MODE != "production" else [],
 )
-
-# Where the gateway keeps its own files (SQLite database, documents, archives).
-VAR_DIR = Path(env.str("GATEWAY_VAR_DIR", default=str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,6 +100,10 @@ INSTALLED_APPS = [
     "restitution",
     "connectors_out",
 ]
+# The demo (synthetic legacy systems, `manage.py demo`) is a client of the product: present in
+# the quick start and the tests, never in production.
+if GATEWAY_MODE in {"embedded", "test"}:
+    INSTALLED_APPS += ["demo"]
 
 MIDDLEWARE = [
     "config.health.LivenessMiddleware",
@@ -84,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Personal data is never kept by a browser or proxy cache (after the user is known).
+    "restitution.web.middleware.PersonalDataNoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: counts failed logins and locks out.
@@ -101,6 +136,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Reverse proxies in front of the gateway whose X-Forwarded-For entries are believed (0: none, the
+# client is the TCP peer). Every use of the client's address goes through one function:
+# login lockout, the access log's "from where", DRF's address-keyed throttles.
+GATEWAY_TRUSTED_PROXY_COUNT = env.int("GATEWAY_TRUSTED_PROXY_COUNT", default=0)
+if GATEWAY_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("GATEWAY_TRUSTED_PROXY_COUNT must be 0 or more.")
+AXES_CLIENT_IP_CALLABLE = "restitution.client_address.client_ip"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -165,8 +207,24 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 LOCALE_PATHS = [BASE_DIR / "restitution" / "locale"]
 
 # --- OAuth2 authorization server (django-oauth-toolkit) -----------------------------------
+# The authorization server's issuer identifier (RFC 8414 §2, RFC 9207): the metadata, its endpoint
+# URLs and the `iss` of authorization responses all come from it, never from the Host header.
+# Production: https, no path, query or fragment; defaults to https://<first DJANGO_ALLOWED_HOSTS>.
+_default_issuer = ("http://127.0.0.1:8000" if GATEWAY_MODE != "production"
+                   else next((f"https://{h}" for h in ALLOWED_HOSTS if h and h[0] not in ".*" and h != "*"), ""))
+GATEWAY_ISSUER = env.str("GATEWAY_ISSUER", default=_default_issuer).rstrip("/")
+_issuer = urlsplit(GATEWAY_ISSUER)
+if (not _issuer.scheme or not _issuer.netloc or _issuer.path or _issuer.query or _issuer.fragment
+        or (GATEWAY_MODE == "production" and _issuer.scheme != "https")):
+    raise ImproperlyConfigured(
+        "GATEWAY_ISSUER must be the gateway's public origin, e.g. https://gateway.example "
+        f"(https in production, no path, query or fragment), not {GATEWAY_ISSUER!r}.")
 OAUTH2_PROVIDER_APPLICATION_MODEL = "restitution.PimsClient"
 OAUTH2_PROVIDER = {
+    "OIDC_ISS_ENDPOINT": GATEWAY_ISSUER,
+    "OAUTH2_PROTECTED_RESOURCE_IDENTIFIER": GATEWAY_ISSUER,
+    # Failed client authentication at the token and revocation endpoints: a Basic challenge.
+    "OAUTH2_BACKEND_CLASS": "restitution.oauth.GatewayOAuthLibCore",
     "OAUTH2_VALIDATOR_CLASS": "restitution.oauth.GatewayOAuth2Validator",
     "SCOPES_BACKEND_CLASS": "restitution.oauth.DatasetScopes",
     "PKCE_REQUIRED": True,
@@ -199,7 +257,18 @@ OAUTH2_PROVIDER = {
     # RFC 7591 dynamic registration: open, but new clients wait for the operator's approval.
     "DCR_ENABLED": True,
     "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # RFC 7592 registration access tokens expire, and each read or update answers a new one.
+    "DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REGISTRATION_TOKEN_SECONDS", default=30 * 24 * 3600),
+    "DCR_ROTATE_REGISTRATION_TOKEN_ON_UPDATE": True,
 }
+# Open registration, bounded: requests per client address (DRF rate syntax, 429 beyond) and
+# the size of one request's body (restitution/clients.py).
+GATEWAY_REGISTRATION_RATE = env.str("OAUTH_REGISTRATION_RATE", default="20/h")
+GATEWAY_REGISTRATION_MAX_BYTES = env.int("OAUTH_REGISTRATION_MAX_BYTES", default=16 * 1024)
+if not re.fullmatch(r"[1-9][0-9]*/[smhd][a-z]*", GATEWAY_REGISTRATION_RATE):
+    raise ImproperlyConfigured(f"OAUTH_REGISTRATION_RATE must read like 20/h, not {GATEWAY_REGISTRATION_RATE!r}")
+if OAUTH2_PROVIDER["DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS"] <= 0 or GATEWAY_REGISTRATION_MAX_BYTES <= 0:
+    raise ImproperlyConfigured("OAUTH_REGISTRATION_TOKEN_SECONDS and OAUTH_REGISTRATION_MAX_BYTES must be positive.")
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
@@ -267,6 +336,11 @@ else:
 # --- Push to personal clouds and signed webhooks (connectors_out) ---------------------------
 # Fernet keys encrypting credentials at rest: the first encrypts, all decrypt (docs/connectors.md).
 GATEWAY_ENCRYPTION_KEYS = [k.strip() for k in (_read_secret("GATEWAY_ENCRYPTION_KEYS") or "").split(",") if k.strip()]
+if not GATEWAY_ENCRYPTION_KEYS and GATEWAY_MODE in {"embedded", "test"}:
+    # This installation's own random key (production requires the variable: crypto.py).
+    from cryptography.fernet import Fernet
+
+    GATEWAY_ENCRYPTION_KEYS = [_install_secret("encryption_key", lambda: Fernet.generate_key().decode())]
 # Attempts of one delivery before a transient failure becomes final; backoff base·2^n, capped
 # below the broker's visibility timeout, with jitter.
 CONNECTORS_MAX_ATTEMPTS = env.int("CONNECTORS_MAX_ATTEMPTS", default=8)
@@ -282,9 +356,12 @@ CONNECTORS_ALLOW_LOCAL_DESTINATIONS = env.bool("CONNECTORS_ALLOW_LOCAL_DESTINATI
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["oauth2_provider.contrib.rest_framework.OAuth2Authentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["restitution.api.authentication.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies with limits on size and nesting (a deeply nested body is a 400, not a 500).
+    "DEFAULT_PARSER_CLASSES": ["restitution.api.parsers.LimitedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "restitution.api.problems.exception_handler",
     # Defaults after Australia's CDR traffic thresholds; per customer and per client.
     "DEFAULT_THROTTLE_RATES": {
@@ -292,6 +369,9 @@ REST_FRAMEWORK = {
         "client": env.str("API_RATE_PER_CLIENT", default="50/s"),
     },
     "UNAUTHENTICATED_USER": None,
+    # DRF's own address key (SimpleRateThrottle.get_ident) with the same trusted proxies: without
+    # it, DRF would key on a client-sent X-Forwarded-For.
+    "NUM_PROXIES": GATEWAY_TRUSTED_PROXY_COUNT,
 }
 # Rate-limit counters must be shared by every web process: Redis when there is one.
 CACHES = {
@@ -367,6 +447,9 @@ GATEWAY_TIER_THRESHOLDS_MS = {
 }
 # A consent flow idle this long without reaching a token counts as abandoned.
 GATEWAY_CONSENT_FLOW_TIMEOUT = env.int("GATEWAY_CONSENT_FLOW_TIMEOUT", default=600)
+# Consent flows an anonymous visitor may start per IP address and hour (each is a row and a
+# session); beyond that the login page is still shown, but nothing is written.
+GATEWAY_CONSENT_FLOWS_PER_IP_HOUR = env.int("GATEWAY_CONSENT_FLOWS_PER_IP_HOUR", default=30)
 # /readyz and /metrics are probed over plain HTTP from inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^readyz$", r"^metrics$"]
 
@@ -386,6 +469,9 @@ LOGGING["handlers"]["console"].update({"formatter": LOG_FORMAT, "filters": ["req
 # oauthlib logs request bodies (codes, verifiers, tokens) at DEBUG: never below WARNING.
 LOGGING["loggers"].update({"oauthlib": {"level": "WARNING"}, "oauth2_provider": {"level": "INFO"},
                            "mozilla_django_oidc": {"level": "INFO"}})
+# The development server's request log (`runserver`, `demo_serve`) prints each request line with
+# its query string (signed archive links, tokens): through the same handler, so redacted too.
+LOGGING["loggers"]["django.server"] = {"handlers": ["console"], "level": "INFO", "propagate": False}
 # Workers log through the same handlers (and so the same format and request id).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

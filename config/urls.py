@@ -5,12 +5,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from oauth2_provider import views as oauth_views
-from oauth2_provider.urls import metadata_urlpatterns
 
 from config.health import ReadinessView
-from restitution.api import operator
+from restitution.api import operator, registration
 from restitution.oidc import LoginCallbackView, LoginStartView
 from restitution.web.consent import ConsentView
+from restitution.web.endpoints import IntrospectionView, ServerMetadataView
 from restitution.web.operator import operator_metrics_page
 
 oauth_patterns = (
@@ -19,10 +19,22 @@ oauth_patterns = (
         path("authorize/", ConsentView.as_view(), name="authorize"),
         path("token/", oauth_views.TokenView.as_view(), name="token"),
         path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
-        path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
-        path("register/", oauth_views.DynamicClientRegistrationView.as_view(), name="dcr-register"),
-        path("register/<str:client_id>/", oauth_views.DynamicClientRegistrationManagementView.as_view(),
+        path("introspect/", IntrospectionView.as_view(), name="introspect"),
+        # RFC 7591/7592, bounded and under the operator's review (restitution/clients.py).
+        path("register/", registration.RegistrationView.as_view(), name="dcr-register"),
+        path("register/<str:client_id>/", registration.RegistrationManagementView.as_view(),
              name="dcr-register-management"),
+    ],
+    "oauth2_provider",
+)
+
+# RFC 8414 and RFC 9728 metadata at the origin's root. The issuer has no path, so there is no
+# path-component form of the server metadata (§3.1).
+metadata_patterns = (
+    [
+        path(".well-known/oauth-authorization-server", ServerMetadataView.as_view(), name="oauth-server-metadata"),
+        path(".well-known/oauth-protected-resource", oauth_views.OAuthProtectedResourceMetadataView.as_view(),
+             name="oauth-resource-metadata"),
     ],
     "oauth2_provider",
 )
@@ -40,7 +52,7 @@ urlpatterns = [
     path("oidc/authenticate/", LoginStartView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", LoginCallbackView.as_view(), name="oidc_authentication_callback"),
     path("o/", include(oauth_patterns)),
-    path("", include((metadata_urlpatterns, "oauth2_provider"), namespace="oauth2_metadata")),
+    path("", include(metadata_patterns, namespace="oauth2_metadata")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("restitution.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -130,10 +130,35 @@ def network_error(exc: httpx.TransportError, what: str) -> DeliveryError:
     return DeliveryError(f"{what}: {type(exc).__name__}", permanent=False)
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address the packets end up at: IPv4-mapped
+#: (RFC 4291 §2.5.5.2), IPv4-compatible (§2.5.5.1, deprecated), IPv4-translated (RFC 2765 §2.1)
+#: and the NAT64 well-known prefix (RFC 6052 §2.1).
+_IPV4_IN_LAST_32_BITS = tuple(ipaddress.IPv6Network(prefix) for prefix in
+                              ("::ffff:0:0/96", "::/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+#: IPv6 ranges that tunnel or translate to IPv4 where the IPv4 address cannot be checked from the
+#: address alone: Teredo (RFC 4380 §4, relayed to an obfuscated client address) and the NAT64
+#: local-use prefix (RFC 8215 §4, the operator chooses where the IPv4 address sits). Refused.
+_OPAQUE_TUNNELS = tuple(ipaddress.IPv6Network(prefix) for prefix in ("2001::/32", "64:ff9b:1::/48"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to (mapped, compatible, translated, NAT64, 6to4)."""
+    if any(ip in network for network in _IPV4_IN_LAST_32_BITS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour  # 2002::/16 (RFC 3056 §2): bits 16-47
+
+
 def _is_public(address: str) -> bool:
+    """Whether the gateway may connect to this address: a global unicast address, and for IPv6
+    forms that carry an IPv4 address, that IPv4 address is global too (SSRF: ::ffff:127.0.0.1,
+    64:ff9b::a00:1 or 2002:7f00:1:: reach the holder's network as surely as 127.0.0.1)."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _OPAQUE_TUNNELS):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return embedded.is_global
     return ip.is_global
 
 

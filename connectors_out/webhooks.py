@@ -29,6 +29,7 @@ from django.utils import timezone
 from restitution import crypto, outbox
 from restitution.models import ExtractionRun, Grant, PimsClient, Record
 
+from .base import http_client, network_error
 from .delivery import DeliveryOutcome, retry_backoff
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -140,11 +141,15 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
     started = time.monotonic()
     status_code: int | None = None
     error = ""
-    client = http or httpx.Client(timeout=settings.CONNECTORS_HTTP_TIMEOUT, follow_redirects=False)
+    refused = False
+    # The transports' client: the URL's name resolved once, every address checked public (unless
+    # CONNECTORS_ALLOW_LOCAL_DESTINATIONS), the socket opened on the checked address, no redirect.
+    client = http or http_client()
     try:
         status_code = client.post(row.endpoint.url, content=body, headers=headers).status_code
     except httpx.TransportError as exc:
-        error = type(exc).__name__
+        failure = network_error(exc, "webhook")
+        refused, error = failure.permanent, str(failure) if failure.permanent else type(exc).__name__
     finally:
         if http is None:
             client.close()
@@ -158,7 +163,7 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
                                                          last_status_code=status_code, error="")
         return DeliveryOutcome("succeeded")
     message = error or f"HTTP {status_code}"
-    transient = status_code is None or status_code == 429 or status_code >= 500
+    transient = not refused and (status_code is None or status_code == 429 or status_code >= 500)
     if transient and row.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
         WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.QUEUED,
                                                          last_status_code=status_code, error=message)

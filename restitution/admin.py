@@ -6,7 +6,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import extraction
 from .catalogue import BY_SLUG
@@ -87,7 +87,7 @@ class DatasetAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Schemas of shipped datasets come from the catalogue; editing them here would drift.
         if obj is not None and obj.slug in BY_SLUG:
-            return ("slug", "schema", "natural_key", "date_field")
+            return ("slug", "schema", "schema_version", "natural_key", "date_field")
         return ()
 
 
@@ -170,29 +170,93 @@ class DocumentAdmin(admin.ModelAdmin):
 
 from oauth2_provider.admin import ApplicationAdmin  # noqa: E402
 
-from . import consent  # noqa: E402
-from .models import AccessEvent, Grant  # noqa: E402
+from . import clients, consent  # noqa: E402
+from .models import AccessEvent, Grant, PimsClient  # noqa: E402
+
+
+class ProposedChangeFilter(admin.SimpleListFilter):
+    """The operator's queue of changes asked by registrants (RFC 7592 updates)."""
+
+    title = "change awaiting approval"
+    parameter_name = "change"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(proposed_changes={})
+        if self.value() == "no":
+            return queryset.filter(proposed_changes={})
+        return queryset
+
 
 
 class PimsClientAdmin(ApplicationAdmin):
-    """PIMS clients (registered here or by RFC 7591): approve them before they can connect."""
+    """PIMS clients (registered here or by RFC 7591): approve them before they can connect,
+    review the changes their registrants ask for, deprovision them (never delete them)."""
 
-    list_display = ("name", "client_id", "approval", "client_type", "registered_dynamically", "created")
-    list_filter = ("approval", "client_type", "registered_dynamically")
+    list_display = ("name", "client_id", "approval", "change_awaiting_approval", "client_type",
+                    "registered_dynamically", "created")
+    list_filter = ("approval", ProposedChangeFilter, "client_type", "registered_dynamically")
     filter_horizontal = ("allowed_datasets",)
-    actions = ["approve", "reject", "suspend"]
+    readonly_fields = (*ApplicationAdmin.readonly_fields, "proposed_change_review", "proposed_at",
+                       "deprovisioned_at")
+    exclude = ("proposed_changes",)
+    actions = ["approve", "reject", "suspend", "apply_proposed_changes", "discard_proposed_changes",
+               "deprovision"]
+
+    @admin.display(description="change awaiting approval", boolean=True)
+    def change_awaiting_approval(self, obj) -> bool:
+        return bool(obj.proposed_changes)
+
+    @admin.display(description="change asked by its registrant (not in force)")
+    def proposed_change_review(self, obj) -> str:
+        rows = clients.review_rows(obj) if obj is not None else []
+        if not rows:
+            return "—"
+        return format_html("<table><tr><th>field</th><th>in force</th><th>proposed</th></tr>{}</table>",
+                           format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+
+    def _live(self, queryset):
+        return queryset.exclude(approval=PimsClient.Approval.DEPROVISIONED)
 
     @admin.action(description="Approve: may ask customers for their data")
     def approve(self, request, queryset):
-        queryset.update(approval="approved")
+        self._live(queryset).update(approval="approved")
 
     @admin.action(description="Reject")
     def reject(self, request, queryset):
-        queryset.update(approval="rejected")
+        self._live(queryset).update(approval="rejected")
 
     @admin.action(description="Suspend: its tokens stop working at once")
     def suspend(self, request, queryset):
-        queryset.update(approval="suspended")
+        self._live(queryset).update(approval="suspended")
+
+    @admin.action(description="Apply the changes its registrant asked for (shown to customers from now on)")
+    def apply_proposed_changes(self, request, queryset):
+        applied = sum(clients.apply_proposed_changes(client=client) for client in queryset)
+        self.message_user(request, f"{applied} change(s) applied", messages.INFO)
+
+    @admin.action(description="Discard the changes its registrant asked for")
+    def discard_proposed_changes(self, request, queryset):
+        discarded = sum(clients.discard_proposed_changes(client=client) for client in queryset)
+        self.message_user(request, f"{discarded} change(s) discarded", messages.INFO)
+
+    @admin.action(description="Deprovision: end its grants and tokens, wipe its credentials, keep its history")
+    def deprovision(self, request, queryset):
+        done = sum(clients.deprovision_client(client=client, reason=clients.DELETED_REASON, request=request,
+                                              staff=request.user) for client in queryset)
+        self.message_user(request, f"{done} client(s) deprovisioned", messages.INFO)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting the row would take customers' consent records with it: deprovision instead.
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.approval == PimsClient.Approval.DEPROVISIONED:
+            return False  # kept as history only
+        return super().has_change_permission(request, obj)
 
 
 @admin.register(Grant)

@@ -10,13 +10,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from .client_address import client_ip
 from .models import AccessEvent, Customer, Dataset, Grant, PimsClient
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def new_event(*, kind: str, customer: Customer, grant: Grant | None = None,

@@ -1,11 +1,13 @@
 """The datasets the gateway can publish: their JSON Schemas, keys, dates and scopes.
 
-The definitions below are the catalogue shipped with the gateway; `sync_catalogue()` writes
-them to the Dataset table, where the operator can edit titles and descriptions.
+The definitions below are the catalogue shipped with the gateway; `sync_catalogue()` (run by
+`manage.py publish_catalogue` at each deployment) writes them to the Dataset table, where the
+operator can edit titles and descriptions. It never overwrites what an operator edited.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,13 @@ _DATETIME = {"type": "string", "format": "date-time"}
 # floating point and would refuse valid amounts such as 0.07.
 _MONEY = {"type": "number"}
 _PDL = {"type": "string", "pattern": "^[0-9]{14}$"}
+#: A record identifier from a legacy system (contract, claim, call, invoice number): it names
+#: files in archives and pushes, so what cannot be an identifier — a path (slash, backslash,
+#: `..`), spaces, control characters, more than 100 characters — is refused and the row
+#: quarantined. `(?![\\s\\S])` ends the text in every regex dialect (`$` would let a final line
+#: break through in Python's).
+_IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 100,
+               "pattern": "^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._:-]*(?![\\s\\S])"}
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +45,11 @@ class DatasetDefinition:
     required: list[str]
     field_help: dict[str, dict[str, str]] = field(default_factory=dict)
     schema_version: str = "1.0.0"
+    #: Texts earlier releases published for this dataset, by field name (`title_en`, …, or
+    #: `field_help.<field>.<language>`): a row still holding one of them was not edited by an
+    #: operator, so re-publishing gives it the current text. List the old text here when you
+    #: change a shipped title, description or field help.
+    former_texts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -76,7 +90,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["contract_id"],
         date_field="start_date",
         properties={
-            "contract_id": {"type": "string", "minLength": 1},
+            "contract_id": _IDENTIFIER,
             "product_code": {"type": "string"},
             "product": {"type": "string"},
             "status": {"type": "string", "enum": ["active", "suspended", "terminated"]},
@@ -111,7 +125,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["claim_id"],
         date_field="occurred_on",
         properties={
-            "claim_id": {"type": "string", "minLength": 1},
+            "claim_id": _IDENTIFIER,
             "contract_id": {"type": "string"},
             "occurred_on": _DATE,
             "declared_on": _DATE,
@@ -206,7 +220,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["call_id"],
         date_field="started_at",
         properties={
-            "call_id": {"type": "string", "minLength": 1},
+            "call_id": _IDENTIFIER,
             "line": {"type": "string"},
             "started_at": _DATETIME,
             "direction": {"type": "string", "enum": ["incoming", "outgoing"]},
@@ -231,7 +245,7 @@ DEFINITIONS: list[DatasetDefinition] = [
         natural_key=["invoice_id"],
         date_field="issued_on",
         properties={
-            "invoice_id": {"type": "string", "minLength": 1},
+            "invoice_id": _IDENTIFIER,
             "issued_on": _DATE,
             "period_start": _DATE,
             "period_end": _DATE,
@@ -248,26 +262,79 @@ DEFINITIONS: list[DatasetDefinition] = [
 BY_SLUG: dict[str, DatasetDefinition] = {d.slug: d for d in DEFINITIONS}
 
 
-def sync_catalogue() -> int:
-    """Create or update the Dataset rows from the definitions; return how many were written."""
+#: What always follows the code (an operator cannot edit them: restitution/admin.py).
+CODE_FIELDS = ("schema", "schema_version", "natural_key", "date_field")
+#: The human texts: written when the dataset is created, then only while nobody edited them.
+TEXT_FIELDS = ("title_en", "title_fr", "description_en", "description_fr")
+
+
+@dataclass
+class CatalogueSync:
+    """What a publication did: datasets created, datasets whose row changed, and the texts kept
+    because an operator edited them (`slug.field`)."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def sync_catalogue(*, definitions: Iterable[DatasetDefinition] = DEFINITIONS) -> CatalogueSync:
+    """Publish the shipped datasets to the Dataset table, keeping what operators edited.
+
+    A new dataset is created whole (published). For an existing one, the schema, its version,
+    the natural key and the date field always follow the code; a title, a description or a
+    field's help is replaced only while it still holds a text the catalogue published (the
+    current one or one of `former_texts`) — anything else is an operator's edit and is kept, as
+    is the operator's choice to publish the dataset or not. Datasets the operator created in
+    the admin are not touched.
+    """
+    from django.db import transaction
+
     from .models import Dataset
 
-    for definition in DEFINITIONS:
-        Dataset.objects.update_or_create(
-            slug=definition.slug,
-            defaults={
-                "title_en": definition.title_en,
-                "title_fr": definition.title_fr,
-                "description_en": definition.description_en,
-                "description_fr": definition.description_fr,
-                "schema": definition.schema,
-                "schema_version": definition.schema_version,
-                "natural_key": definition.natural_key,
-                "date_field": definition.date_field,
-                "field_help": definition.field_help,
-            },
-        )
-    return len(DEFINITIONS)
+    result = CatalogueSync()
+    with transaction.atomic():
+        for definition in definitions:
+            row = Dataset.objects.select_for_update().filter(slug=definition.slug).first()
+            if row is None:
+                Dataset.objects.create(slug=definition.slug, field_help=definition.field_help,
+                                       **{name: getattr(definition, name) for name in CODE_FIELDS + TEXT_FIELDS})
+                result.created.append(definition.slug)
+                continue
+            before = {name: getattr(row, name) for name in CODE_FIELDS + TEXT_FIELDS + ("field_help",)}
+            for name in CODE_FIELDS:
+                setattr(row, name, getattr(definition, name))
+            for name in TEXT_FIELDS:
+                if _published(definition, name, getattr(row, name)):
+                    setattr(row, name, getattr(definition, name))
+                else:
+                    result.kept.append(f"{definition.slug}.{name}")
+            row.field_help = _field_help(definition, row.field_help or {}, result.kept)
+            if any(getattr(row, name) != value for name, value in before.items()):
+                row.save()
+                result.updated.append(definition.slug)
+    return result
+
+
+def _published(definition: DatasetDefinition, name: str, text: str, shipped: str | None = None) -> bool:
+    """Whether a stored text is one the catalogue published (so no operator edited it)."""
+    shipped = getattr(definition, name) if shipped is None else shipped
+    return text == shipped or text in definition.former_texts.get(name, ())
+
+
+def _field_help(definition: DatasetDefinition, stored: dict[str, dict[str, str]], kept: list[str]
+                ) -> dict[str, dict[str, str]]:
+    """Each field's help, per language, as sync_catalogue() treats a text; help for a field the
+    code documents and the row does not yet (a new schema version) is added."""
+    merged = {name: dict(texts) for name, texts in stored.items()}
+    for name, texts in definition.field_help.items():
+        for language, text in texts.items():
+            current = merged.get(name, {}).get(language)
+            if current is None or _published(definition, f"field_help.{name}.{language}", current, text):
+                merged.setdefault(name, {})[language] = text
+            else:
+                kept.append(f"{definition.slug}.field_help.{name}.{language}")
+    return merged
 
 
 def field_order(dataset) -> list[str]:

@@ -137,8 +137,11 @@ def _end_tokens(grant: Grant) -> int:
 
 @transaction.atomic
 def revoke_grant(*, grant: Grant, reason: str = "revoked by the customer",
-                 request: HttpRequest | None = None, staff=None) -> None:
-    """Revoke now: its tokens stop working immediately; the grant stays visible as history."""
+                 request: HttpRequest | None = None, staff=None, notify: bool = True) -> None:
+    """Revoke now: its tokens stop working immediately; the grant stays visible as history.
+
+    `notify=False` sends the client no grant-revoked webhook (a deleted client has no one left
+    to tell)."""
     if grant.revoked_at is not None:
         return
     now = timezone.now()
@@ -150,6 +153,8 @@ def revoke_grant(*, grant: Grant, reason: str = "revoked by the customer",
     _end_tokens(grant)
     audit.record_event(kind=AccessEvent.Kind.GRANT_REVOKED, customer=grant.customer, grant=grant,
                        request=request, staff=staff, detail={"reason": reason})
+    if not notify:
+        return
     from connectors_out.webhooks import notify_grant_revoked
 
     notify_grant_revoked(grant=grant)

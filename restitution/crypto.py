@@ -7,8 +7,6 @@ then dropping the old one. This module never logs or returns a key, and never st
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from functools import cache
 from typing import Any
@@ -29,16 +27,14 @@ def generate_key() -> str:
 
 @cache
 def _fernet() -> MultiFernet:
+    # Embedded and test modes without the variable get the installation's own random key
+    # (config/settings.py, kept under GATEWAY_VAR_DIR); production must configure one.
     keys = list(getattr(settings, "GATEWAY_ENCRYPTION_KEYS", []) or [])
     if not keys:
-        if settings.GATEWAY_MODE == "production":
-            raise ImproperlyConfigured(
-                "GATEWAY_ENCRYPTION_KEYS must hold at least one Fernet key in production mode "
-                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
-            )
-        # Embedded and test modes: a key derived from the (non-production) secret key.
-        keys = [base64.urlsafe_b64encode(hashlib.sha256(f"encryption:{settings.SECRET_KEY}".encode())
-                                         .digest()).decode()]
+        raise ImproperlyConfigured(
+            "GATEWAY_ENCRYPTION_KEYS must hold at least one Fernet key "
+            "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+        )
     try:
         return MultiFernet([Fernet(key.strip().encode()) for key in keys])
     except (ValueError, TypeError) as exc:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import tempfile
 import uuid
 import zipfile
@@ -33,6 +34,7 @@ from django.utils import timezone
 
 from . import audit, consent, outbox, portability
 from .catalogue import field_descriptions, field_order
+from .items import utc_text
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
 log = logging.getLogger(__name__)
@@ -127,8 +129,27 @@ class LinkExpired(Exception):
     """A genuine link, too old (or its archive already deleted)."""
 
 
+class ConsentEnded(LinkExpired):
+    """A genuine link to a client's archive whose consent was revoked, replaced or expired."""
+
+
+def consent_still_covers(*, job: ExportJob, now: datetime | None = None) -> bool:
+    """Whether the consent a client's archive was made under still lets it be fetched.
+
+    A revoked (or replaced) grant, or one past its expiry, ends its archives' links at once, as
+    it ends its tokens (RFC 7009 §2.2 spirit: what the grant gave out dies with it). A one-time
+    grant used up by this very export keeps its link alive until the link expires. The
+    customer's own archives (no grant) are not concerned."""
+    grant = job.grant
+    if grant is None:
+        return True
+    now = now or timezone.now()
+    return grant.revoked_at is None and grant.expires_at > now
+
+
 def archive_for_token(token: str) -> ExportJob | None:
-    """The archive a download token names, or None for a forged one. Raises LinkExpired."""
+    """The archive a download token names, or None for a forged one. Raises LinkExpired (and
+    ConsentEnded when the client's consent is over)."""
     signer = signing.TimestampSigner(salt=LINK_SALT)
     try:
         public_id = signer.unsign(token, max_age=timedelta(seconds=settings.GATEWAY_EXPORT_LINK_SECONDS))
@@ -141,6 +162,8 @@ def archive_for_token(token: str) -> ExportJob | None:
         return None
     if job.status != ExportJob.Status.SUCCEEDED or (job.expires_at and job.expires_at <= timezone.now()):
         raise LinkExpired
+    if not consent_still_covers(job=job):
+        raise ConsentEnded
     return job
 
 
@@ -413,11 +436,44 @@ class _Sink(io.RawIOBase):
         return len(data)
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_DOTS = re.compile(r"\.{2,}")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}$")
+ENTRY_PART_LENGTH = 80
+
+
+def entry_part(value: str, *, keep_extension: bool = False) -> str:
+    """One segment of a ZIP entry name made from a legacy value (a record key, a file name).
+
+    Only letters, digits, `.`, `_` and `-` are kept (anything else becomes `_`), runs of dots
+    become one, leading dots are dropped and the length is capped, so no `..`, separator, leading `/`, drive letter or
+    control character reaches the entry name (zip slip, CWE-22; APPNOTE 4.4.17: relative
+    names with forward slashes only). A value that had to change gets a short hash of the raw
+    value, so two values never meet on one name and the same value always gives the same name.
+    """
+    extension = ""
+    stem = value
+    if keep_extension and (match := _EXTENSION.search(value)):
+        stem, extension = value[:match.start()], match.group()
+    safe = _DOTS.sub(".", _UNSAFE.sub("_", stem))[:ENTRY_PART_LENGTH].lstrip(".")
+    if safe + extension == value and ".." not in value and value:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{safe or '_'}-{digest}{extension}"
+
+
+def document_entry(*, dataset_slug: str, record_key: str, filename: str) -> str:
+    """The archive path of a record's document: documents/<dataset>/<key>/<file>, every part safe."""
+    return (f"documents/{entry_part(dataset_slug)}/{entry_part(record_key)}/"
+            f"{entry_part(filename, keep_extension=True)}")
+
+
 def _write_documents(archive: zipfile.ZipFile, job: ExportJob, dataset: Dataset) -> list[dict[str, Any]]:
     """The files attached to the archived records (invoice PDFs), each checked against its SHA-256."""
     files = []
     for document in _documents(job, dataset).iterator(chunk_size=200):
-        path = f"documents/{dataset.slug}/{document.record_key}/{document.filename}"
+        path = document_entry(dataset_slug=dataset.slug, record_key=document.record_key,
+                              filename=document.filename)
         with document.file.open("rb") as source, archive.open(path, "w", force_zip64=True) as entry:
             out = _HashingWriter(entry)
             while chunk := source.read(COPY_CHUNK):
@@ -440,7 +496,7 @@ def _file(path: str, out: _HashingWriter, **meta) -> dict[str, Any]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return utc_text(moment) if moment else None
 
 
 def _manifest(job: ExportJob, datasets: list[Dataset], counts: dict[str, int], files: list[dict[str, Any]],
@@ -484,7 +540,12 @@ _README_TEXT = {
         "fields": "Fields:",
         "columns": "Every row also has: dataset, key (the record's identifier), seq (change number), date "
                    "(the date the record describes, UTC), deleted.",
-        "documents": "documents/: the files attached to your records (e.g. invoice PDFs), by record.",
+        "csv": "In records.csv, a text that a spreadsheet would take for a formula (starting with =, +, -, "
+               "@, a tab or a carriage return) is written after a single quote ('), so that opening the "
+               "file never runs anything; records.ndjson holds the exact text.",
+        "documents": "documents/: the files attached to your records (e.g. invoice PDFs), by record. A "
+                     "record key or file name that is not a plain name is shortened to a safe one followed "
+                     "by a short code; manifest.json gives each file's record key as it is.",
         "rights": "You may give this archive to any service you choose (GDPR Art. 20).",
     },
     "fr": {
@@ -499,8 +560,13 @@ _README_TEXT = {
         "columns": "Chaque ligne a aussi : dataset (le jeu de données), key (l'identifiant de "
                    "l'enregistrement), seq (numéro de modification), date (la date que décrit "
                    "l'enregistrement, UTC), deleted (supprimé).",
+        "csv": "Dans records.csv, un texte qu'un tableur prendrait pour une formule (commençant par =, +, "
+               "-, @, une tabulation ou un retour chariot) est écrit après une apostrophe ('), pour "
+               "qu'ouvrir le fichier n'exécute jamais rien ; records.ndjson contient le texte exact.",
         "documents": "documents/ : les fichiers joints à vos enregistrements (factures PDF…), par "
-                     "enregistrement.",
+                     "enregistrement. Un identifiant ou un nom de fichier qui n'est pas un nom simple est "
+                     "raccourci en un nom sûr suivi d'un court code ; manifest.json donne l'identifiant "
+                     "exact de chaque fichier.",
         "rights": "Vous pouvez confier cette archive au service de votre choix (RGPD, art. 20).",
     },
 }
@@ -512,7 +578,7 @@ def _readme_part(language: str, job: ExportJob, datasets: list[Dataset], counts:
     when = job.transaction_time or timezone.now()
     lines = [text["title"].format(holder=holder), "",
              text["intro"].format(holder=holder, time=when.astimezone(UTC).strftime("%Y-%m-%d %H:%M")), "",
-             text["columns"], ""]
+             text["columns"], "", text["csv"], ""]
     for dataset in datasets:
         title = dataset.title_fr if language == "fr" else dataset.title_en
         description = dataset.description_fr if language == "fr" else dataset.description_en

@@ -43,6 +43,9 @@ GATE_RETRY_SECONDS = 3.0
 HEARTBEAT_SECONDS = 1.0
 
 ACTIVE = (ExtractionRun.Status.QUEUED, ExtractionRun.Status.RUNNING)
+#: A customer's own "update my data" (dashboard or API) starts a new run of a source at most
+#: this often: each click would otherwise cost the legacy system a full read of their data.
+CUSTOMER_REFRESH_COOLDOWN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,51 @@ def request_extraction(*, source: Source, customer: Customer | None = None,
     return run
 
 
+def _customer_sources(customer: Customer) -> list[Source]:
+    systems = set(customer.identities.values_list("system", flat=True))
+    return list(Source.objects.filter(enabled=True, identity_system__in=systems).order_by("slug"))
+
+
 def request_customer_extraction(*, customer: Customer,
                                 trigger: str = ExtractionRun.Trigger.CUSTOMER) -> list[ExtractionRun]:
     """Queue a run of every enabled source that knows this customer."""
-    systems = set(customer.identities.values_list("system", flat=True))
-    sources = Source.objects.filter(enabled=True, identity_system__in=systems).order_by("slug")
-    return [request_extraction(source=source, customer=customer, trigger=trigger) for source in sources]
+    return [request_extraction(source=source, customer=customer, trigger=trigger)
+            for source in _customer_sources(customer)]
+
+
+class RefreshTooSoon(Exception):
+    """The customer asked for fresh data a moment ago: every source is in its cooldown."""
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__("fresh data was asked for a moment ago")
+        self.retry_after = retry_after
+
+    @property
+    def seconds(self) -> int:
+        return max(1, int(self.retry_after.total_seconds() + 0.999))
+
+
+def request_customer_refresh(*, customer: Customer, cooldown: timedelta = CUSTOMER_REFRESH_COOLDOWN,
+                             now: datetime | None = None) -> list[ExtractionRun]:
+    """The customer's "update my data" (the dashboard's button, the API's POST /extractions),
+    bounded per customer and source: a source with a run queued or running gives that run (no new
+    one); a source whose last run asked by the customer was queued less than `cooldown` ago is
+    left alone. Raises RefreshTooSoon, with how long to wait, when every source is left alone."""
+    now = now or timezone.now()
+    sources = _customer_sources(customer)
+    customer_runs = ExtractionRun.objects.filter(customer=customer, source__in=sources)
+    active = set(customer_runs.filter(status__in=ACTIVE).values_list("source_id", flat=True))
+    recent = dict(customer_runs.filter(trigger=ExtractionRun.Trigger.CUSTOMER, queued_at__gt=now - cooldown)
+                  .values("source_id").annotate(last=Max("queued_at")).values_list("source_id", "last"))
+    runs, waits = [], []
+    for source in sources:
+        if source.pk in recent and source.pk not in active:
+            waits.append(recent[source.pk] + cooldown - now)
+            continue
+        runs.append(request_extraction(source=source, customer=customer, trigger=ExtractionRun.Trigger.CUSTOMER))
+    if not runs and waits:
+        raise RefreshTooSoon(min(waits))
+    return runs
 
 
 def retry_run(*, run: ExtractionRun) -> ExtractionRun:

@@ -25,6 +25,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .items import utc_text
+
 
 class MappingError(ValueError):
     """A legacy value that cannot become a dataset value."""
@@ -155,10 +157,6 @@ def _zone(spec: dict[str, Any], name: str) -> ZoneInfo:
         raise MappingError(name, f"unknown time zone {spec.get('tz')!r}") from None
 
 
-def _iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @converter("datetime_local", requires=("format",))
 def _local_to_utc(value: Any, spec: dict[str, Any], ctx: MappingContext, name: str) -> str:
     """Local wall-clock time → UTC.
@@ -187,7 +185,7 @@ def _local_to_utc(value: Any, spec: dict[str, Any], ctx: MappingContext, name: s
         if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
             raise MappingError(name, f"{raw!r} does not exist in {zone.key} (clocks went forward)")
     moment = aware.astimezone(UTC) + timedelta(minutes=int(spec.get("shift_minutes", 0)))
-    return _iso_utc(moment)
+    return utc_text(moment)
 
 
 @converter("datetime_utc")
@@ -200,7 +198,7 @@ def _to_utc(value: Any, spec: dict[str, Any], ctx: MappingContext, name: str) ->
         raise MappingError(name, f"impossible date-time {value!r}") from None
     if moment.tzinfo is None:
         raise MappingError(name, f"date-time {value!r} has no offset")
-    return _iso_utc(moment + timedelta(minutes=int(spec.get("shift_minutes", 0))))
+    return utc_text(moment + timedelta(minutes=int(spec.get("shift_minutes", 0))))
 
 
 @converter("code", requires=("codes",))

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models import Avg, Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncHour, TruncSecond
@@ -18,6 +19,7 @@ from django.db.models.sql import InsertQuery
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .audit import client_ip
 from .models import AccessEvent, ApiCall, ConsentFlow, Customer, Grant, PimsClient
 from .observability import tier_threshold_ms
 
@@ -67,6 +69,28 @@ def _insert_sql(model, objects: list) -> tuple[str, list]:
 # --- Consent flows ---------------------------------------------------------------------------
 
 _SESSION_KEY = "gateway_consent_flows"
+ANONYMOUS_BUDGET_SECONDS = 3600
+
+
+def anonymous_budget_key(ip: str) -> str:
+    return f"consent-flows:{ip}"
+
+
+def _anonymous_flow_allowed(request: HttpRequest) -> bool:
+    """One more flow (a row and a session) for this anonymous visitor's address this hour?
+
+    Counted in the shared rate-limit cache; while it is unreachable, nothing is written.
+    """
+    budget = settings.GATEWAY_CONSENT_FLOWS_PER_IP_HOUR
+    if budget <= 0:
+        return False
+    key = anonymous_budget_key(client_ip(request) or "unknown")
+    cache = caches["throttle"]
+    try:
+        cache.add(key, 0, timeout=ANONYMOUS_BUDGET_SECONDS)
+        return cache.incr(key) <= budget
+    except Exception:  # noqa: BLE001 - a cache outage must not break the login redirect
+        return False
 
 
 def consent_flow_step(*, request: HttpRequest, client_id: str, state: str, stage: str,
@@ -83,6 +107,10 @@ def consent_flow_step(*, request: HttpRequest, client_id: str, state: str, stage
         # unapproved client writes nothing.
         client = PimsClient.objects.filter(client_id=client_id, approval=PimsClient.Approval.APPROVED).first()
         if client is None:
+            return None
+        # Anonymous visitors start flows within a budget per address: without it, each request
+        # for the authorization endpoint would write a row and a session, unbounded.
+        if not request.user.is_authenticated and not _anonymous_flow_allowed(request):
             return None
         flow = ConsentFlow.objects.create(client=client, stage=stage, customer=customer, grant=grant,
                                           started_at=now, updated_at=now)

@@ -255,7 +255,10 @@ from oauth2_provider.models import AbstractApplication  # noqa: E402 - after the
 class PimsClient(AbstractApplication):
     """An OAuth2 client: a personal cloud or app that customers may connect (DOT's Application).
 
-    Only an *approved* client can start an authorization flow or use its tokens.
+    Only an *approved* client can start an authorization flow or use its tokens. A change its
+    registrant asks for to what customers are shown or where codes go waits in `proposed_changes`
+    until the operator applies it (`restitution/clients.py`). A client is never deleted: it is
+    deprovisioned, and its grants, receipts and access events keep naming it.
     """
 
     class Approval(models.TextChoices):
@@ -263,6 +266,7 @@ class PimsClient(AbstractApplication):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
         SUSPENDED = "suspended", "Suspended"
+        DEPROVISIONED = "deprovisioned", "Deprovisioned (deleted by its registrant or the operator)"
 
     approval = models.CharField(max_length=20, choices=Approval.choices, default=Approval.PENDING,
                                 db_index=True)
@@ -273,7 +277,14 @@ class PimsClient(AbstractApplication):
     purpose_fr = models.TextField(blank=True)
     allowed_datasets = models.ManyToManyField(Dataset, blank=True, related_name="clients",
                                               help_text="Datasets this client may ask for.")
+    terms_url = models.URLField(blank=True, help_text="Its terms of service (RFC 7591 tos_uri).")
     registered_dynamically = models.BooleanField(default=False)
+    proposed_changes = models.JSONField(
+        default=dict, blank=True,
+        help_text="Values its registrant asked for (RFC 7592 update), not in force until the operator "
+                  "applies them.")
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    deprovisioned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
@@ -299,7 +310,8 @@ class Grant(models.Model):
 
     receipt_id = models.UUIDField(unique=True, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="grants")
-    client = models.ForeignKey(PimsClient, on_delete=models.CASCADE, related_name="grants")
+    # PROTECT: a client is deprovisioned, never deleted with the consents given to it.
+    client = models.ForeignKey(PimsClient, on_delete=models.PROTECT, related_name="grants")
     datasets = models.ManyToManyField(Dataset, related_name="grants")
     purpose = models.TextField(blank=True)
     window_start = models.DateField(null=True, blank=True, help_text="Oldest data shared (inclusive).")
@@ -358,7 +370,7 @@ class AccessEvent(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="access_events")
     grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="access_events")
-    client = models.ForeignKey(PimsClient, null=True, blank=True, on_delete=models.SET_NULL)
+    client = models.ForeignKey(PimsClient, null=True, blank=True, on_delete=models.PROTECT)
     staff = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL)
@@ -416,13 +428,29 @@ class ConsentFlow(models.Model):
 
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
-    client = models.ForeignKey(PimsClient, on_delete=models.CASCADE, related_name="+")
+    client = models.ForeignKey(PimsClient, on_delete=models.PROTECT, related_name="+")
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.AUTHENTICATION)
 
     def __str__(self) -> str:
         return f"flow {self.pk} of {self.client_id} at {self.stage}"
+
+
+class ExchangedCode(models.Model):
+    """An authorization code already exchanged, kept to answer its replay (RFC 6749 §4.1.2).
+
+    Only the code's SHA-256 is kept, with the refresh-token family its exchange started, so a
+    second exchange can revoke every token that came from the first.
+    """
+
+    code_checksum = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(PimsClient, on_delete=models.CASCADE, related_name="+")
+    token_family = models.UUIDField(null=True, blank=True)
+    exchanged_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"code exchanged by {self.client_id} at {self.exchanged_at:%Y-%m-%d %H:%M}"
 
 
 # --- Exports ---------------------------------------------------------------------------------

@@ -14,12 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Func, Max, Min, Q, QuerySet, TextField
+from django.db.models import Count, Max, Min, QuerySet
 
+# The record item and the UTC format are defined in .items; the names stay importable from here.
+from .items import UtcText, record_line, record_line_deleted, record_line_head, record_line_text  # noqa: F401
+from .items import record_item as _row
 from .models import Dataset, Grant, Record
 
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 10000
+#: The moments a request may name: years 1 to 9998 (a day after the last one, or an offset past the
+#: first one, would overflow Python's calendar or PostgreSQL's arithmetic on it).
+MIN_MOMENT = datetime(1, 1, 2, tzinfo=UTC)
+MAX_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class BadParameter(ValueError):
@@ -50,20 +57,37 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _day_after(day: date) -> datetime | None:
+    """The start of the day after `day`, or None (no bound) after the calendar's last day."""
+    if day >= date.max:
+        return None
+    return _day_start(day + timedelta(days=1))
+
+
 def parse_moment(parameter: str, value: str | None, *, end: bool = False) -> datetime | None:
-    """A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time with offset."""
+    """A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time with offset (RFC 3339 §5.6),
+    between years 1 and 9998: a moment past the calendar's ends is refused, not an overflow."""
     if value is None or value == "":
         return None
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return _day_start(day + timedelta(days=1)) if end else _day_start(day)
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = _day_start(day + timedelta(days=1)) if end else _day_start(day)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise BadParameter(parameter, f"{value!r} is not a date (YYYY-MM-DD) or an RFC 3339 date-time") from None
+    except OverflowError:
+        raise BadParameter(parameter, f"{value!r} is outside the dates this API serves") from None
     if moment.tzinfo is None:
         raise BadParameter(parameter, "a date-time needs an offset (e.g. Z)")
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise BadParameter(parameter, f"{value!r} is outside the dates this API serves") from None
+    if not MIN_MOMENT <= moment <= MAX_MOMENT:
+        raise BadParameter(parameter, f"{value!r} is outside the dates this API serves")
+    return moment
 
 
 def request_window(grant: Grant, *, since_date: str | None, until_date: str | None) -> Window:
@@ -73,7 +97,7 @@ def request_window(grant: Grant, *, since_date: str | None, until_date: str | No
     if start and end and start >= end:
         raise BadParameter("from", "must be before 'to'")
     grant_start = _day_start(grant.window_start) if grant.window_start else None
-    grant_end = _day_start(grant.window_end + timedelta(days=1)) if grant.window_end else None
+    grant_end = _day_after(grant.window_end) if grant.window_end else None
     if grant_start and (start is None or start < grant_start):
         start = grant_start
     if grant_end and (end is None or end > grant_end):
@@ -117,6 +141,12 @@ def granted_datasets(grant: Grant) -> list[Dataset]:
     return sorted((d for d in grant.datasets.all() if d.is_published), key=lambda d: d.slug)
 
 
+def readable_datasets(grant: Grant, scopes: set[str]) -> list[Dataset]:
+    """The granted datasets a token with these scopes may read: a token narrowed on refresh
+    (RFC 6749 §6: a refresh may ask for fewer scopes) reads only its own scopes' datasets."""
+    return [d for d in granted_datasets(grant) if d.scope in scopes]
+
+
 def granted_dataset(grant: Grant, slug: str) -> Dataset | None:
     """A dataset of the grant, or None — unknown and not granted look the same (no leak)."""
     return next((d for d in grant.datasets.all() if d.slug == slug and d.is_published), None)
@@ -137,22 +167,11 @@ class Page:
     last_seq: int
 
 
-def _row(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any, record_at, extracted_at) -> dict:
-    item = {"dataset": dataset_slug, "key": key, "seq": seq}
-    if deleted:
-        item["deleted"] = True
-        return item
-    # To the second, as every other rendering (printed pages, archives): one form across formats.
-    item["date"] = _iso(record_at) if record_at else None
-    item["extracted_at"] = _iso(extracted_at)
-    item["data"] = data
-    return item
-
-
 def _with_tombstones(records: QuerySet, window: Window) -> QuerySet:
-    """Deletions (they carry no date) and the live records inside the window."""
-    in_window = window.filter(records.filter(deleted=False))
-    return records.filter(Q(deleted=True) | Q(pk__in=in_window.values("pk")))
+    """Live records and deletions inside the window: a tombstone keeps the date its record last
+    had, so a deletion is shown only to whom the record itself could be shown (its key is
+    data too). A tombstone without a date is shown only when the window has no bound."""
+    return window.filter(records)
 
 
 def _page_query(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None) -> QuerySet:
@@ -181,16 +200,18 @@ def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, s
     return Page(items, last if more else None, last)
 
 
-def change_page(grant: Grant, window: Window, *, after: int, size: int) -> Page:
-    """The change feed across the granted datasets: upserts and deletions, by sequence."""
-    datasets = {d.pk: d.slug for d in granted_datasets(grant)}
+def change_page(grant: Grant, window: Window, *, after: int, size: int,
+                datasets: list[Dataset] | None = None) -> Page:
+    """The change feed across the granted datasets (or the given ones, e.g. those of a narrowed
+    token's scopes): upserts and deletions, by sequence."""
+    slugs = {d.pk: d.slug for d in (granted_datasets(grant) if datasets is None else datasets)}
     records = _with_tombstones(
-        Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(datasets), seq__gt=after), window)
+        Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(slugs), seq__gt=after), window)
     rows = list(records.order_by("seq").values_list("dataset_id", "key", "seq", "deleted", "data", "record_at",
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    items = [_row(datasets[row[0]], *row[1:]) for row in rows]
+    items = [_row(slugs[row[0]], *row[1:]) for row in rows]
     last = rows[-1][2] if rows else after
     return Page(items, last if more else None, last)
 
@@ -227,11 +248,10 @@ def _page_where(customer_id: int, dataset_ids: list[int], window: Window, *, aft
         in_window.append("record_at < %s")
         window_params.append(window.end)
     if since is None:  # live records in the window
-        conditions += ["NOT deleted", *in_window]
-        params += window_params
-    elif in_window:  # deletions (they carry no date) and the live records inside the window
-        conditions.append(f"(deleted OR (NOT deleted AND {' AND '.join(in_window)}))")
-        params += window_params
+        conditions.append("NOT deleted")
+    # Deletions too with `since`: they keep their record's last date, so the window applies alike.
+    conditions += in_window
+    params += window_params
     return " AND ".join(conditions), params
 
 
@@ -255,18 +275,19 @@ def record_page_text(grant: Grant, dataset: Dataset, window: Window, *, after: i
     return _cut(text, count, size=size, separator=separator, after=max(after, since or 0))
 
 
-def change_page_text(grant: Grant, window: Window, *, after: int, size: int, separator: str
-                     ) -> tuple[RawPage, dict[str, int]]:
+def change_page_text(grant: Grant, window: Window, *, after: int, size: int, separator: str,
+                     datasets: list[Dataset] | None = None) -> tuple[RawPage, dict[str, int]]:
     """change_page() as JSON text, joined by PostgreSQL as record_page_text(); with the number of
     items of each dataset on the page (for the access log)."""
     from django.db import connection
 
     assert separator.endswith("\n"), separator
-    datasets = {d.pk: d.slug for d in granted_datasets(grant)}
-    if connection.vendor != "postgresql" or not datasets:
-        page = change_page(grant, window, after=after, size=size)
+    chosen = granted_datasets(grant) if datasets is None else datasets
+    slugs = {d.pk: d.slug for d in chosen}
+    if connection.vendor != "postgresql" or not slugs:
+        page = change_page(grant, window, after=after, size=size, datasets=chosen)
         return _raw(page, separator), dataset_counts(page.items)
-    where, params = _page_where(grant.customer_id, list(datasets), window, after=after, since=after)
+    where, params = _page_where(grant.customer_id, list(slugs), window, after=after, since=after)
     head = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"  # record_line_head() of each item's dataset
     statement = (f"SELECT string_agg(line, %s ORDER BY seq), count(*), array_agg(dataset_id ORDER BY seq) "
                  f"FROM (SELECT seq, dataset_id, {head} || item AS line "
@@ -276,7 +297,7 @@ def change_page_text(grant: Grant, window: Window, *, after: int, size: int, sep
         cursor.execute(statement, [separator, *params, size + 1])
         text, count, dataset_ids = cursor.fetchone()
     raw = _cut(text, count, size=size, separator=separator, after=after)
-    return raw, dict(Counter(datasets[dataset_id] for dataset_id in (dataset_ids or [])[:raw.count]))
+    return raw, dict(Counter(slugs[dataset_id] for dataset_id in (dataset_ids or [])[:raw.count]))
 
 
 def dataset_counts(items) -> dict[str, int]:
@@ -311,52 +332,32 @@ def _last_seq(text: str) -> int:
     return int(text[at:end])
 
 
-class UtcText(Func):
-    """A timestamp as RFC 3339 UTC text to the second (as _iso()), printed by PostgreSQL."""
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    output_field = TextField()
-
-
-def record_line_head(dataset_slug: str) -> str:
-    return '{"dataset":' + json.dumps(dataset_slug) + ',"key":'
-
-
-def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetime | None,
-                extracted_at: datetime, text: str | None) -> str:
-    """One record as the API's JSON item, around its stored JSON text (never parsed, never dumped
-    again: only the envelope is built here). `head` comes from record_line_head()."""
-    if deleted:
-        return record_line_deleted(head, seq, key)
-    return record_line_text(head, seq, key, _iso(record_at) if record_at else None, _iso(extracted_at), text)
-
-
-def record_line_deleted(head: str, seq: int, key: str) -> str:
-    """record_line() of a tombstone."""
-    return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
-
-
-def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str) -> str:
-    """record_line() of a live record whose moments are already RFC 3339 texts (…Z)."""
-    date_json = f'"{date}"' if date else "null"
-    return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date_json},'
-            f'"extracted_at":"{extracted_at}","data":{text}}}')
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def csv_header(fields: list[str]) -> list[str]:
     return ["dataset", "key", "seq", "date", "deleted", *fields]
 
 
+#: What a spreadsheet takes for the start of a formula (OWASP "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell a spreadsheet will not run: a text starting with = + - @, a tab or a
+    carriage return gets a leading single quote (OWASP's advice), so `=HYPERLINK(…)` shows as
+    text. Numbers stay numbers (-3.5 is a number, not a formula); nested values are JSON text.
+    Only CSV is changed: JSON and NDJSON keep the exact value."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def csv_row(dataset: str | None, key: str | None, seq: int | None, date: str | None, deleted: bool,
             values: dict, fields: list[str]) -> list:
-    """One record as a CSV row (nested values as JSON), the columns of csv_header()."""
+    """One record as a CSV row (nested values as JSON, formulas neutralised by csv_cell()), the
+    columns of csv_header()."""
     row = [dataset, key, seq, date or "", "true" if deleted else "false"]
-    for name in fields:
-        value = values.get(name)
-        row.append("" if value is None else json.dumps(value, ensure_ascii=False)
-                   if isinstance(value, dict | list) else value)
-    return row
+    row += [values.get(name) for name in fields]
+    return [csv_cell(value) for value in row]

@@ -4,7 +4,9 @@
   grant ended (or, with none, their data was last extracted) GATEWAY_RECORD_RETENTION_DAYS ago;
 - access events older than GATEWAY_ACCESS_EVENT_RETENTION_DAYS, except the consent events of
   grants still in force (the customer keeps seeing when and to whom they said yes);
-- the operator's ApiCall and ConsentFlow rows older than GATEWAY_API_CALL_RETENTION_DAYS.
+- the operator's ApiCall and ConsentFlow rows older than GATEWAY_API_CALL_RETENTION_DAYS;
+- spent authorization codes (ExchangedCode) once every refresh token they could revoke is past
+  its lifetime.
 
 A period of 0 turns that purge off. Archives are not handled here. Logs carry counts only.
 """
@@ -21,7 +23,7 @@ from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from .models import AccessEvent, ApiCall, ConsentFlow, Customer, Document, Grant, Record
+from .models import AccessEvent, ApiCall, ConsentFlow, Customer, Document, ExchangedCode, Grant, Record
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class RetentionReport:
     access_events_deleted: int = 0
     api_calls_deleted: int = 0
     consent_flows_deleted: int = 0
+    exchanged_codes_deleted: int = 0
 
 
 def _active_grants() -> Q:
@@ -97,6 +100,15 @@ def purge_operations_rows(*, now: datetime | None = None, days: int | None = Non
             ConsentFlow.objects.filter(started_at__lt=cutoff).delete()[0])
 
 
+def purge_exchanged_codes(*, now: datetime | None = None) -> int:
+    """Spent codes older than a refresh token's lifetime: a replay could revoke nothing any more."""
+    from oauth2_provider.settings import oauth2_settings
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_EXPIRE_SECONDS)
+    return ExchangedCode.objects.filter(exchanged_at__lt=cutoff).delete()[0]
+
+
 def apply_retention(*, now: datetime | None = None) -> RetentionReport:
     """Every purge, in turn; logs what each removed (counts only, never who)."""
     now = now or timezone.now()
@@ -104,6 +116,7 @@ def apply_retention(*, now: datetime | None = None) -> RetentionReport:
     report.customers_purged, report.records_deleted, report.documents_deleted = purge_unshared_records(now=now)
     report.access_events_deleted = purge_access_events(now=now)
     report.api_calls_deleted, report.consent_flows_deleted = purge_operations_rows(now=now)
+    report.exchanged_codes_deleted = purge_exchanged_codes(now=now)
     log.info("retention applied: %s", ", ".join(f"{k}={v}" for k, v in asdict(report).items()),
              extra={"retention": asdict(report)})
     return report

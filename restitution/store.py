@@ -191,24 +191,27 @@ class SnapshotWriter:
         live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
         if not all_customers:
             live = live.filter(customer_id__in=list(self._seen))
-        gone: list[tuple[int, str]] = []
-        for customer_id, key in live.values_list("customer_id", "key").iterator(chunk_size=10_000):
+        gone: list[tuple[int, str, datetime | None]] = []
+        for customer_id, key, record_at in live.values_list("customer_id", "key", "record_at").iterator(
+                chunk_size=10_000):
             if key not in self._seen.get(customer_id, ()):
-                gone.append((customer_id, key))
+                gone.append((customer_id, key, record_at))
         for start in range(0, len(gone), self.chunk_size):
             self._tombstone(gone[start:start + self.chunk_size])
         return self.counts
 
-    def _tombstone(self, pairs: list[tuple[int, str]]) -> None:
+    def _tombstone(self, gone: list[tuple[int, str, datetime | None]]) -> None:
+        """Deletions keep the date their record last had: a client sees a deletion only if its
+        consent's period covered that date (the key itself is data)."""
         now = timezone.now()
         with transaction.atomic():
             _lock_change_feed()
-            seqs = allocate_seqs(len(pairs))
+            seqs = allocate_seqs(len(gone))
             _upsert([
-                (customer_id, self.dataset_id, self.source_id, key, None, "", None, now, seq, True)
-                for (customer_id, key), seq in zip(pairs, seqs, strict=True)
+                (customer_id, self.dataset_id, self.source_id, key, None, "", record_at, now, seq, True)
+                for (customer_id, key, record_at), seq in zip(gone, seqs, strict=True)
             ])
-        self.counts.deleted += len(pairs)
+        self.counts.deleted += len(gone)
 
 
 def _stored_versions(dataset_id: int, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, bool]]:

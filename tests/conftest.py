@@ -41,7 +41,7 @@ def missing(what: str) -> None:
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo legacy systems, generated once per session (do not modify: see fresh_demo_dir)."""
-    from restitution.demo.generator import generate
+    from demo.generator import generate
 
     out = tmp_path_factory.mktemp("demo")
     generate(out, customers=DEMO_CUSTOMERS)
@@ -59,7 +59,7 @@ def fresh_demo_dir(demo_dir: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def telco_server(demo_dir: Path) -> Iterator[str]:
     """The telco billing service, flaky as in life: some 503s and some slow answers."""
-    from restitution.demo.telco_server import serve_in_thread
+    from demo.telco_server import serve_in_thread
 
     server, url = serve_in_thread(demo_dir / "telco", token=TELCO_TOKEN, failure_rate=0.03,
                                   timeout_rate=0.003, delay_seconds=2.5, seed=7)
@@ -68,7 +68,7 @@ def telco_server(demo_dir: Path) -> Iterator[str]:
 
 
 def demo_env_for(out_dir: Path, telco_url: str, insurer_url: str | None = None) -> dict[str, str]:
-    from restitution.demo.sources import demo_environment
+    from demo.sources import demo_environment
 
     env = demo_environment(out_dir, insurer_url=insurer_url, telco_url=telco_url)
     env["TELCO_API_TOKEN"] = TELCO_TOKEN
@@ -81,6 +81,27 @@ def demo_env(demo_dir: Path, telco_server: str, monkeypatch: pytest.MonkeyPatch)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(autouse=True)
+def fresh_registration_counters() -> None:
+    """Open client registration is limited per address (most tests register from 127.0.0.1):
+    each test starts with no registration counted, whatever ran before it."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    from restitution.api.throttling import CACHE_DOWN
+
+    cache = caches["throttle"]
+    try:
+        if isinstance(cache, RedisCache):
+            client = cache._cache.get_client(write=True)
+            for key in client.scan_iter("*throttle:registration:*"):
+                client.delete(key)
+        else:
+            cache.clear()
+    except CACHE_DOWN:
+        pass  # a test that stopped Redis: the counters fail open anyway
 
 
 @pytest.fixture
@@ -97,6 +118,19 @@ def flush_gate() -> Iterator[None]:
             client.delete(key)
     yield
     get_gate.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_consent_flow_budget() -> None:
+    """Each test starts with the test client's address owing no anonymous consent flows."""
+    from django.core.cache import caches
+
+    from restitution.metrics import anonymous_budget_key
+
+    try:
+        caches["throttle"].delete(anonymous_budget_key("127.0.0.1"))
+    except Exception:  # noqa: BLE001 - tests of a cache outage set their own cache
+        pass
 
 
 def load_ground_truth(out_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -234,8 +268,10 @@ def reset_rate_limits() -> None:
         client = redis.Redis.from_url(settings.REDIS_URL)
         for key in client.scan_iter("restitution:1:*"):
             client.delete(key)
-    else:
-        reset_rate_limits()
+    else:  # no Redis: the counters live in the process's own throttle cache (config/settings.py)
+        from django.core.cache import caches
+
+        caches["throttle"].clear()
 
 
 @pytest.fixture(autouse=True)

@@ -133,3 +133,12 @@ def flow(personas) -> Flow:
     browser = Client()
     browser.force_login(personas.alice.user, backend="django.contrib.auth.backends.ModelBackend")
     return Flow(browser, Client())
+
+
+@pytest.fixture
+def live_issuer(live_server, settings) -> str:
+    """The live server is the issuer (GATEWAY_ISSUER is fixed, never read from the Host header)."""
+    settings.GATEWAY_ISSUER = live_server.url
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": live_server.url,
+                                "OAUTH2_PROTECTED_RESOURCE_IDENTIFIER": live_server.url}
+    return live_server.url

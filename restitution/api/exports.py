@@ -84,8 +84,7 @@ class ExportListView(GrantedTokenView):
             raise portability.BadParameter("body", "must be a JSON object (or empty)")
         slugs = body.get("datasets")
         if slugs is None:
-            scopes = set(request.auth.scope.split())
-            datasets = [d for d in portability.granted_datasets(grant) if d.scope in scopes]
+            datasets = self.datasets(request, grant)
         else:
             if not isinstance(slugs, list) or not slugs or not all(isinstance(s, str) for s in slugs):
                 raise portability.BadParameter("datasets", "must be a non-empty list of dataset slugs")
@@ -110,6 +109,8 @@ class ExportDetailView(GrantedTokenView):
         job = ExportJob.objects.filter(public_id=export_id, grant=grant).select_related("grant__client").first()
         if job is None or job.status == ExportJob.Status.CANCELLED:
             raise NotFound("No such export.")
+        if not set(job.datasets) <= {d.slug for d in self.datasets(request, grant)}:
+            raise NotFound("No such export.")  # asked by a token with more scopes than this one
         return job
 
     @extend_schema(summary="Where an export stands",
@@ -166,10 +167,15 @@ class ExportArchiveView(APIView):
                    parameters=[OpenApiParameter("token", str, required=True,
                                                 description="From the job's `archive.url`.")],
                    responses={(200, "application/zip"): OpenApiTypes.BINARY, 404: PROBLEM,
-                              410: OpenApiResponse(description="The link or the archive has expired.")})
+                              410: OpenApiResponse(description="The link or the archive has expired, or the "
+                                                   "consent it was made under has ended.")})
     def get(self, request: Request, export_id):
         try:
             job = exports.archive_for_token(request.query_params.get("token", ""))
+        except exports.ConsentEnded:
+            return problem(status_code=410, code="consent_ended", title="Gone",
+                           detail="The consent this archive was made under has ended (revoked, replaced "
+                           "or expired).")
         except exports.LinkExpired:
             return problem(status_code=410, code="link_expired", title="Gone",
                            detail="This download link has expired; poll the export for a new one.")

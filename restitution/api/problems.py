@@ -12,13 +12,15 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..portability import BadParameter
+from .authentication import InsufficientScope
+from .parsers import BodyTooLarge
 
 PROBLEM_TYPE_BASE = "https://restitution-gateway.org/problems/"
 CONTENT_TYPE = "application/problem+json"
 
 # DRF exception → (stable code, title).
 _CODES: list[tuple[type[Exception], str, str]] = [
-    (exceptions.NotAuthenticated, "invalid_token", "Authentication required"),
+    (exceptions.NotAuthenticated, "authentication_required", "Authentication required"),
     (exceptions.AuthenticationFailed, "invalid_token", "Invalid token"),
     (exceptions.PermissionDenied, "insufficient_scope", "Not allowed"),
     (exceptions.NotFound, "not_found", "Not found"),
@@ -27,6 +29,7 @@ _CODES: list[tuple[type[Exception], str, str]] = [
     (exceptions.UnsupportedMediaType, "unsupported_media_type", "Unsupported media type"),
     (exceptions.Throttled, "rate_limited", "Too many requests"),
     (exceptions.ParseError, "invalid_body", "Malformed request body"),
+    (BodyTooLarge, "body_too_large", "Request body too large"),
     (exceptions.ValidationError, "invalid_parameter", "Invalid parameter"),
 ]
 
@@ -58,6 +61,8 @@ def exception_handler(exc, context):
     for header in ("WWW-Authenticate", "Retry-After", "Allow"):
         if header in response:
             result[header] = response[header]
+    if isinstance(exc, InsufficientScope):
+        result["WWW-Authenticate"] = exc.challenge  # RFC 6750 §3
     return result
 
 

@@ -1,5 +1,5 @@
-"""Rate limits per customer and per client (defaults after the CDR traffic thresholds), in
-Redis so they hold across web processes; 429 with Retry-After.
+"""Rate limits per customer and per client (defaults after the CDR traffic thresholds), and per
+address on open client registration, in Redis so they hold across web processes; 429 with Retry-After.
 
 They fail open: while Redis is unreachable the counters cannot be read, and the API keeps
 serving from the record store rather than answering 500 to every request."""
@@ -10,10 +10,13 @@ import logging
 import os
 import time
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
+
+from ..client_address import client_ip
 
 log = logging.getLogger(__name__)
 #: The errors of an unreachable shared cache (redis-py's own, and socket errors).
@@ -30,9 +33,20 @@ def _warn_cache_down(exc: Exception) -> None:
         log.warning("rate-limit cache unreachable (%s): limits not enforced meanwhile", type(exc).__name__)
 
 
-class _TokenThrottle(SimpleRateThrottle):
+class _SharedThrottle(SimpleRateThrottle):
+    """A DRF throttle counting in the shared cache, failing open while it is unreachable."""
+
     cache = caches["throttle"]
 
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except CACHE_DOWN as exc:
+            _warn_cache_down(exc)
+            return True
+
+
+class _TokenThrottle(_SharedThrottle):
     def ident(self, token) -> str:
         raise NotImplementedError
 
@@ -41,13 +55,6 @@ class _TokenThrottle(SimpleRateThrottle):
         if token is None:
             return None  # unauthenticated requests are refused before they cost anything
         return f"throttle:{self.scope}:{self.ident(token)}"
-
-    def allow_request(self, request, view) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except CACHE_DOWN as exc:
-            _warn_cache_down(exc)
-            return True
 
 
 class PerCustomerThrottle(_TokenThrottle):
@@ -62,6 +69,19 @@ class PerClientThrottle(_TokenThrottle):
 
     def ident(self, token) -> str:
         return str(token.application_id)
+
+
+class PerAddressRegistrationThrottle(_SharedThrottle):
+    """Open dynamic registration (RFC 7591), counted per client address at
+    GATEWAY_REGISTRATION_RATE: one address cannot fill the approval queue."""
+
+    scope = "registration"
+
+    def get_rate(self) -> str:
+        return settings.GATEWAY_REGISTRATION_RATE
+
+    def get_cache_key(self, request, view):
+        return f"throttle:{self.scope}:{client_ip(request) or 'unknown'}"
 
 
 #: Every counter of a request in one round trip: for each key (a sorted set of request moments),
@@ -87,7 +107,7 @@ return answers
 """
 
 
-def check_all(throttles: list[_TokenThrottle], request, view) -> list[float]:
+def check_all(throttles: list[_SharedThrottle], request, view) -> list[float]:
     """The waits of the throttles that refuse this request ([] when all allow it), every
     counter of one cache read and updated in a single Redis round trip.
 

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -26,6 +25,7 @@ from rest_framework.views import APIView
 
 from .. import audit, consent, extraction, portability
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
+from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
 from .renderers import CSVRenderer, NDJSONRenderer
 from .throttling import PerClientThrottle, PerCustomerThrottle, check_all, claim_refresh_slot
@@ -47,7 +47,7 @@ def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
 class GrantedTokenView(APIView):
     """Bearer token → the grant in force (the validator already refused tokens without one)."""
 
-    authentication_classes = [OAuth2Authentication]
+    authentication_classes = [BearerAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [PerCustomerThrottle, PerClientThrottle]
 
@@ -65,11 +65,23 @@ class GrantedTokenView(APIView):
         return grant
 
     def dataset(self, request: Request, grant: Grant, slug: str) -> Dataset:
-        """A dataset both granted and in the token's scopes; anything else is a 404 (no leak)."""
+        """A dataset both granted and in the token's scopes. Not granted: a 404 (no leak). Granted
+        but not in this token's scopes (a narrower token, RFC 6749 §6): 403 insufficient_scope."""
         dataset = portability.granted_dataset(grant, slug)
-        if dataset is None or dataset.scope not in set(request.auth.scope.split()):
+        if dataset is None:
             raise NotFound(f"No dataset {slug!r} here.")
+        if dataset.scope not in set(request.auth.scope.split()):
+            raise InsufficientScope(dataset.scope)
         return dataset
+
+    @staticmethod
+    def scopes(request: Request) -> set[str]:
+        """The token's own scopes: fewer than the grant's when narrowed on refresh (RFC 6749 §6)."""
+        return set(request.auth.scope.split())
+
+    def datasets(self, request: Request, grant: Grant) -> list[Dataset]:
+        """The datasets this token may read: granted and in its scopes."""
+        return portability.readable_datasets(grant, self.scopes(request))
 
     def log(self, request: Request, grant: Grant, *, dataset: Dataset | None, count: int | None,
             kind: str = AccessEvent.Kind.DATA_READ, **detail) -> None:
@@ -99,7 +111,7 @@ class MeView(GrantedTokenView):
         return Response({
             "sub": pairwise_subject(customer_reference=grant.customer.reference,
                                     client_id=request.auth.application.client_id),
-            "datasets": sorted(d.slug for d in grant.datasets.all()),
+            "datasets": [d.slug for d in self.datasets(request, grant)],
             "expires_at": grant.expires_at,
             "one_time": grant.is_one_time,
         })
@@ -124,11 +136,8 @@ class DatasetListView(GrantedTokenView):
     def get(self, request: Request) -> Response:
         grant = self.grant(request)
         window = portability.request_window(grant, since_date=None, until_date=None)
-        scopes = set(request.auth.scope.split())
         items = []
-        for dataset in portability.granted_datasets(grant):
-            if dataset.scope not in scopes:
-                continue
+        for dataset in self.datasets(request, grant):
             summary = portability.dataset_summary(grant, dataset, window)
             items.append({
                 "slug": dataset.slug,
@@ -265,13 +274,14 @@ class ChangeFeedView(_PagedView):
         since = portability.parse_int("since", params.get("since"), default=0)
         after = max(since, portability.decode_cursor(params.get("cursor")))
         window = portability.request_window(grant, since_date=None, until_date=None)
+        datasets = self.datasets(request, grant)
         printed = request.accepted_renderer.format in ("json", "ndjson")  # else CSV, through the ORM
         if printed:
             raw, counts = portability.change_page_text(grant, window, after=after, size=size,
-                                                       separator=self.separator(request))
+                                                       separator=self.separator(request), datasets=datasets)
             count, next_after = raw.count, raw.next_after
         else:
-            page = portability.change_page(grant, window, after=after, size=size)
+            page = portability.change_page(grant, window, after=after, size=size, datasets=datasets)
             counts = portability.dataset_counts(page.items)
             count, next_after = len(page.items), page.next_after
         self.log(request, grant, dataset=None, count=count, datasets=counts)
@@ -317,7 +327,9 @@ def _run_json(request: Request, run: ExtractionRun) -> dict:
 class RefreshView(GrantedTokenView):
     @extend_schema(summary="Ask for fresh data",
                    description=f"Queues an extraction of the customer's data; at most one request every "
-                   f"{REFRESH_INTERVAL_SECONDS // 60} minutes per consent (429 with Retry-After otherwise).",
+                   f"{REFRESH_INTERVAL_SECONDS // 60} minutes per consent, and one new run of each source every "
+                   f"{int(extraction.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
+                   "(429 with Retry-After otherwise).",
                    request=None, responses={202: inline_serializer("Refresh", {"items": inline_serializer(
                        "ExtractionItem", EXTRACTION_FIELDS, many=True)}),
                                             **ERRORS})
@@ -328,8 +340,14 @@ class RefreshView(GrantedTokenView):
                                detail=f"One refresh every {REFRESH_INTERVAL_SECONDS // 60} minutes.")
             response["Retry-After"] = str(REFRESH_INTERVAL_SECONDS)
             return response
-        runs = extraction.request_customer_extraction(customer=grant.customer,
-                                                      trigger=ExtractionRun.Trigger.CUSTOMER)
+        try:
+            runs = extraction.request_customer_refresh(customer=grant.customer)
+        except extraction.RefreshTooSoon as wait:
+            # Per customer, whichever client or page asked: the legacy systems pay for each run.
+            response = problem(status_code=429, code="rate_limited", title="Too many requests",
+                               detail="Fresh data was asked for a moment ago; ask again later.")
+            response["Retry-After"] = str(wait.seconds)
+            return response
         body = {"items": [_run_json(request, run) for run in runs]}
         headers = {"Location": body["items"][0]["url"]} if runs else {}
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)

@@ -19,7 +19,9 @@ from oauth2_provider.views import AuthorizationView
 from oauthlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from .. import consent, metrics
+from ..consent import ConsentError
 from ..models import ConsentFlow, PimsClient
+from ..oauth import with_issuer
 from .forms import ConsentForm
 
 
@@ -39,6 +41,16 @@ class ConsentView(AuthorizationView):
             self._refuse(credentials, 'PKCE with code_challenge_method "S256" is required.')
         return scopes, credentials
 
+    def redirect(self, redirect_to, application):
+        # RFC 9207 §2: `iss` in every authorization response to the client, errors included.
+        return super().redirect(with_issuer(redirect_to), application)
+
+    def form_invalid(self, form):
+        # The page again, with the form's message: the request as sent cannot be done.
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
+
     @staticmethod
     def _refuse(credentials, description: str):
         error = InvalidRequestError(description=description, state=credentials.get("state"))
@@ -56,6 +68,11 @@ class ConsentView(AuthorizationView):
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request, *args, **kwargs):
+        if "approval_prompt" in request.GET:
+            # The customer decides on this page, every time: a client's `approval_prompt=auto`
+            # must not turn an earlier consent into a silent new code.
+            request.GET = request.GET.copy()
+            del request.GET["approval_prompt"]
         response = super().get(request, *args, **kwargs)
         context = getattr(response, "context_data", None) or {}
         if response.status_code == 200 and context.get("form") is not None and not context.get("error"):
@@ -96,14 +113,21 @@ class ConsentView(AuthorizationView):
             if allow:
                 # The grant first: replacing an earlier one ends that one's codes and tokens,
                 # which must not include the code about to be issued.
-                grant = consent.create_grant(
-                    customer=consent.customer_of(self.request.user),
-                    client=PimsClient.objects.get(client_id=form.cleaned_data["client_id"]),
-                    datasets=chosen, duration=form.cleaned_data["duration"],
-                    window_start=form.cleaned_data.get("window_start"),
-                    window_end=form.cleaned_data.get("window_end"),
-                    language=(get_language() or "en")[:2], request=self.request,
-                )
+                try:
+                    grant = consent.create_grant(
+                        customer=consent.customer_of(self.request.user),
+                        client=PimsClient.objects.get(client_id=form.cleaned_data["client_id"]),
+                        datasets=chosen, duration=form.cleaned_data["duration"],
+                        window_start=form.cleaned_data.get("window_start"),
+                        window_end=form.cleaned_data.get("window_end"),
+                        language=(get_language() or "en")[:2], request=self.request,
+                    )
+                except (ConsentError, PimsClient.DoesNotExist) as error:
+                    # A form altered on its way back (a dataset the client may not ask for, an
+                    # unknown client): the page again with the reason, nothing recorded.
+                    form.add_error(None, str(error) if isinstance(error, ConsentError) else
+                                   "This request is not valid.")
+                    return self.form_invalid(form)
             response = super().form_valid(form)
             issued = parse_qs(urlparse(getattr(self, "success_url", "") or "").query).get("code")
             if allow and not issued:

@@ -1,5 +1,6 @@
 """A request id on every request: taken from X-Request-ID when sane, else made; echoed back.
-A 503 (not a 500) while the database is unreachable."""
+A 503 (not a 500) while the database is unreachable. No shared or browser cache keeps a
+response that carries personal data."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import logging
 import re
 import uuid
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
+from django.utils.cache import patch_cache_control
 
 from ..observability import bind_request_id, unbind_request_id
 
@@ -65,3 +68,36 @@ class DatabaseUnavailableMiddleware:
         response = HttpResponse(json.dumps(body), status=503, content_type="application/problem+json")
         response["Retry-After"] = str(cls.RETRY_AFTER_SECONDS)
         return response
+
+
+class PersonalDataNoStoreMiddleware:
+    """`Cache-Control: private, no-store` on every response that may carry personal data (RFC 9111
+    §5.2.2.5): whatever answers a bearer token or a logged-in customer, and every page of the
+    portability API, the consent page and the customer's account pages. A browser's disk cache, a
+    shared proxy or the back button then keep no copy of someone's data.
+
+    Validators are untouched: an API client still revalidates with If-None-Match and gets a 304.
+    Public responses (metadata, the OpenAPI document, static files) keep their own caching.
+    """
+
+    PERSONAL_PREFIXES = ("/api/v1/", "/o/authorize/", "/account/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.is_personal(request):
+            patch_cache_control(response, private=True, no_store=True)
+        return response
+
+    @classmethod
+    def is_personal(cls, request) -> bool:
+        if request.path.startswith(cls.PERSONAL_PREFIXES) or "HTTP_AUTHORIZATION" in request.META:
+            return True
+        # Only a request with a session cookie can be a logged-in one: others never load a session
+        # here (which would add `Vary: Cookie` to public responses).
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return False
+        user = getattr(request, "user", None)
+        return bool(user is not None and user.is_authenticated)

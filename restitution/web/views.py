@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -79,7 +79,14 @@ def _latest_download(customer: Customer) -> dict | None:
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
     customer = _customer(request)
-    runs = extraction.request_customer_extraction(customer=customer)
+    try:
+        runs = extraction.request_customer_refresh(customer=customer)
+    except extraction.RefreshTooSoon as wait:
+        minutes = max(1, round(wait.seconds / 60))
+        messages.info(request, ngettext(
+            "Your data was updated a moment ago; you can ask again in %(n)d minute.",
+            "Your data was updated a moment ago; you can ask again in %(n)d minutes.", minutes) % {"n": minutes})
+        return redirect("dashboard")
     messages.info(request, _("Updating your data from %(n)d system(s)…") % {"n": len(runs)})
     return redirect("dashboard")
 

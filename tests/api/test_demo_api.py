@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from demo.install import install_demo
 from restitution import consent
-from restitution.demo.install import install_demo
 from restitution.models import Customer, Dataset, PimsClient
 from tests.api.test_isolation_property import issue_token
 from tests.conftest import demo_env_for, load_ground_truth, reset_rate_limits
@@ -36,7 +36,7 @@ def grant_everything(customer: Customer, trusted: PimsClient) -> str:
 @pytest.mark.django_db
 def test_every_demo_customer_pages_out_exactly_their_ground_truth(fresh_demo_dir, telco_server, monkeypatch,
                                                                   flush_gate):
-    from restitution.demo.generator import apply_changes
+    from demo.generator import apply_changes
 
     for name, value in demo_env_for(fresh_demo_dir, telco_server).items():
         monkeypatch.setenv(name, value)

@@ -5,12 +5,16 @@ stale value — the item is the record_line() of the row's current columns."""
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import strategies as st
 
-from restitution import portability
+from restitution import consent, items, portability
 from restitution.models import Dataset, Record
 from tests.api.test_page_paths_property import changed_data  # noqa: F401 (fixture)
 from tests.personas import CONTRACTS, CURVE
@@ -72,3 +76,49 @@ def test_the_migration_prints_the_records_already_stored(changed_data):  # noqa:
         cursor.execute("SELECT is_nullable FROM information_schema.columns "
                        "WHERE table_name = 'restitution_record' AND column_name = 'item'")
         assert cursor.fetchone() == ("NO",)
+
+
+def test_the_trigger_prints_the_item_of_the_one_definition(db):
+    """The trigger function PostgreSQL runs (whatever migrations made it) is restitution.items'."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_functiondef('restitution_record_item'::regproc)")
+        (definition,) = cursor.fetchone()
+    body = definition.split("$function$")[1]
+    assert body.strip() == items.SQL_ITEM_TRIGGER_BODY.strip()
+    assert items.SQL_UTC_FORMAT in body
+
+
+def test_the_change_feed_page_prints_the_head_of_the_one_definition(changed_data):  # noqa: F811
+    grant = consent.create_grant(customer=changed_data.alice, client=changed_data.trusted,
+                                 datasets=list(Dataset.objects.filter(slug__in=[CURVE, CONTRACTS])), duration="1m")
+    window = portability.request_window(grant, since_date=None, until_date=None)
+    with CaptureQueriesContext(connection) as queries:
+        page, _ = portability.change_page_text(grant, window, after=0, size=50, separator="\n")
+    assert page.count and any(items.SQL_ITEM_HEAD + " || item" in query["sql"] for query in queries)
+
+
+@pytest.mark.parametrize("slug", ["energy-load-curve", 'quo"te', "back\\slash", "été-€", "tab\tand\u0001"])
+def test_the_sql_head_is_the_python_head(db, slug):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {items.SQL_ITEM_HEAD} FROM (SELECT %s AS slug) d", [slug])
+        (printed,) = cursor.fetchone()
+    assert printed == items.record_line_head(slug)
+
+
+moments = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1),
+                       timezones=st.sampled_from([UTC, timezone(timedelta(hours=-9, minutes=-30)),
+                                                  timezone(timedelta(hours=14))]))
+
+
+@given(key=st.text(), seq=st.integers(min_value=1, max_value=2**62), deleted=st.booleans(),
+       data=st.dictionaries(st.text(), st.one_of(st.none(), st.integers(), st.text(), st.booleans())),
+       record_at=st.one_of(st.none(), moments), extracted_at=moments)
+def test_the_item_as_text_is_the_item_as_a_dict(key, seq, deleted, data, record_at, extracted_at):
+    line = items.record_line(items.record_line_head("a-dataset"), seq, key, deleted, record_at, extracted_at,
+                             json.dumps(data))
+    assert json.loads(line) == items.record_item("a-dataset", key, seq, deleted, data, record_at, extracted_at)
+
+
+def test_moments_are_printed_as_rfc3339_utc_to_the_second():
+    moment = datetime(2025, 3, 30, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=2)))
+    assert items.utc_text(moment) == "2025-03-30T01:04:05Z"

@@ -52,9 +52,9 @@ def _drop(database: str) -> None:
 
 
 def _install(out_dir: Path):
+    from demo.install import install_sources
+    from demo.sources import DEMO_SOURCES
     from restitution.catalogue import sync_catalogue
-    from restitution.demo.install import install_sources
-    from restitution.demo.sources import DEMO_SOURCES
     from restitution.models import Customer, LegacyIdentity
 
     sync_catalogue()
@@ -105,9 +105,9 @@ def main() -> int:
 
     _setup_django(args.database)
     try:
+        from demo.generator import generate
+        from demo.sources import demo_environment
         from restitution import extraction
-        from restitution.demo.generator import generate
-        from restitution.demo.sources import demo_environment
         from restitution.models import Customer, ExtractionRun, Record
 
         with tempfile.TemporaryDirectory() as tmp:

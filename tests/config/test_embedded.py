@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, set_token_value
 from restitution import consent
-from restitution.demo.install import install_demo_client
+from demo.install import install_demo_client
 from restitution.models import Customer, Record
 
 client = install_demo_client()

@@ -20,8 +20,8 @@ from django.contrib.auth import get_user_model
 
 from connectors_out import delivery as deliveries
 from connectors_out.models import Delivery, Destination
+from demo.install import install_demo
 from restitution import extraction
-from restitution.demo.install import install_demo
 from restitution.models import Customer, Dataset, Record, Source
 from tests.conftest import ROOT, demo_env_for, load_ground_truth
 from tests.connectors_out.peers_install import npm_peers  # noqa: F401 - used by peers.py

@@ -57,6 +57,45 @@ def test_a_name_resolving_to_loopback_is_refused_when_connecting(settings, liste
     assert _connections(listener) == 0
 
 
+#: IPv6 forms that lead to an IPv4 address, each wrapping a loopback or private one.
+WRAPPED_PRIVATE = {
+    "NAT64 well-known prefix, loopback": "64:ff9b::7f00:1",
+    "NAT64 well-known prefix, private": "64:ff9b::a00:1",
+    "NAT64 local-use prefix": "64:ff9b:1::7f00:1",
+    "6to4, loopback": "2002:7f00:1::1",
+    "6to4, private": "2002:c0a8:101::1",
+    "IPv4-compatible, loopback": "::127.0.0.1",
+    "IPv4-compatible, private": "::10.0.0.1",
+    "IPv4-translated, loopback": "::ffff:0:7f00:1",
+    "Teredo, client 127.0.0.1": "2001:0:4136:e378:8000:63bf:80ff:fffe",
+}
+
+
+@pytest.mark.parametrize("address", WRAPPED_PRIVATE.values(), ids=WRAPPED_PRIVATE.keys())
+def test_an_ipv6_address_wrapping_a_private_ipv4_address_is_refused(settings, listener, address):
+    settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS = False
+    port = listener.getsockname()[1]
+    with translation.override("en"), pytest.raises(DestinationURLError, match="not on the public Internet"):
+        check_destination_url(f"https://[{address}]:{port}")
+    assert _connections(listener) == 0
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::7f00:1", "2002:7f00:1::1", "::127.0.0.1"])
+def test_a_delivery_to_an_ipv6_address_wrapping_loopback_fails_permanently_without_connecting(settings, address):
+    settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS = False
+    transport = _transport(f"https://[{address}]:8443")
+    with pytest.raises(DeliveryError) as refused:
+        transport.check()
+    transport.close()
+    assert refused.value.permanent and str(refused.value).endswith("the address is not public")
+
+
+def test_an_ipv6_address_wrapping_a_public_ipv4_address_is_accepted(settings):
+    settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS = False
+    for address in ("64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"):
+        assert check_destination_url(f"https://[{address}]/dav/") == f"https://[{address}]/dav"
+
+
 def test_a_delivery_does_not_connect_to_a_name_that_now_leads_to_loopback(
         demo_customer, settings, tmp_peer_dir, peers_log_dir):
     """A destination connected while its name was public; the name now resolves to 127.0.0.1

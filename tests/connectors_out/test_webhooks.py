@@ -122,3 +122,35 @@ def test_new_data_is_announced_after_an_extraction_changed_granted_data(demo_cus
     assert event["data"]["datasets"] == ["insurance-contracts"]
     assert event["data"]["change_seq"] == changed.seq and event["data"]["grant"] == str(grant.receipt_id)
     assert demo_customer.customer.reference not in json.dumps(event)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("where", ["loopback by name", "loopback", "private network"])
+def test_a_webhook_to_a_local_address_is_refused_for_good_without_connecting(personas, receiver, settings, where):
+    """The holder's own network is off limits to webhooks as to destinations (SSRF): refused at
+    the first attempt, recorded in its attempt row, never retried, nothing received."""
+    port = receiver.server.server_address[1]
+    url = {"loopback by name": f"http://localhost:{port}/hooks/gateway", "loopback": receiver.url,
+           "private network": "http://10.255.255.1:9/hooks/gateway"}[where]
+    settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS = False
+    settings.CONNECTORS_HTTP_TIMEOUT = 2.0
+    webhooks.register_endpoint(client=personas.trusted, url=url)
+    consent.revoke_grant(grant=_grant(personas))
+    row = WebhookDelivery.objects.get(event="grant-revoked")
+    assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "failed"
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_status_code) == ("failed", 1, None)
+    attempt = WebhookAttempt.objects.get(delivery=row)
+    assert attempt.error == row.error == "webhook: the address is not public"
+    assert receiver.requests == []
+
+
+@pytest.mark.django_db
+def test_a_webhook_to_loopback_is_sent_when_the_operator_allows_local_addresses(personas, receiver, settings):
+    settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS = True
+    webhooks.register_endpoint(client=personas.trusted, url=receiver.url)
+    consent.revoke_grant(grant=_grant(personas))
+    row = WebhookDelivery.objects.get(event="grant-revoked")
+    assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "succeeded"
+    assert len(receiver.requests) == 1
+

@@ -115,3 +115,94 @@ def test_flow_helper_is_not_logged_in_as_bob(flow, personas):
     # Guard for the personas: the flow's browser is alice's.
     assert flow.browser.get("/account/").context["customer"] == personas.alice
     assert isinstance(flow, Flow)
+
+
+def _alice_has_one_source(personas) -> Source:
+    LegacyIdentity.objects.create(customer=personas.alice, system="insurer", value="S0000001")
+    return Source.objects.create(slug="insurer", name="Insurer", kind="sql", connection_env="NOPE",
+                                 identity_system="insurer")
+
+
+def test_update_my_data_clicked_again_after_a_run_ends_starts_no_new_run(personas):
+    _alice_has_one_source(personas)
+    browser = _login(personas.alice)
+    browser.post("/account/refresh/")
+    ExtractionRun.objects.update(status=ExtractionRun.Status.SUCCEEDED)  # the run was quick
+    for _ in range(5):
+        response = browser.post("/account/refresh/", follow=True)
+    assert ExtractionRun.objects.filter(customer=personas.alice).count() == 1
+    assert "you can ask again in 5 minutes" in response.content.decode()
+
+
+def test_update_my_data_while_a_run_is_queued_reuses_it(personas):
+    _alice_has_one_source(personas)
+    browser = _login(personas.alice)
+    for _ in range(3):
+        response = browser.post("/account/refresh/", follow=True)
+    assert ExtractionRun.objects.filter(customer=personas.alice).count() == 1
+    assert "Updating your data from 1 system" in response.content.decode()
+
+
+def test_the_cooldown_is_the_customers_whichever_client_asks(flow, personas):
+    """Two clients (or a client and the dashboard) cannot add up their refreshes."""
+    from tests.conftest import reset_rate_limits
+
+    _alice_has_one_source(personas)
+    token = flow.tokens()["access_token"]
+    ExtractionRun.objects.update(status=ExtractionRun.Status.SUCCEEDED)  # the consent's first run
+    _login(personas.alice).post("/account/refresh/")
+    ExtractionRun.objects.update(status=ExtractionRun.Status.SUCCEEDED)
+    reset_rate_limits()
+    response = flow.api.post("/api/v1/extractions", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 429 and response["Content-Type"] == "application/problem+json"
+    assert 0 < int(response["Retry-After"]) <= 300
+    assert ExtractionRun.objects.filter(customer=personas.alice, trigger="customer").count() == 1
+
+
+def test_the_cooldown_ends(personas):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _alice_has_one_source(personas)
+    browser = _login(personas.alice)
+    browser.post("/account/refresh/")
+    ExtractionRun.objects.update(status=ExtractionRun.Status.SUCCEEDED,
+                                 queued_at=timezone.now() - timedelta(minutes=6))
+    browser.post("/account/refresh/")
+    assert ExtractionRun.objects.filter(customer=personas.alice).count() == 2
+
+
+def _no_store(response) -> bool:
+    return "no-store" in response.get("Cache-Control", "")
+
+
+def test_no_page_with_personal_data_may_be_stored_by_a_cache(flow, personas):
+    flow.tokens()
+    grant = Grant.objects.get(customer=personas.alice)
+    alice = _login(personas.alice)
+    for path in ("/account/", "/account/refresh/status/", "/account/download/status/",
+                 f"/account/data/{Dataset.objects.first().slug}/", f"/account/grants/{grant.receipt_id}/receipt.json",
+                 "/account/destinations/"):
+        response = alice.get(path)
+        assert response.status_code == 200, path
+        assert _no_store(response), (path, response.get("Cache-Control"))
+    consent_page = flow.open_consent()
+    assert consent_page.status_code == 200 and _no_store(consent_page)
+
+
+@pytest.mark.parametrize("field, day", [("window_end", "9999-12-31"), ("window_start", "0001-01-01"),
+                                        ("window_end", "2500-01-01")])
+def test_the_consent_page_refuses_an_absurd_period(flow, field, day):
+    response = flow.approve(**{field: day})
+    assert response.status_code == 200
+    assert "Choose a date between 1900-01-01 and 2100-12-31" in response.content.decode()
+    assert not Grant.objects.exists()
+
+
+def test_the_destination_form_refuses_an_absurd_period(personas):
+    from connectors_out.forms import DestinationForm
+
+    form = DestinationForm(data={"datasets": [Dataset.objects.first().pk], "window_end": "9999-12-31",
+                                 "duration": "3m"})
+    assert not form.is_valid() and "window_end" in form.errors

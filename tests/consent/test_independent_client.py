@@ -50,7 +50,7 @@ class Customer:
         return answer.headers["Location"]
 
 
-def test_an_authlib_client_completes_code_pkce_refresh_and_revoke(live_server, personas):
+def test_an_authlib_client_completes_code_pkce_refresh_and_revoke(live_server, live_issuer, personas):
     base = live_server.url
     meta = requests.get(urljoin(base, "/.well-known/oauth-authorization-server")).json()
     client = OAuth2Session(client_id="trusted-cloud", redirect_uri=TRUSTED_REDIRECT,

@@ -8,8 +8,8 @@ import threading
 import pytest
 import requests
 
+from demo.install import install_demo_client
 from restitution.catalogue import sync_catalogue
-from restitution.demo.install import install_demo_client
 from restitution.models import Grant
 from tests.conftest import ROOT
 from tests.consent.test_independent_client import Customer
@@ -17,7 +17,7 @@ from tests.consent.test_independent_client import Customer
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_guide_example_runs_end_to_end(live_server, personas):
+def test_the_guide_example_runs_end_to_end(live_server, live_issuer, personas):
     sync_catalogue()
     install_demo_client()
     spec = importlib.util.spec_from_file_location("pims_client", ROOT / "docs" / "examples" / "pims_client.py")

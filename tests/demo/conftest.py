@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from restitution.demo.generator import DemoManifest, generate
+from demo.generator import DemoManifest, generate
 
 #: A short energy window around the autumn 2025 clock change (26 October).
 AUTUMN_START, AUTUMN_END = date(2025, 10, 25), date(2025, 10, 27)

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 
+from demo.generator import DATASETS_BY_SYSTEM, generate, main
+from demo.truth import read_ndjson, record_key
 from restitution.catalogue import BY_SLUG
-from restitution.demo.generator import DATASETS_BY_SYSTEM, generate, main
-from restitution.demo.truth import read_ndjson, record_key
 
 PARIS = ZoneInfo("Europe/Paris")
 SHORT = {"energy_start": date(2025, 3, 29), "energy_end": date(2025, 3, 31)}

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from demo.generator import apply_changes, generate
+from demo.sources import DEMO_SOURCES, demo_environment
+from demo.truth import read_ndjson, record_key
 from restitution.catalogue import BY_SLUG
-from restitution.demo.generator import apply_changes, generate
-from restitution.demo.sources import DEMO_SOURCES, demo_environment
-from restitution.demo.truth import read_ndjson, record_key
 from restitution.mapping import Attachment, MappingContext, MappingError, compile_mapping
 
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -258,7 +258,7 @@ def test_apply_changes_updates_database_and_ground_truth(tmp_path: Path) -> None
 def test_copy_to_mariadb(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    from restitution.demo import insurer
+    from demo import insurer
 
     manifest = generate(tmp_path, customers=5, systems=("insurer",), seed=11)
     server = "mysql+pymysql://root@127.0.0.1:3306"

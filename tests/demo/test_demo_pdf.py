@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from restitution.demo.pdf import text_pdf
+from demo.pdf import text_pdf
 
 
 def test_xref_offsets_point_at_their_objects() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from restitution.demo.telco_server import serve_in_thread
-from restitution.demo.truth import read_ndjson
+from demo.telco_server import serve_in_thread
+from demo.truth import read_ndjson
 
 TOKEN = "test-token"  # noqa: S105
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -107,10 +107,11 @@ def test_every_gateway_container_gets_the_whole_env_file():
         assert SERVICES[service]["env_file"] == "${GATEWAY_ENV_FILE:-.env}", service
 
 
-def test_the_deploy_step_migrates_then_sets_up_the_schedules():
+def test_the_deploy_step_migrates_publishes_the_catalogue_then_sets_up_the_schedules():
     command = SERVICES["migrate"]["command"]
     assert command[:2] == ["sh", "-c"]
-    assert command[2] == "django-admin migrate --noinput && django-admin setup_schedules"
+    assert command[2] == (
+        "django-admin migrate --noinput && django-admin publish_catalogue && django-admin setup_schedules")
     for service in ("web", "worker", "beat"):
         assert SERVICES[service]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from demo.install import install_demo
 from restitution import exports, portability
 from restitution.catalogue import BY_SLUG
-from restitution.demo.install import install_demo
 from restitution.models import Customer, ExportJob
 from tests.conftest import load_ground_truth
 from tests.exports.archive_reader import csv_rows, ndjson_items, open_checked

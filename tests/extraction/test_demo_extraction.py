@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from demo.install import install_demo
 from restitution import extraction, store
-from restitution.demo.install import install_demo
 from restitution.models import Customer, ExtractionRun, Record, RejectedRow, Source
 from tests.conftest import assert_matches_ground_truth, load_ground_truth, load_malformed, missing
 
@@ -104,7 +104,7 @@ def test_malformed_rows_are_quarantined_with_their_reason(demo_dir, installed):
 
 def test_a_legacy_change_yields_exactly_the_changes_and_deletions(fresh_demo_dir, telco_server,
                                                                   monkeypatch, flush_gate):
-    from restitution.demo.generator import apply_changes
+    from demo.generator import apply_changes
     from tests.conftest import demo_env_for
 
     for name, value in demo_env_for(fresh_demo_dir, telco_server).items():
@@ -175,7 +175,7 @@ def test_the_insurer_database_on_mariadb_gives_the_same_records(demo_dir, demo_e
                                                                 monkeypatch):
     import os
 
-    from restitution.demo.insurer import copy_to
+    from demo.insurer import copy_to
 
     url = os.environ.get("TEST_MARIADB_URL")
     if not url:

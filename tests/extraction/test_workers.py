@@ -10,8 +10,8 @@ import httpx
 import pytest
 from django.db import connection
 
+from demo.install import install_demo
 from restitution import extraction
-from restitution.demo.install import install_demo
 from restitution.models import Customer, ExtractionRun, Record, Source
 from tests.conftest import (
     TELCO_TOKEN,
@@ -63,7 +63,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(demo_dir, telco_server, st
 @pytest.fixture(scope="module")
 def telco_demo_dir(tmp_path_factory):
     """A telco-only demo with enough account holders to run many runs in parallel."""
-    from restitution.demo.generator import generate
+    from demo.generator import generate
 
     out = tmp_path_factory.mktemp("telco-demo")
     generate(out, customers=10, systems=("telco",), malformed=False)
@@ -72,7 +72,7 @@ def telco_demo_dir(tmp_path_factory):
 
 def test_the_per_source_concurrency_cap_holds_under_parallel_runs(telco_demo_dir, start_worker,
                                                                   monkeypatch):
-    from restitution.demo.telco_server import serve_in_thread
+    from demo.telco_server import serve_in_thread
 
     demo_dir = telco_demo_dir
     # Every answer of this telco service is slowed down, so runs overlap as long as they can.

@@ -70,7 +70,7 @@ class Suite:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        from restitution.demo.generator import generate
+        from demo.generator import generate
 
         self.customers = 3 if short else 6
         self.demo_dir = workdir / "demo"
@@ -114,7 +114,7 @@ class Suite:
 # --- helpers ---------------------------------------------------------------------------------
 
 def _telco(suite: Suite, **faults: Any):
-    from restitution.demo.telco_server import serve_in_thread
+    from demo.telco_server import serve_in_thread
     from tests.conftest import TELCO_TOKEN
 
     server, url = serve_in_thread(suite.demo_dir / "telco", token=TELCO_TOKEN, **faults)
@@ -123,7 +123,7 @@ def _telco(suite: Suite, **faults: Any):
 
 
 def _install(suite: Suite, *, with_users: bool = False) -> None:
-    from restitution.demo.install import install_demo, install_demo_client
+    from demo.install import install_demo, install_demo_client
 
     install_demo(suite.demo_dir, with_users=with_users)
     if with_users:
@@ -539,7 +539,7 @@ _CORRUPTIONS = (
 def _corrupt_energy_exports(metering: Path, *, share: float, seed: int) -> dict[str, tuple[str, str]]:
     """Damage `share` of the data lines of the energy CSV exports, in place; return
     {locator: (kind, original line)} of the damaged lines."""
-    from restitution.demo.energy import CSV_DELIMITER, CSV_ENCODING, DAILY_PATTERN, LOAD_CURVE_PATTERN
+    from demo.energy import CSV_DELIMITER, CSV_ENCODING, DAILY_PATTERN, LOAD_CURVE_PATTERN
 
     rng = random.Random(seed)
     damaged: dict[str, tuple[str, str]] = {}
@@ -636,8 +636,8 @@ def _cloud_deliveries(destination) -> dict[str, Any]:
 def scenario_6(suite: Suite, result: Result) -> None:
     from connectors_out import delivery as deliveries
     from connectors_out.models import Delivery, DeliveryAttempt
+    from demo.sources import INSURER_ENV, insurer
     from restitution import extraction
-    from restitution.demo.sources import INSURER_ENV, insurer
     from restitution.models import AccessEvent, Customer, Dataset, Source
     from tests.connectors_out.conftest import CUSTOMER, INSURANCE, DemoCustomer
     from tests.connectors_out.peers import WebDavPeer

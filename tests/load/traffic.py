@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 
-from restitution.demo.install import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_REDIRECT_URI
+from demo.install import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_REDIRECT_URI
 from tests.personas import pkce_pair
 
 #: Endpoint tiers and their share of the mix (after the CDR's "high/low priority" tiers).

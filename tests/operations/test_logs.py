@@ -8,6 +8,13 @@ import io
 import json
 import logging
 import logging.config
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 from django.conf import settings
@@ -15,7 +22,8 @@ from django.test import Client
 
 from restitution.models import Customer, ExtractionRun
 from restitution.observability import redact
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
+from tests.connectors_out.conftest import free_port, port_open
 from tests.personas import PASSWORD, Flow
 
 
@@ -88,7 +96,7 @@ def test_redaction_hides_credentials_a_message_carries_by_mistake():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_the_request_id_reaches_the_celery_task_it_queued(demo_dir, demo_env, start_worker):
-    from restitution.demo.install import install_demo
+    from demo.install import install_demo
 
     install_demo(demo_dir, with_users=True)
     customer = Customer.objects.filter(user__isnull=False, identities__system="telco").first()
@@ -130,3 +138,42 @@ def test_json_lines_carry_their_time_in_utc_with_the_offset():
     line = json.loads(formatter.format(record))
     assert line["time"].endswith("+00:00")
     assert datetime.datetime.fromisoformat(line["time"]).utcoffset() == datetime.timedelta(0)
+
+
+def test_the_development_servers_request_log_hides_archive_links_and_tokens(tmp_path):
+    """`manage.py demo_serve` (runserver inside) logs every request line, query string included:
+    the signed archive link and a token a client put in the URL come out redacted."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "GATEWAY_", "DJANGO_", "LOG_"))}
+    env["GATEWAY_VAR_DIR"] = str(tmp_path / "var")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=300)
+    telco = tmp_path / "var" / "demo" / "telco"  # the demo's telco service, with no account
+    telco.mkdir(parents=True)
+    (telco / "accounts.json").write_text("[]")
+    port, telco_port = free_port(), free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen([sys.executable, "manage.py", "demo_serve", "--port", str(port),
+                                   "--telco-port", str(telco_port)], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    link_token, access_token = "b3f1c2d4:1vQzX9:SignedLinkSignatureValue", "AccessTokenValueInTheUrl"
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        for path in (f"/api/v1/exports/0b0e5c6a-8d1e-4b8e-9a57-3f1f0e4a2b10/archive?token={link_token}",
+                     f"/api/v1/me?access_token={access_token}"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30).close()
+            except urllib.error.HTTPError:
+                pass  # refused, as it should be: the line is logged all the same
+        time.sleep(0.5)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    logged = log_path.read_text()
+    assert "/api/v1/exports/" in logged and "/api/v1/me?" in logged  # the request lines are there
+    assert "SignedLinkSignatureValue" not in logged and access_token not in logged
+    assert "token=[redacted]" in logged and "access_token=[redacted]" in logged

@@ -107,6 +107,22 @@ def test_operator_rows_are_purged_and_zero_days_keeps_everything(personas, setti
     assert ApiCall.objects.count() == 1
 
 
+def test_spent_codes_are_forgotten_once_no_token_they_gave_can_live(flow):
+    from restitution.models import ExchangedCode
+
+    assert flow.exchange(flow.code()).status_code == 200
+    ExchangedCode.objects.create(code_checksum="0" * 64, client=flow_client(),
+                                 exchanged_at=timezone.now() - timedelta(days=367))
+    assert retention.apply_retention().exchanged_codes_deleted == 1
+    assert ExchangedCode.objects.count() == 1  # the recent one stays: its replay must still revoke
+
+
+def flow_client():
+    from restitution.models import PimsClient
+
+    return PimsClient.objects.get(client_id="trusted-cloud")
+
+
 def test_retention_is_scheduled_nightly(db):
     call_command("setup_schedules")
     task = PeriodicTask.objects.get(name="apply retention")

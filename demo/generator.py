@@ -15,9 +15,9 @@ writes into `out_dir`:
 Only `random.Random` instances seeded from `seed` are used, and no clock: the same arguments
 give the same bytes. `apply_changes()` then simulates a legacy update (for incremental runs).
 
-    python -m restitution.demo.generator OUT_DIR --customers 24 --seed 20251115 \\
+    python -m demo.generator OUT_DIR --customers 24 --seed 20251115 \\
         --systems insurer,energy,telco [--no-malformed]
-    python -m restitution.demo.generator OUT_DIR --apply-changes [--seed 1]
+    python -m demo.generator OUT_DIR --apply-changes [--seed 1]
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def _parse_day(text: str) -> date:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m restitution.demo.generator",
+        prog="python -m demo.generator",
         description="Generate the demo legacy systems and their ground truth.")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--customers", type=int, default=24)

@@ -18,7 +18,7 @@ request received (401s included); `max_in_flight` is the highest number of reque
 was answering at once (delays included) and `max_in_flight_per_account` the same for one
 account: what the gateway's per-source caps must bound, measured at the legacy system.
 
-    python -m restitution.demo.telco_server DATA_DIR --port 8081 --token T \\
+    python -m demo.telco_server DATA_DIR --port 8081 --token T \\
         --failure-rate 0.1 --timeout-rate 0.05
 """
 

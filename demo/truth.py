@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ..catalogue import BY_SLUG
+from restitution.catalogue import BY_SLUG
 
 MALFORMED_FILE = "malformed.ndjson"
 CUSTOMERS_FILE = "customers.json"

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import transaction
 
-from ..catalogue import sync_catalogue
-from ..mapping import compile_mapping
-from ..models import Customer, Dataset, LegacyIdentity, PimsClient, Source
+from restitution.mapping import compile_mapping
+from restitution.models import Customer, Dataset, LegacyIdentity, PimsClient, Source
 
 DEMO_PASSWORD = "demo-password-2025"  # noqa: S105 - the demo's published credentials
 DEMO_CLIENT_ID = "demo-pims"
@@ -64,7 +64,7 @@ def install_demo(out_dir: Path, *, with_users: bool = True) -> dict[str, Any]:
     """Everything the demo needs in the database; idempotent."""
     from .sources import DEMO_SOURCES
 
-    sync_catalogue()
+    call_command("publish_catalogue", verbosity=0)
     sources = install_sources(DEMO_SOURCES)
     customers = json.loads((out_dir / "ground_truth" / "customers.json").read_text(encoding="utf-8"))
     installed = install_customers(customers, with_users=with_users)

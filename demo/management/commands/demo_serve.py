@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--telco-port", type=int, default=8081)
 
     def handle(self, *args, port, telco_port, **options):
-        from restitution.demo.telco_server import serve_in_thread
+        from demo.telco_server import serve_in_thread
 
         demo_environment_into_process(telco_port=telco_port)
         server, url = serve_in_thread(settings.GATEWAY_DEMO_DIR / "telco", port=telco_port,

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from demo.install import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_REDIRECT_URI, install_demo
 from restitution import extraction
-from restitution.demo.install import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_REDIRECT_URI, install_demo
 from restitution.models import ExtractionRun, Source
 
 DEMO_TELCO_TOKEN = "demo-telco-token"  # noqa: S105 - the demo service's published token
@@ -21,7 +21,7 @@ OPERATOR_USERNAME = "operator"
 
 def demo_environment_into_process(*, telco_port: int) -> dict[str, str]:
     """Point the demo sources at the demo legacy systems (values already set are kept)."""
-    from restitution.demo.sources import demo_environment
+    from demo.sources import demo_environment
 
     env = demo_environment(settings.GATEWAY_DEMO_DIR, telco_url=f"http://127.0.0.1:{telco_port}")
     env["TELCO_API_TOKEN"] = DEMO_TELCO_TOKEN
@@ -41,8 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-extract", action="store_true")
 
     def handle(self, *args, customers, seed, regenerate, telco_port, no_extract, **options):
-        from restitution.demo.generator import generate
-        from restitution.demo.telco_server import serve_in_thread
+        from demo.generator import generate
+        from demo.telco_server import serve_in_thread
 
         out_dir = settings.GATEWAY_DEMO_DIR
         if regenerate or not (out_dir / "ground_truth" / "customers.json").exists():
@@ -81,6 +81,6 @@ class Command(BaseCommand):
         if created:
             operator.set_password(DEMO_PASSWORD)
             operator.save()
-        from restitution.demo.install import install_demo_client
+        from demo.install import install_demo_client
 
         install_demo_client()
