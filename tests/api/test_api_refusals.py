@@ -53,12 +53,15 @@ def test_a_narrowed_token_reads_no_change_of_a_dataset_outside_its_scopes(flow, 
 def test_a_narrowed_token_sees_only_its_scopes_in_every_endpoint(flow, narrowed):
     assert [d["slug"] for d in get(flow, narrowed, "/api/v1/datasets").json()["items"]] == [CURVE]
     assert get(flow, narrowed, "/api/v1/me").json()["datasets"] == [CURVE]
-    assert get(flow, narrowed, f"/api/v1/datasets/{CONTRACTS}/records").status_code == 404
-    assert get(flow, narrowed, f"/api/v1/datasets/{CONTRACTS}/schema").status_code == 404
+    # Granted but outside this token's scopes: RFC 6750 §3.1 insufficient_scope.
+    for path in (f"/api/v1/datasets/{CONTRACTS}/records", f"/api/v1/datasets/{CONTRACTS}/schema"):
+        refused = get(flow, narrowed, path)
+        assert refused.status_code == 403, path
+        assert 'error="insufficient_scope"' in refused["WWW-Authenticate"]
     reset_rate_limits()
     asked = flow.api.post("/api/v1/exports", data={"datasets": [CONTRACTS]}, content_type="application/json",
                           HTTP_AUTHORIZATION=f"Bearer {narrowed}")
-    assert asked.status_code == 404
+    assert asked.status_code == 403
 
 
 def test_a_narrowed_token_cannot_poll_an_export_asked_with_more_scopes(flow, data):
@@ -87,7 +90,7 @@ def test_a_narrowed_token_cannot_fetch_a_document_outside_its_scopes(flow, data,
     path = f"/api/v1/datasets/telco-invoices/documents/{digest}"
     assert get(flow, tokens["access_token"], path).status_code == 200
     narrow = flow.refresh(tokens["refresh_token"], scope=scope_of(CURVE)).json()["access_token"]
-    assert get(flow, narrow, path).status_code == 404
+    assert get(flow, narrow, path).status_code == 403
 
 
 # --- Deletions outside the consent's period ------------------------------------------------------

@@ -28,7 +28,8 @@ def _probe(env: dict[str, str]) -> list[str]:
 def test_production_has_neither_the_demo_app_nor_its_commands():
     assert _probe({"GATEWAY_MODE": "production", "DJANGO_SECRET_KEY": GOOD_SECRET,
                    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
-                   "REDIS_URL": "redis://127.0.0.1:6379/0"}) == ["False", "False", "False", "True"]
+                   "REDIS_URL": "redis://127.0.0.1:6379/0",
+                   "DJANGO_ALLOWED_HOSTS": "gateway.example"}) == ["False", "False", "False", "True"]
 
 
 def test_the_embedded_and_test_shapes_have_the_demo():

@@ -195,7 +195,7 @@ def test_no_page_with_personal_data_may_be_stored_by_a_cache(flow, personas):
                                         ("window_end", "2500-01-01")])
 def test_the_consent_page_refuses_an_absurd_period(flow, field, day):
     response = flow.approve(**{field: day})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Choose a date between 1900-01-01 and 2100-12-31" in response.content.decode()
     assert not Grant.objects.exists()
 
