@@ -184,13 +184,21 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], *, concurrency: int, name: str, log_dir: Path) -> None:
         self.log_path = log_dir / f"worker-{name}.log"
         self._log = self.log_path.open("w")
+        # Readiness is the worker's own INFO line ("… ready."): a quieter LOG_LEVEL would hide it.
+        env = {**env, "LOG_LEVEL": "INFO"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "extraction,default",
              "--pool", "prefork", "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
              "--without-mingle", "--without-heartbeat", "-l", "INFO"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            # Never leave a worker behind: it would take later tasks with this run's settings.
+            self.kill()
+            self._log.close()
+            raise
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -181,8 +182,10 @@ def _compare_with_truth(suite: Suite, *, datasets: Callable[[str], bool] = lambd
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) - count(DISTINCT (customer_id, dataset_id, key)) FROM restitution_record")
         duplicated = cursor.fetchone()[0]
+    missing = set(expected) - set(actual)
     return {"expected": len(expected), "stored": len(actual),
-            "missing": len(set(expected) - set(actual)), "extra": len(set(actual) - set(expected)),
+            "missing": len(missing), "extra": len(set(actual) - set(expected)),
+            **({"missing_by_dataset": dict(Counter(dataset for _, dataset, _ in missing))} if missing else {}),
             "different": sum(1 for k in set(expected) & set(actual) if expected[k] != actual[k]),
             "duplicated": duplicated}
 
@@ -201,6 +204,14 @@ def _run_statuses() -> dict[str, int]:
     from restitution.models import ExtractionRun
 
     return dict(ExtractionRun.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+
+
+def _failed_runs() -> list[str]:
+    """What each failed run said, to read in the report without opening the logs."""
+    from restitution.models import ExtractionRun
+
+    return [f"{run.source.slug} (attempt {run.attempts}): {run.error[:300]}"
+            for run in ExtractionRun.objects.filter(status="failed").select_related("source")]
 
 
 def _worker(suite: Suite, name: str, *, concurrency: int = 2, **env: str):
@@ -267,6 +278,8 @@ def scenario_1(suite: Suite, result: Result) -> None:
                                "runs": sum(statuses.values()), "run_statuses": statuses,
                                "run_attempts": attempts, "drain_after_last_kill_s": round(drain_s, 1),
                                "wall_s": round(time.monotonic() - started, 1)})
+        if failed := _failed_runs():
+            result.figures["failed_runs"] = failed
         result.check(f"{kills} SIGKILLs, each in the middle of a run", mid_run == kills, f"{mid_run}/{kills}")
         result.check("every run succeeded in the end", set(statuses) == {"succeeded"}, statuses)
         _truth_checks(result, _compare_with_truth(suite))

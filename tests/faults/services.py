@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -117,17 +118,20 @@ class PrivateRedis:
     def __init__(self, port: int, log_dir: Path) -> None:
         self.port = port
         self.log = log_dir / "redis.log"
+        # A password of this suite's own: a worker left behind by an earlier, interrupted suite
+        # (same port) can never take this suite's tasks.
+        self.password = secrets.token_hex(16)
         self.process: subprocess.Popen | None = None
         self.start()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--logfile", str(self.log)],
+             "--appendonly", "no", "--logfile", str(self.log), "--requirepass", self.password],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self.is_up, timeout=20, what="Redis")
 
@@ -162,8 +166,12 @@ class Gunicorn:
              "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
              "--graceful-timeout", "5", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, timeout=60,
-                 what="gunicorn")
+        try:
+            wait_for(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200,
+                     timeout=60, what="gunicorn")
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
