@@ -280,6 +280,10 @@ PASSWORD_HASHERS = [
 # Who the holder is, for consent receipts and pages.
 GATEWAY_HOLDER_NAME = env.str("GATEWAY_HOLDER_NAME", default="Demo data holder")
 GATEWAY_HOLDER_CONTACT = env.str("GATEWAY_HOLDER_CONTACT", default="privacy@holder.example")
+# The licence of the published API description (OpenAPI `info.license`, an SPDX identifier); the
+# customers' data is theirs and is not covered by it.
+GATEWAY_API_LICENSE = env.str("GATEWAY_API_LICENSE", default="CC-BY-4.0")
+GATEWAY_API_LICENSE_NAME = env.str("GATEWAY_API_LICENSE_NAME", default="Creative Commons Attribution 4.0")
 
 # --- Redis, Celery -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -3,11 +3,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 from oauth2_provider import views as oauth_views
 
 from config.health import ReadinessView
 from restitution.api import operator, registration
+from restitution.api.schema import schema_view
 from restitution.oidc import LoginCallbackView, LoginStartView
 from restitution.web.consent import ConsentView
 from restitution.web.endpoints import IntrospectionView, ServerMetadataView
@@ -55,7 +56,7 @@ urlpatterns = [
     path("", include(metadata_patterns, namespace="oauth2_metadata")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("restitution.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", schema_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", template_name="restitution/redoc.html"),
          name="api-redoc"),

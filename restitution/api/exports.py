@@ -138,6 +138,7 @@ class ExportDetailView(GrantedTokenView):
         return Response(body)
 
     @extend_schema(summary="Cancel an export, or delete its archive",
+                   description="A running export is cancelled; a finished one has its archive deleted at once.",
                    responses={202: OpenApiResponse(description="Cancelled or deleted."), **ERRORS})
     def delete(self, request: Request, export_id) -> Response:
         job = self.job(request, export_id)
@@ -164,6 +165,8 @@ class ExportArchiveView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(summary="Download an archive (signed link)", auth=[],
+                   description="No OAuth token: the signed link is the credential, until `link_expires_at`. "
+                   "`Repr-Digest` carries the archive's SHA-256 (RFC 9530).",
                    parameters=[OpenApiParameter("token", str, required=True,
                                                 description="From the job's `archive.url`.")],
                    responses={(200, "application/zip"): OpenApiTypes.BINARY, 404: PROBLEM,

@@ -40,12 +40,10 @@ class CSVRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         items = _items(data)
+        if items is None:  # an error: its problem document, as JSON (its Content-Type says so)
+            return json.dumps(data, ensure_ascii=False, default=str).encode()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        if items is None:
-            writer.writerow(["error"])
-            writer.writerow([json.dumps(data, ensure_ascii=False, default=str)])
-            return buffer.getvalue().encode()
         fields = list((renderer_context or {}).get("csv_fields") or [])
         for item in items:
             for name in (item.get("data") or {}):

@@ -155,6 +155,8 @@ class DatasetListView(GrantedTokenView):
 
 class DatasetSchemaView(GrantedTokenView):
     @extend_schema(summary="A dataset's JSON Schema (draft 2020-12, versioned)",
+                   description="The shape of the dataset's records' `data`, with its version in "
+                   "`X-Schema-Version` (a new major version is a breaking change).",
                    responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, slug: str) -> Response:
         dataset = self.dataset(request, self.grant(request), slug)
@@ -330,9 +332,8 @@ class RefreshView(GrantedTokenView):
                    f"{REFRESH_INTERVAL_SECONDS // 60} minutes per consent, and one new run of each source every "
                    f"{int(extraction.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
                    "(429 with Retry-After otherwise).",
-                   request=None, responses={202: inline_serializer("Refresh", {"items": inline_serializer(
-                       "ExtractionItem", EXTRACTION_FIELDS, many=True)}),
-                                            **ERRORS})
+                   request=None, responses={202: inline_serializer("ExtractionList", {"items": inline_serializer(
+                       "ExtractionItem", EXTRACTION_FIELDS, many=True)}), **ERRORS})
     def post(self, request: Request) -> Response:
         grant = self.grant(request)
         if not claim_refresh_slot(grant_id=grant.pk, interval=REFRESH_INTERVAL_SECONDS):
@@ -354,7 +355,9 @@ class RefreshView(GrantedTokenView):
 
 
 class ExtractionStatusView(GrantedTokenView):
-    @extend_schema(summary="Where an extraction stands", responses={200: EXTRACTION, **ERRORS})
+    @extend_schema(summary="Where an extraction stands",
+                   description="One run of a legacy source for this customer: `status` and `progress` (0 to 1).",
+                   responses={200: EXTRACTION, **ERRORS})
     def get(self, request: Request, run_id: int) -> Response:
         grant = self.grant(request)
         run = ExtractionRun.objects.filter(pk=run_id, customer=grant.customer).select_related("source").first()

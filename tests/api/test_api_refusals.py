@@ -151,6 +151,7 @@ def test_dates_at_the_ends_of_the_calendar_are_400_problems(flow, data, query):
         response = get(flow, token, f"{path}{'&' if '?' in path else '?'}{query}")
         assert response.status_code == 400, response.content
         assert response["Content-Type"] == PROBLEM
+        assert response.json()["code"] == "invalid_parameter"  # a JSON problem, even when CSV was asked
 
 
 def test_an_export_to_the_end_of_the_calendar_is_a_400_problem(flow, data):
