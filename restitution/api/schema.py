@@ -104,6 +104,33 @@ EXTRACTION_ITEM = {
     "required": ["id", "source", "status", "progress", "finished_at", "url"],
 }
 
+GETTING_STARTED = """Your customers' own data, with their consent: datasets, records, changes, documents, archives.
+
+## Getting started
+
+1. **Register a client**: with the holder's operator, or dynamically (`POST /o/register/`, RFC 7591);
+   the operator approves it and allows it some datasets.
+2. **Get a token**: send the customer to `/o/authorize/` (authorization code with PKCE S256, one
+   scope per dataset, `dataset:<slug>`); they log in, choose datasets and a period, and approve. Trade
+   the code at `/o/token/`. The endpoints are in `/.well-known/oauth-authorization-server` (RFC 8414).
+3. **Read**: `GET /api/v1/datasets` lists what the token may read; page each dataset's
+   `/records` (follow `next`), keep `last_seq`, and come back with `since=<last_seq>` for the changes
+   and deletions only.
+
+## Authentication
+
+Every call but the signed archive link sends `Authorization: Bearer <access token>` (RFC 6750).
+Public clients (no secret) authenticate to the token endpoint with their `client_id` in the body and
+PKCE; confidential clients with HTTP Basic or `client_secret_post`. Tokens are short-lived; refresh
+them with the refresh token (it rotates). In this page, **Authorize** takes a token you already hold
+(`bearer`). The PIMS developer guide (`docs/pims-guide.md`) has working calls with requests-oauthlib
+and Authlib.
+
+## Errors
+
+Every error is an RFC 9457 problem (`application/problem+json`) with a stable `code`.
+"""
+
 TAGS = [
     {"name": "me", "description": "Who the token speaks for, and under which consent."},
     {"name": "datasets", "description": "The granted datasets: their JSON Schemas, records (JSON, NDJSON, CSV; "
@@ -161,6 +188,7 @@ def add_security_and_datasets(result, generator, request, public):
                                  "identifier": settings.GATEWAY_API_LICENSE}
     result["servers"] = [{"url": settings.GATEWAY_ISSUER, "description": settings.GATEWAY_HOLDER_NAME}]
     result["tags"] = TAGS
+    result["info"]["description"] = GETTING_STARTED
     components = result.setdefault("components", {})
     schemes = components.setdefault("securitySchemes", {})
     schemes.pop("oauth2", None)
@@ -172,13 +200,15 @@ def add_security_and_datasets(result, generator, request, public):
             "scopes": {d.scope: f"Read {d.title_en.lower()}" for d in datasets},
         }},
     }
+    schemes["bearer"] = {"type": "http", "scheme": "bearer",
+                         "description": "An access token you already hold, pasted as is (RFC 6750)."}
     slugs = [d.slug for d in datasets]
     for path, path_item in result.get("paths", {}).items():
         for method, operation in path_item.items():
             if not (isinstance(operation, dict) and "responses" in operation):
                 continue
             authenticated = (path, method) not in UNAUTHENTICATED
-            operation["security"] = [{"oauth2": []}] if authenticated else []
+            operation["security"] = [{"oauth2": []}, {"bearer": []}] if authenticated else []
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter.get("name") == "slug" and slugs:
                     parameter["schema"] = {"type": "string", "enum": slugs}

@@ -94,7 +94,7 @@ def test_the_description_says_what_the_api_does(served_schema):
             if path == "/api/v1/exports/{export_id}/archive":
                 assert operation["security"] == []  # the signed link is the credential
             else:
-                assert operation["security"] == [{"oauth2": []}]
+                assert operation["security"] == [{"oauth2": []}, {"bearer": []}]
             assert "validator" not in operation.get("description", "")  # no code comment as API text
     assert paths["/api/v1/exports/{export_id}/archive"]["get"]["responses"]["200"]["headers"]["Repr-Digest"]
     assert paths["/api/v1/exports/{export_id}"]["get"]["responses"]["202"]["headers"]["X-Progress"]
@@ -102,6 +102,10 @@ def test_the_description_says_what_the_api_does(served_schema):
     assert paths["/api/v1/datasets/{slug}/schema"]["get"]["responses"]["200"]["headers"]["X-Schema-Version"]
     assert spec["servers"] and spec["info"]["contact"] and spec["info"]["license"]
     assert {t["name"] for t in spec["tags"]} >= {"datasets", "changes", "exports", "extractions", "me"}
+    # Redoc shows the description: how to start and how to authenticate; Swagger UI takes a token.
+    assert "## Getting started" in spec["info"]["description"] and "## Authentication" in spec["info"]["description"]
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": "An access token you already hold, pasted as is (RFC 6750)."}
 
 
 @pytest.mark.django_db
