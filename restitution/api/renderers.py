@@ -55,3 +55,14 @@ class CSVRenderer(BaseRenderer):
                                     bool(item.get("deleted")), item.get("data") or {}, fields))
         return buffer.getvalue().encode()
 
+
+
+class DocumentRenderer(BaseRenderer):
+    """Lets a document request name the document's own type (`Accept: application/pdf`): the file
+    itself is streamed as is (never rendered); an error is its JSON problem document."""
+
+    media_type = "*/*"
+    format = "document"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data, ensure_ascii=False, default=str).encode()

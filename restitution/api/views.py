@@ -27,7 +27,7 @@ from .. import audit, consent, extraction, portability
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
-from .renderers import CSVRenderer, NDJSONRenderer
+from .renderers import CSVRenderer, DocumentRenderer, NDJSONRenderer
 from .throttling import PerClientThrottle, PerCustomerThrottle, check_all, claim_refresh_slot
 
 PROBLEM = OpenApiResponse(description="An RFC 9457 problem (application/problem+json) with a stable `code`.")
@@ -296,6 +296,8 @@ class ChangeFeedView(_PagedView):
 
 
 class DocumentView(GrantedTokenView):
+    renderer_classes = [JSONRenderer, DocumentRenderer]  # `Accept: application/pdf` is not a 406
+
     @extend_schema(summary="A record's document (e.g. an invoice PDF)",
                    description="Streamed with its content type and length. `sha256` is the one in the record.",
                    responses={(200, "application/pdf"): OpenApiTypes.BINARY, **ERRORS})
