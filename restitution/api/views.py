@@ -98,12 +98,20 @@ class MeView(GrantedTokenView):
     @extend_schema(
         summary="Who the token speaks for",
         description="A pairwise subject identifier (different for every client, never the holder's "
-        "internal id) and the consent the token was issued under.",
+        "internal id) and the consent the token was issued under: its id, period and datasets.",
         responses={200: inline_serializer("Me", {
             "sub": serializers.CharField(),
-            "datasets": serializers.ListField(child=serializers.CharField()),
+            "datasets": serializers.ListField(child=serializers.CharField(), help_text="What this token reads."),
             "expires_at": serializers.DateTimeField(),
             "one_time": serializers.BooleanField(),
+            "grant": inline_serializer("MeGrant", {
+                "id": serializers.UUIDField(help_text="The consent's id (its receipt's); a new consent, a new id."),
+                "created_at": serializers.DateTimeField(), "expires_at": serializers.DateTimeField(),
+                "period": inline_serializer("MePeriod", {
+                    "from": serializers.DateField(allow_null=True), "to": serializers.DateField(allow_null=True)}),
+                "datasets": serializers.ListField(child=serializers.CharField(),
+                                                 help_text="Every dataset of the consent."),
+            }),
         }), 401: PROBLEM},
     )
     def get(self, request: Request) -> Response:
@@ -114,6 +122,9 @@ class MeView(GrantedTokenView):
             "datasets": [d.slug for d in self.datasets(request, grant)],
             "expires_at": grant.expires_at,
             "one_time": grant.is_one_time,
+            "grant": {"id": grant.receipt_id, "created_at": grant.created_at, "expires_at": grant.expires_at,
+                      "period": {"from": grant.window_start, "to": grant.window_end},
+                      "datasets": sorted(d.slug for d in portability.granted_datasets(grant))},
         })
 
 
