@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from . import audit
+from . import audit, store
 from .models import AccessEvent, Customer, Dataset, Grant, PimsClient
 
 #: The longest a customer may consent for (12 months, as Australia's CDR and our promise).
@@ -109,7 +109,11 @@ def create_grant(*, customer: Customer, client: PimsClient, datasets: list[Datas
                   purpose=client.purpose(language), window_start=window_start, window_end=window_end,
                   duration=duration, created_at=now, expires_at=now + DURATIONS[duration], receipt={})
     grant.receipt = _receipt(grant, datasets, language)
-    grant.save()
+    with transaction.atomic():
+        # Above every sequence handed out before this consent, none of which a record holds: the
+        # cursors of earlier consents are all below it (the API refuses them: resync).
+        grant.first_seq = store.sync_floor()
+        grant.save()
     grant.datasets.set(datasets)
     audit.record_event(kind=AccessEvent.Kind.GRANT_CREATED, customer=customer, grant=grant,
                        request=request, detail={"datasets": [d.slug for d in datasets],

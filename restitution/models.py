@@ -324,6 +324,10 @@ class Grant(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True,
                                     help_text="When a one-time grant was used up.")
     receipt = models.JSONField(help_text="Machine-readable consent receipt.")
+    first_seq = models.BigIntegerField(
+        null=True, blank=True, editable=False,
+        help_text="A change-sequence value taken when the consent was given: a `since` below it was "
+                  "handed out under an earlier consent and is refused (resync).")
 
     class Meta:
         ordering = ["-created_at"]

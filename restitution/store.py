@@ -84,6 +84,13 @@ def allocate_seqs(count: int) -> list[int]:
     return list(range(start, start + count))
 
 
+def sync_floor() -> int:
+    """A new change-sequence value above every one already committed *or still being written*
+    (it waits for the writers' lock): a consent's first_seq. Call inside a transaction."""
+    _lock_change_feed()
+    return allocate_seqs(1)[0]
+
+
 def current_seq() -> int:
     """The highest change sequence handed out so far (0 when none)."""
     if connection.vendor == "postgresql":

@@ -104,6 +104,9 @@ class MeView(GrantedTokenView):
             "datasets": serializers.ListField(child=serializers.CharField(), help_text="What this token reads."),
             "expires_at": serializers.DateTimeField(),
             "one_time": serializers.BooleanField(),
+            "holder": inline_serializer("MeHolder", {
+                "name": serializers.CharField(help_text="The data holder (e.g. a bill's vendor)."),
+                "contact": serializers.CharField(help_text="Its privacy contact.")}),
             "grant": inline_serializer("MeGrant", {
                 "id": serializers.UUIDField(help_text="The consent's id (its receipt's); a new consent, a new id."),
                 "created_at": serializers.DateTimeField(), "expires_at": serializers.DateTimeField(),
@@ -122,6 +125,7 @@ class MeView(GrantedTokenView):
             "datasets": [d.slug for d in self.datasets(request, grant)],
             "expires_at": grant.expires_at,
             "one_time": grant.is_one_time,
+            "holder": {"name": settings.GATEWAY_HOLDER_NAME, "contact": settings.GATEWAY_HOLDER_CONTACT},
             "grant": {"id": grant.receipt_id, "created_at": grant.created_at, "expires_at": grant.expires_at,
                       "period": {"from": grant.window_start, "to": grant.window_end},
                       "datasets": sorted(d.slug for d in portability.granted_datasets(grant))},
@@ -236,6 +240,26 @@ class _PagedView(GrantedTokenView):
         return response
 
 
+def effective_since(grant: Grant, since: int | None) -> int | None:
+    """A `since` that may come from an earlier consent of this customer to this client (below this
+    consent's first sequence, with an earlier consent there): read as a full read from the start,
+    so records that entered the window (a wider period, another dataset) are sent again rather
+    than missed. Upserts are idempotent, so a client only gets some items twice."""
+    if not since or grant.first_seq is None or since >= grant.first_seq:
+        return since
+    earlier = Grant.objects.filter(customer_id=grant.customer_id, client_id=grant.client_id,
+                                   created_at__lt=grant.created_at).exists()
+    return 0 if earlier else since
+
+
+def _floor(page, grant: Grant):
+    """On the last page, `last_seq` is at least the consent's first sequence (so the next `since`
+    is accepted even when nothing has changed since the consent)."""
+    if page.next_after is None and grant.first_seq is not None:
+        page.last_seq = max(page.last_seq, grant.first_seq)
+    return page
+
+
 class RecordListView(_PagedView):
     @extend_schema(summary="A dataset's records",
                    description="Records in change-sequence order, cursor-paginated (stable under concurrent "
@@ -253,18 +277,18 @@ class RecordListView(_PagedView):
         window = portability.request_window(grant, since_date=params.get("from"), until_date=params.get("to"))
         size = portability.parse_int("page_size", params.get("page_size"), default=portability.DEFAULT_PAGE_SIZE,
                                      minimum=1, maximum=portability.MAX_PAGE_SIZE)
-        since = portability.parse_int("since", params.get("since"))
+        since = effective_since(grant, portability.parse_int("since", params.get("since")))
         after = portability.decode_cursor(params.get("cursor"))
         query = {"page_size": params.get("page_size"), "since": params.get("since"), "from": params.get("from"),
                  "to": params.get("to"), "format": params.get("format")}
         path = f"/api/v1/datasets/{slug}/records"
         if request.accepted_renderer.format in ("json", "ndjson"):
             # Hot path: the page as PostgreSQL prints it (no parse, no serializer, no row in Python).
-            raw = portability.record_page_text(grant, dataset, window, after=after, since=since, size=size,
-                                               separator=self.separator(request))
+            raw = _floor(portability.record_page_text(grant, dataset, window, after=after, since=since, size=size,
+                                                      separator=self.separator(request)), grant)
             self.log(request, grant, dataset=dataset, count=raw.count)
             return self.raw_paged(request, raw, path, **query)
-        page = portability.record_page(grant, dataset, window, after=after, since=since, size=size)
+        page = _floor(portability.record_page(grant, dataset, window, after=after, since=since, size=size), grant)
         self.log(request, grant, dataset=dataset, count=len(page.items))
         self.csv_fields = list(dataset.schema.get("properties", {}))  # CSV columns in schema order
         return self.paged(request, page, path, **query)
@@ -284,7 +308,7 @@ class ChangeFeedView(_PagedView):
         params = request.query_params
         size = portability.parse_int("page_size", params.get("page_size"), default=portability.DEFAULT_PAGE_SIZE,
                                      minimum=1, maximum=portability.MAX_PAGE_SIZE)
-        since = portability.parse_int("since", params.get("since"), default=0)
+        since = effective_since(grant, portability.parse_int("since", params.get("since"), default=0))
         after = max(since, portability.decode_cursor(params.get("cursor")))
         window = portability.request_window(grant, since_date=None, until_date=None)
         datasets = self.datasets(request, grant)
@@ -292,9 +316,10 @@ class ChangeFeedView(_PagedView):
         if printed:
             raw, counts = portability.change_page_text(grant, window, after=after, size=size,
                                                        separator=self.separator(request), datasets=datasets)
+            _floor(raw, grant)
             count, next_after = raw.count, raw.next_after
         else:
-            page = portability.change_page(grant, window, after=after, size=size, datasets=datasets)
+            page = _floor(portability.change_page(grant, window, after=after, size=size, datasets=datasets), grant)
             counts = portability.dataset_counts(page.items)
             count, next_after = len(page.items), page.next_after
         self.log(request, grant, dataset=None, count=count, datasets=counts)

@@ -1,7 +1,9 @@
-"""`/me` names the consent the token speaks for: its id, period and datasets; a new consent is a
-new id."""
+"""`/me` names the data holder and the consent the token speaks for: its id, period and
+datasets; a new consent is a new id."""
 
 from __future__ import annotations
+
+from django.conf import settings
 
 from restitution.models import Grant
 from tests.personas import CONTRACTS, CURVE
@@ -15,6 +17,7 @@ def test_me_names_the_grant_its_period_and_datasets(flow, personas):
     assert me["grant"]["period"] == {"from": "2025-01-01", "to": "2025-06-30"}
     assert me["grant"]["datasets"] == sorted([CURVE, CONTRACTS])
     assert me["grant"]["expires_at"] and me["grant"]["created_at"]
+    assert me["holder"] == {"name": settings.GATEWAY_HOLDER_NAME, "contact": settings.GATEWAY_HOLDER_CONTACT}
 
     # A new consent (it replaces the first): a new id and its own period; the old token is refused.
     second = flow.tokens(datasets=[CURVE], window_start="", window_end="")
