@@ -219,14 +219,22 @@ def add_security_and_datasets(result, generator, request, public):
     for dataset in datasets:
         shape = {k: v for k, v in dataset.schema.items() if k not in {"$schema", "$id"}}
         name = "".join(part.capitalize() for part in dataset.slug.split("-")) + "Data"
-        schemas[name] = {**shape, "description": dataset.description_en}
+        schemas[name] = {**shape, "description": dataset.description_en,
+                         "x-natural-key": list(dataset.natural_key)}
         refs.append({"$ref": f"#/components/schemas/{name}"})
     live = {**LIVE_RECORD, "properties": dict(LIVE_RECORD["properties"])}
+    # The key format, per dataset: the natural key's field values as text, joined by `|`.
+    formats = "; ".join(f"`{d.slug}`: `{'|'.join(d.natural_key)}`" for d in datasets)
+    key = {**RECORD_PROPERTIES["key"], "description": "The record's natural key within its dataset, stable across "
+           "updates: the values of the dataset's key fields (`x-natural-key` of its `<Dataset>Data` schema) as "
+           f"text, joined by `|`. {formats}."}
+    live["properties"]["key"] = key
     if refs:
         # A live record's data is exactly one dataset's shape.
         live["properties"]["data"] = {"oneOf": refs,
                                       "description": "The record, in the shape of its dataset's JSON Schema."}
-    schemas.update({"Record": live, "Tombstone": TOMBSTONE, "RecordItem": RECORD_ITEM, "RecordPage": RECORD_PAGE,
+    tombstone = {**TOMBSTONE, "properties": {**TOMBSTONE["properties"], "key": key}}
+    schemas.update({"Record": live, "Tombstone": tombstone, "RecordItem": RECORD_ITEM, "RecordPage": RECORD_PAGE,
                     "Problem": PROBLEM_SCHEMA, "ExtractionItem": EXTRACTION_ITEM,
                     "ExtractionList": {"type": "object", "required": ["items"], "properties": {
                         "items": {"type": "array", "items": {"$ref": "#/components/schemas/ExtractionItem"}}}}})

@@ -102,6 +102,13 @@ def test_the_description_says_what_the_api_does(served_schema):
     assert paths["/api/v1/datasets/{slug}/schema"]["get"]["responses"]["200"]["headers"]["X-Schema-Version"]
     assert spec["servers"] and spec["info"]["contact"] and spec["info"]["license"]
     assert {t["name"] for t in spec["tags"]} >= {"datasets", "changes", "exports", "extractions", "me"}
+    # The key format is published: each dataset's key fields, and how they are joined.
+    for dataset in Dataset.objects.filter(is_published=True):
+        name = "".join(part.capitalize() for part in dataset.slug.split("-")) + "Data"
+        assert schemas[name]["x-natural-key"] == dataset.natural_key
+        assert f"`{dataset.slug}`: `{'|'.join(dataset.natural_key)}`" in schemas["Record"]["properties"]["key"][
+            "description"]
+    assert schemas["Tombstone"]["properties"]["key"] == schemas["Record"]["properties"]["key"]
     # Redoc shows the description: how to start and how to authenticate; Swagger UI takes a token.
     assert "## Getting started" in spec["info"]["description"] and "## Authentication" in spec["info"]["description"]
     assert spec["components"]["securitySchemes"]["bearer"] == {
