@@ -86,7 +86,7 @@ ALLOWED_HOSTS = env.list(
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "restitution.apps.GatewayAdminConfig",  # django.contrib.admin with the operator console
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -150,7 +150,9 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The gateway's own templates first, so that its admin/base_site.html (the operator
+        # console's style) wins over django.contrib.admin's.
+        "DIRS": [BASE_DIR / "restitution" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -232,6 +234,7 @@ OAUTH2_PROVIDER = {
     "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
     "APPLICATION_ADMIN_CLASS": "restitution.admin.PimsClientAdmin",
+    "ACCESS_TOKEN_ADMIN_CLASS": "restitution.admin.GatewayAccessTokenAdmin",
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=600),
     # Refresh tokens live as long as the longest grant; the grant's own expiry ends them sooner.

@@ -59,7 +59,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 class DestinationAdmin(ReadOnlyAdmin):
     list_display = ("customer", "kind", "label", "created_at", "expires_at", "revoked_at", "blocked_at",
                     "delivered_seq")
-    list_filter = ("kind",)
+    list_filter = ("kind", "blocked_at")  # "Has date": the blocked ones (the operator console links there)
     exclude = ("credentials",)
 
 

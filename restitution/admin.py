@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -168,7 +169,8 @@ class DocumentAdmin(admin.ModelAdmin):
 
 # --- Consent ---------------------------------------------------------------------------------
 
-from oauth2_provider.admin import ApplicationAdmin  # noqa: E402
+from oauth2_provider.admin import AccessTokenAdmin, ApplicationAdmin  # noqa: E402
+from oauth2_provider.forms import ApplicationForm  # noqa: E402
 
 from . import clients, consent  # noqa: E402
 from .models import AccessEvent, Grant, PimsClient  # noqa: E402
@@ -192,6 +194,39 @@ class ProposedChangeFilter(admin.SimpleListFilter):
 
 
 
+def missing_for_approval(client: PimsClient) -> list[str]:
+    """What customers would miss on the consent page: an approved client must say which data it
+    may ask for, why (its purpose) and where its privacy policy is."""
+    missing = []
+    if not client.allowed_datasets.exists():
+        missing.append("datasets it may ask for")
+    if not client.purpose_en.strip():
+        missing.append("purpose (English)")
+    if not client.privacy_policy_url:
+        missing.append("privacy policy URL")
+    return missing
+
+
+class PimsClientForm(ApplicationForm):
+    """Only what the gateway supports: the authorization code grant (with refresh), always with
+    the customer's consent, so no other grant type and no "skip authorization"."""
+
+    class Meta:
+        model = PimsClient
+        exclude = ("skip_authorization", "proposed_changes")
+        # A few datasets: plain labelled checkboxes read better (and more accessibly) than the
+        # two-list selector.
+        widgets = {"allowed_datasets": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        grant = self.fields.get("authorization_grant_type")
+        if grant is not None:
+            grant.choices = [(PimsClient.GRANT_AUTHORIZATION_CODE, "Authorization code (with PKCE and refresh)")]
+            grant.initial = PimsClient.GRANT_AUTHORIZATION_CODE
+            grant.help_text = "The only grant the gateway supports."
+
+
 class PimsClientAdmin(ApplicationAdmin):
     """PIMS clients (registered here or by RFC 7591): approve them before they can connect,
     review the changes their registrants ask for, deprovision them (never delete them)."""
@@ -199,10 +234,11 @@ class PimsClientAdmin(ApplicationAdmin):
     list_display = ("name", "client_id", "approval", "change_awaiting_approval", "client_type",
                     "registered_dynamically", "created")
     list_filter = ("approval", ProposedChangeFilter, "client_type", "registered_dynamically")
-    filter_horizontal = ("allowed_datasets",)
+    form = PimsClientForm
+    view_on_site = False  # DOT's own client pages are not mounted: customers manage grants on their dashboard
     readonly_fields = (*ApplicationAdmin.readonly_fields, "proposed_change_review", "proposed_at",
                        "deprovisioned_at")
-    exclude = ("proposed_changes",)
+    exclude = ("proposed_changes", "skip_authorization")
     actions = ["approve", "reject", "suspend", "apply_proposed_changes", "discard_proposed_changes",
                "deprovision"]
 
@@ -223,15 +259,31 @@ class PimsClientAdmin(ApplicationAdmin):
 
     @admin.action(description="Approve: may ask customers for their data")
     def approve(self, request, queryset):
-        self._live(queryset).update(approval="approved")
+        approved = 0
+        for client in self._live(queryset).prefetch_related("allowed_datasets"):
+            missing = missing_for_approval(client)
+            if missing:
+                self.message_user(request, f"{client.name} ({client.client_id}) not approved: it has no "
+                                           f"{', no '.join(missing)}. Complete it, then approve it.",
+                                  messages.ERROR)
+                continue
+            if client.approval != PimsClient.Approval.APPROVED:
+                client.approval = PimsClient.Approval.APPROVED
+                client.save(update_fields=["approval"])
+            approved += 1
+        if approved:
+            self.message_user(request, f"{approved} client(s) approved: they may now ask customers for their data.",
+                              messages.SUCCESS)
 
     @admin.action(description="Reject")
     def reject(self, request, queryset):
-        self._live(queryset).update(approval="rejected")
+        done = self._live(queryset).update(approval="rejected")
+        self.message_user(request, f"{done} client(s) rejected", messages.SUCCESS)
 
     @admin.action(description="Suspend: its tokens stop working at once")
     def suspend(self, request, queryset):
-        self._live(queryset).update(approval="suspended")
+        done = self._live(queryset).update(approval="suspended")
+        self.message_user(request, f"{done} client(s) suspended: their tokens no longer work", messages.SUCCESS)
 
     @admin.action(description="Apply the changes its registrant asked for (shown to customers from now on)")
     def apply_proposed_changes(self, request, queryset):
@@ -309,3 +361,62 @@ class ExportJobAdmin(ReadOnlyAdmin):
     list_filter = ("status", "for_customer")
     search_fields = ("customer__reference", "public_id")
     exclude = ("file_name",)
+
+
+# --- OAuth tokens ----------------------------------------------------------------------------
+
+
+class ExpiringFilter(admin.SimpleListFilter):
+    """Registration access tokens (RFC 7592) about to expire: the operator console links here."""
+
+    title = "expiry"
+    parameter_name = "expiring"
+
+    def lookups(self, request, model_admin):
+        from .console import EXPIRING_SOON_DAYS
+
+        return [("soon", f"Registration keys expiring within {EXPIRING_SOON_DAYS} days"), ("expired", "Expired")]
+
+    def queryset(self, request, queryset):
+        from django.utils import timezone
+        from oauth2_provider.settings import oauth2_settings
+
+        from .console import EXPIRING_SOON_DAYS
+
+        now = timezone.now()
+        if self.value() == "soon":
+            return queryset.filter(scope=oauth2_settings.DCR_REGISTRATION_SCOPE, expires__gt=now,
+                                   expires__lte=now + timedelta(days=EXPIRING_SOON_DAYS))
+        if self.value() == "expired":
+            return queryset.filter(expires__lte=now)
+        return queryset
+
+
+def safe_moment(value) -> str:
+    """A moment in the server's time zone; one too far away to convert (9999-12-31 UTC is past
+    year 9999 in Europe/Paris, what a registration token that never expires carries) reads "never"."""
+    from django.utils import formats, timezone
+
+    if value is None:
+        return "—"
+    try:
+        return formats.localize(timezone.localtime(value))
+    except (OverflowError, ValueError):
+        return "never"
+
+
+class GatewayAccessTokenAdmin(AccessTokenAdmin):
+    """DOT's token admin, with expiries that never fail to display."""
+
+    list_display = ("pk", "masked_token", "user", "application", "scope", "expiry")
+    list_filter = (ExpiringFilter, "application")
+
+    @admin.display(description="expires", ordering="expires")
+    def expiry(self, obj) -> str:
+        return safe_moment(obj.expires)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "expiry")
+
+    def get_exclude(self, request, obj=None):
+        return (*super().get_exclude(request, obj), "expires")
