@@ -46,7 +46,7 @@ def wider_elements(page: Page) -> list[str]:
     """The elements that stick out of the viewport, to say why a page is too wide."""
     return page.evaluate("""() => [...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-        .filter(e => !e.closest('.table-scroll, .chart-scroll'))
+        .filter(e => !e.closest('.scroll'))
         .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
-                             (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '')
-                             + ' right=' + Math.round(e.getBoundingClientRect().right))""")
+            (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ').join('.') : '') +
+            ' right=' + Math.round(e.getBoundingClientRect().right))""")
