@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from .catalogue import field_order
+from .catalogue import field_order, value_label
 from .models import Customer, Dataset, Record
 
 RESOLUTIONS = ("raw", "day", "week", "month")
@@ -131,13 +131,15 @@ def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
                         else ("Période" if language == "fr" else "Period"))}
 
 
-def record_table(*, customer: Customer, dataset: Dataset, limit: int = TABLE_LIMIT) -> dict[str, Any]:
-    """The customer's records, newest first (a timeline), as rows of display values."""
+def record_table(*, customer: Customer, dataset: Dataset, limit: int = TABLE_LIMIT,
+                 language: str = "en") -> dict[str, Any]:
+    """The customer's records, newest first (a timeline), as rows of display values: enumerated
+    values in words, date-times in the gateway's time zone."""
     fields = field_order(dataset)
     records = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False)
                .order_by("-record_at", "key"))
     total = records.count()
-    rows = [[_display(data.get(name)) for name in fields] for data in
+    rows = [[_display(value_label(name, data.get(name), language)) for name in fields] for data in
             records.values_list("data", flat=True)[:limit]]
     return {"fields": fields, "rows": rows, "total": total, "shown": len(rows)}
 
@@ -153,3 +155,8 @@ def _display(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+def display_value(value: Any) -> str:
+    """A stored value as a person reads it (date-times in the gateway's time zone)."""
+    return _display(value)

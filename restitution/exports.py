@@ -584,7 +584,8 @@ def _readme_part(language: str, job: ExportJob, datasets: list[Dataset], counts:
         description = dataset.description_fr if language == "fr" else dataset.description_en
         lines += [f"{dataset.slug}/ — {title} ({text['records'].format(n=counts[dataset.slug])})",
                   f"  {description}", f"  {text['fields']}"]
-        lines += [f"    - {field['name']}: {field['help']}" for field in field_descriptions(dataset, language)]
+        lines += [f"    - {field['name']} ({field['label']}): {field['help']}"
+                  for field in field_descriptions(dataset, language)]
         lines.append("")
     lines += [text["documents"], "", text["rights"], ""]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("account/grants/<uuid:receipt_id>/revoke/", views.revoke, name="revoke"),
     path("account/grants/<uuid:receipt_id>/receipt.json", views.receipt, name="receipt"),
     path("account/data/<slug:slug>/", data.dataset_page, name="dataset"),
+    path("account/data/<slug:slug>/spreadsheet.csv", data.dataset_spreadsheet, name="dataset-spreadsheet"),
     path("account/download/", data.download_all, name="download-all"),
     path("account/download/status/", data.download_status, name="download-status"),
 ]
