@@ -139,9 +139,16 @@ def record_table(*, customer: Customer, dataset: Dataset, limit: int = TABLE_LIM
     records = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False)
                .order_by("-record_at", "key"))
     total = records.count()
-    rows = [[_display(value_label(name, data.get(name), language)) for name in fields] for data in
+    rows = [[_cell(name, data.get(name), language) for name in fields] for data in
             records.values_list("data", flat=True)[:limit]]
     return {"fields": fields, "rows": rows, "total": total, "shown": len(rows)}
+
+
+def _cell(name: str, value: Any, language: str) -> str | dict[str, str]:
+    """A table cell: a document reference becomes {"text", "sha256"} (the page links it)."""
+    if isinstance(value, dict) and value.get("sha256") and value.get("filename"):
+        return {"text": value["filename"], "sha256": value["sha256"]}
+    return _display(value_label(name, value, language))
 
 
 def _display(value: Any) -> str:

@@ -145,3 +145,24 @@ def dataset_spreadsheet(request: HttpRequest, slug: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{dataset.slug}-{language}.csv"'
     response["Cache-Control"] = "no-store, private"
     return response
+
+
+@login_required
+def dataset_document(request: HttpRequest, slug: str, sha256: str) -> HttpResponse:
+    """A document of one of the customer's own records (an invoice PDF), as an attachment."""
+    from django.http import FileResponse
+
+    from ..models import Document, Record
+
+    customer = _customer(request)
+    dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
+    document = (Document.objects.filter(customer=customer, dataset=dataset, sha256=sha256).first()
+                if dataset is not None else None)
+    if document is None or not Record.objects.filter(customer=customer, dataset=dataset, key=document.record_key,
+                                                     deleted=False).exists():
+        raise Http404("no such document")
+    response = FileResponse(document.file.open("rb"), content_type=document.content_type, as_attachment=True,
+                            filename=document.filename)
+    response["Content-Length"] = str(document.size)
+    response["Cache-Control"] = "no-store, private"
+    return response

@@ -13,6 +13,7 @@ urlpatterns = [
     path("account/grants/<uuid:receipt_id>/receipt.json", views.receipt, name="receipt"),
     path("account/data/<slug:slug>/", data.dataset_page, name="dataset"),
     path("account/data/<slug:slug>/spreadsheet.csv", data.dataset_spreadsheet, name="dataset-spreadsheet"),
+    path("account/data/<slug:slug>/documents/<str:sha256>", data.dataset_document, name="dataset-document"),
     path("account/download/", data.download_all, name="download-all"),
     path("account/download/status/", data.download_status, name="download-status"),
 ]

@@ -86,3 +86,32 @@ def data(personas):
     write(personas.alice, CONTRACTS, [_contract("A1"), _contract("A2")])
     write(personas.bob, CONTRACTS, [_contract("B1")])
     return personas
+
+
+def test_invoice_pdfs_are_linked_and_only_their_customer_gets_them(personas, settings, tmp_path):
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    from restitution.models import Dataset, Document
+
+    settings.MEDIA_ROOT = tmp_path
+    invoices = Dataset.objects.get(slug="telco-invoices")
+    pdf = b"%PDF-1.4\n% invoice F1\n"
+    digest = hashlib.sha256(pdf).hexdigest()
+    write(personas.alice, "telco-invoices", [{
+        "invoice_id": "F1", "issued_on": "2025-01-31", "period_start": "2025-01-01", "period_end": "2025-01-31",
+        "amount_incl_tax": 19.99, "currency": "EUR", "status": "late",
+        "document": {"filename": "F1.pdf", "content_type": "application/pdf", "size": len(pdf), "sha256": digest}}])
+    document = Document(customer=personas.alice, dataset=invoices, record_key="F1", filename="F1.pdf",
+                        content_type="application/pdf", size=len(pdf), sha256=digest)
+    document.file.save("F1.pdf", ContentFile(pdf), save=True)
+    url = f"/account/data/telco-invoices/documents/{digest}"
+    alice = browser_for(personas.alice, "fr")
+    page = alice.get("/account/data/telco-invoices/").content.decode()
+    assert f'<a href="{url}" download>F1.pdf</a>' in page and ">en retard<" in page
+    response = alice.get(url)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == pdf
+    assert response["Content-Type"] == "application/pdf"
+    assert browser_for(personas.bob).get(url).status_code == 404
+    assert Client().get(url).status_code == 302

@@ -133,3 +133,59 @@ def test_no_customer_page_is_wider_than_the_screen_and_axe_finds_nothing_serious
         context.close()
     report = "\n".join([f"{k}: {v}" for k, v in wide.items()] + [f"{k}: {v}" for k, v in violations.items()])
     assert not wide and not violations, report
+
+
+def log_in(page, base: str, language: str) -> None:
+    page.context.add_cookies([{"name": "django_language", "value": language, "url": base}])
+    page.goto(base + "/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.locator("main button[type=submit], main input[type=submit]").first.click()
+    page.wait_for_url(base + "/account/")
+
+
+def chart_facts(page) -> list[dict]:
+    page.locator("#chart[data-rendered=true]").wait_for()
+    return page.evaluate("""() => document.getElementById('chart').plots.map(u => ({
+        ticks: u.axes[0]._values || [], min: u.scales.x.min, max: u.scales.x.max,
+        first: u.data[0][0], last: u.data[0][u.data[0].length - 1],
+        labels: u.series.map(s => s.label), width: u.width}))""")
+
+
+def test_charts_speak_the_pages_language_and_clip_nothing(live_server, rich_alice, page, artifacts_dir):
+    import re
+
+    base = live_server.url
+    log_in(page, base, "fr")
+    page.goto(base + "/account/data/telco-call-log/?by=day")
+    plots = chart_facts(page)
+    assert len(plots) == 3  # calls, text messages, minutes: one small chart each, never overlapping bars
+    assert [p["labels"][1] for p in plots] == ["Appels", "SMS", "Minutes d'appel (min)"]
+    assert all(p["labels"][0] == "Période" for p in plots)
+    for plot in plots:
+        assert plot["min"] < plot["first"] and plot["max"] > plot["last"]  # half a step each side
+        assert all(re.fullmatch(r"\d{2}/\d{2}", tick) for tick in plot["ticks"] if tick), plot["ticks"]
+    page.screenshot(path=str(artifacts_dir / "chart-calls-fr.png"), full_page=True)
+
+    page.goto(base + f"/account/data/{CURVE}/?by=raw")
+    (plot,) = chart_facts(page)
+    assert plot["labels"] == ["Heure", "Puissance moyenne (kW)"]  # the peak equals the average: drawn once
+    ticks = [t for t in plot["ticks"] if t]
+    assert ticks and all(re.fullmatch(r"\d{2}/\d{2} \d{2}:\d{2}", t) for t in ticks), ticks  # 24 h, day/month
+    page.goto(base + f"/account/data/{CURVE}/?by=day")
+    (plot,) = chart_facts(page)
+    assert plot["labels"] == ["Période", "Demi-heure la plus forte (kW)", "Puissance moyenne (kW)"]  # peak under
+    page.screenshot(path=str(artifacts_dir / "chart-load-curve-fr.png"), full_page=True)
+
+
+def test_long_actions_show_they_are_busy(live_server, rich_alice, page):
+    base = live_server.url
+    log_in(page, base, "en")
+    page.evaluate("""() => document.querySelector('form[action$="/revoke/"]')
+                          .addEventListener('submit', e => e.preventDefault())""")
+    page.get_by_role("button", name="Revoke access for Trusted cloud").click()
+    form = page.locator('form[action$="/revoke/"]')
+    assert form.get_attribute("aria-busy") == "true"
+    button = form.locator("button")
+    page.wait_for_function("() => document.querySelector('form[data-busy][aria-busy=true] button').disabled")
+    assert button.inner_text() == "Revoking…"

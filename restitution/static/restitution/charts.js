@@ -93,6 +93,7 @@
     }));
     make(series, [chart.x].concat(order.map(function (i) { return chart.series[i]; })), HEIGHT_LINES, holder);
   }
+  holder.plots = plots;  // for the browser tests: scales and computed axis labels
   holder.dataset.rendered = "true";
   var pending = null;
   window.addEventListener("resize", function () {
