@@ -22,7 +22,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import outbox, store
+from . import outbox, quarantine, store
 from .gate import SourceRateLimiter, get_gate
 from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, compile_mapping
 from .models import Customer, Dataset, ExtractionRun, LegacyIdentity, RejectedRow, Source
@@ -348,7 +348,7 @@ class _Progress:
 
     def _flush_rejects(self) -> None:
         if self._rejects:
-            RejectedRow.objects.bulk_create(self._rejects)
+            quarantine.save(self._rejects)
             self._rejects = []
 
     def finish(self) -> None:

@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import audit, consent, extraction, portability
+from .. import audit, consent, extraction, portability, quarantine
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
@@ -124,6 +124,12 @@ DATASET_FIELDS = {
     "date_range": serializers.DictField(child=serializers.DateTimeField(allow_null=True)),
     "extracted_at": serializers.DateTimeField(allow_null=True), "schema_url": serializers.URLField(),
     "records_url": serializers.URLField(),
+    "withheld": inline_serializer("Withheld", {
+        "count": serializers.IntegerField(help_text="The token's customer's records of this dataset that "
+                                          "could not be restituted (kept aside by the holder)."),
+        "last_checked": serializers.DateTimeField(allow_null=True, help_text="The last extraction that "
+                                                  "read this dataset for the customer."),
+    }),
 }
 
 
@@ -137,6 +143,8 @@ class DatasetListView(GrantedTokenView):
         grant = self.grant(request)
         window = portability.request_window(grant, since_date=None, until_date=None)
         items = []
+        withheld = quarantine.withheld(grant.customer)
+        checked = extraction.customer_freshness(customer=grant.customer)
         for dataset in self.datasets(request, grant):
             summary = portability.dataset_summary(grant, dataset, window)
             items.append({
@@ -149,6 +157,7 @@ class DatasetListView(GrantedTokenView):
                 "extracted_at": summary["extracted_at"],
                 "schema_url": _url(request, f"/api/v1/datasets/{dataset.slug}/schema"),
                 "records_url": _url(request, f"/api/v1/datasets/{dataset.slug}/records"),
+                "withheld": {"count": withheld.get(dataset.slug, 0), "last_checked": checked.get(dataset.slug)},
             })
         return Response({"items": items})
 

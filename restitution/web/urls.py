@@ -12,6 +12,8 @@ urlpatterns = [
     path("account/grants/<uuid:receipt_id>/revoke/", views.revoke, name="revoke"),
     path("account/grants/<uuid:receipt_id>/receipt.json", views.receipt, name="receipt"),
     path("account/data/<slug:slug>/", data.dataset_page, name="dataset"),
+    path("account/history/", views.history_page, name="history"),
+    path("account/history.json", views.history_json, name="history-json"),
     path("account/download/", data.download_all, name="download-all"),
     path("account/download/status/", data.download_status, name="download-status"),
 ]

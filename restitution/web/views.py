@@ -17,8 +17,8 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import consent, extraction, store
-from ..models import AccessEvent, Customer, Dataset, Grant
+from .. import audit, consent, extraction, history, quarantine, store
+from ..models import Customer, Dataset, Grant
 
 
 def _customer(request: HttpRequest) -> Customer:
@@ -35,11 +35,13 @@ def home(request: HttpRequest) -> HttpResponse:
 def _my_data(customer: Customer, language: str) -> list[dict]:
     counts = store.live_counts(customer_id=customer.pk)
     freshness = extraction.customer_freshness(customer=customer)
+    withheld = quarantine.withheld(customer)
     french = language.startswith("fr")
     return [
         {"slug": dataset.slug, "title": dataset.title_fr if french else dataset.title_en,
          "description": dataset.description_fr if french else dataset.description_en,
-         "count": counts.get(dataset.slug, 0), "extracted_at": freshness.get(dataset.slug)}
+         "count": counts.get(dataset.slug, 0), "extracted_at": freshness.get(dataset.slug),
+         "withheld": withheld.get(dataset.slug, 0)}
         for dataset in Dataset.objects.filter(is_published=True).order_by("slug")
         # Only datasets this holder keeps something of for this customer.
         if dataset.slug in counts or freshness.get(dataset.slug) is not None
@@ -55,13 +57,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     for grant in grants:
         grant.current_status = grant.status()
     runs, progress = extraction.runs_in_progress(customer=customer)
+    datasets = _my_data(customer, language)
     return render(request, "restitution/dashboard.html", {
         "customer": customer,
-        "datasets": _my_data(customer, language),
+        "datasets": datasets,
+        "withheld_total": sum(row["withheld"] for row in datasets),
         "active_grants": [g for g in grants if g.current_status == "active"],
         "past_grants": [g for g in grants if g.current_status != "active"],
-        "events": AccessEvent.objects.filter(customer=customer)
-        .select_related("client", "dataset", "grant")[:200],
+        "history_days": history.page(customer, number=1, language=language, size=10)[1],
         "runs": runs,
         "progress": int(100 * progress) if runs else None,
         "language": language,
@@ -115,3 +118,35 @@ def receipt(request: HttpRequest, receipt_id) -> HttpResponse:
                             content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.receipt_id}.json"'
     return response
+
+
+@login_required
+def history_json(request: HttpRequest) -> HttpResponse:
+    """The customer's whole access history, hash-chained and signed (docs/history.md)."""
+    customer = _customer(request)
+    body = audit.signed_history(customer)
+    response = HttpResponse(json.dumps(body, indent=1, ensure_ascii=False),
+                            content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="access-history-{customer.reference}.json"'
+    return response
+
+
+@login_required
+def history_page(request: HttpRequest) -> HttpResponse:
+    """The whole access history in sentences, by day, paged, filterable by who and dataset."""
+    customer = _customer(request)
+    language = get_language() or "en"
+    who = request.GET.get("who", "")
+    slug = request.GET.get("dataset", "")
+    choices = history.who_choices(customer)
+    datasets = Dataset.objects.filter(is_published=True).order_by("slug")
+    if (who and who not in dict(choices)) or (slug and not datasets.filter(slug=slug).exists()):
+        return render(request, "restitution/history.html", {"bad_filter": True, "choices": choices,
+                                                            "datasets": datasets, "language": language}, status=400)
+    current, days = history.page(customer, number=request.GET.get("page"), who=who, dataset=slug,
+                                 language=language)
+    query = "&".join(f"{k}={v}" for k, v in (("who", who), ("dataset", slug)) if v)
+    return render(request, "restitution/history.html", {
+        "page": current, "days": days, "choices": choices, "datasets": datasets, "who": who,
+        "dataset": slug, "query": query, "language": language,
+    })

@@ -51,11 +51,12 @@ def test_revoking_needs_a_post(flow, personas):
     assert grant.is_active()
 
 
-def test_the_access_history_lists_token_events(flow, personas):
+def test_the_access_history_tells_token_events_in_sentences(flow, personas):
     tokens = flow.tokens()
     flow.refresh(tokens["refresh_token"])
     html = flow.browser.get("/account/").content.decode()
-    assert "Access granted" in html and "Connection established" in html and "Connection renewed" in html
+    assert "You allowed Trusted cloud to read your data" in html
+    assert "Trusted cloud connected to your data" in html and "Trusted cloud renewed its connection" in html
 
 
 def test_the_consent_receipt_downloads_as_json(flow, personas):
