@@ -280,6 +280,8 @@ PASSWORD_HASHERS = [
 # Who the holder is, for consent receipts and pages.
 GATEWAY_HOLDER_NAME = env.str("GATEWAY_HOLDER_NAME", default="Demo data holder")
 GATEWAY_HOLDER_CONTACT = env.str("GATEWAY_HOLDER_CONTACT", default="privacy@holder.example")
+# The time zone of the customers' calendar: a consent's "from" and "to" dates are whole days there.
+GATEWAY_CUSTOMER_TIME_ZONE = env.str("GATEWAY_CUSTOMER_TIME_ZONE", default=TIME_ZONE)
 
 # --- Redis, Celery -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

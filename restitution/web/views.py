@@ -7,18 +7,21 @@ Views are thin: they call consent.py and extraction.py and render.
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from .. import audit, consent, extraction, history, quarantine, store
-from ..models import Customer, Dataset, Grant
+from ..models import Customer, Dataset, Grant, PimsClient
 
 
 def _customer(request: HttpRequest) -> Customer:
@@ -150,3 +153,23 @@ def history_page(request: HttpRequest) -> HttpResponse:
         "page": current, "days": days, "choices": choices, "datasets": datasets, "who": who,
         "dataset": slug, "query": query, "language": language,
     })
+
+
+class GatewayLoginView(auth_views.LoginView):
+    """The login page; reached from a client's authorization request, it names the app asking."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["asking_client"] = asking_client(self.get_redirect_url() or self.request.GET.get("next", ""))
+        return context
+
+
+def asking_client(next_url: str) -> PimsClient | None:
+    """The approved client of an authorization request the login will go back to, if any."""
+    parts = urlsplit(next_url or "")
+    if parts.scheme or parts.netloc or parts.path != reverse("oauth2_provider:authorize"):
+        return None
+    client_id = parse_qs(parts.query).get("client_id", [""])[0]
+    if not client_id:
+        return None
+    return PimsClient.objects.filter(client_id=client_id, approval=PimsClient.Approval.APPROVED).first()
