@@ -11,6 +11,7 @@ urlpatterns = [
     path("account/refresh/status/", views.refresh_status, name="refresh-status"),
     path("account/grants/<uuid:receipt_id>/revoke/", views.revoke, name="revoke"),
     path("account/grants/<uuid:receipt_id>/receipt.json", views.receipt, name="receipt"),
+    path("account/grants/<uuid:receipt_id>/receipt/", views.receipt_page, name="receipt-page"),
     path("account/data/<slug:slug>/", data.dataset_page, name="dataset"),
     path("account/history/", views.history_page, name="history"),
     path("account/history.json", views.history_json, name="history-json"),

@@ -59,6 +59,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                   .prefetch_related("datasets").annotate(last_access=Max("access_events__created_at")))
     for grant in grants:
         grant.current_status = grant.status()
+    _link_replacements(grants)
     runs, progress = extraction.runs_in_progress(customer=customer)
     datasets = _my_data(customer, language)
     return render(request, "restitution/dashboard.html", {
@@ -73,6 +74,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "language": language,
         "download": _latest_download(customer),
     })
+
+
+def _link_replacements(grants: list[Grant]) -> None:
+    """A consent replaced by a new one to the same client is "replaced", not "revoked", and
+    names the consent that replaced it (`grant.replaced_by`)."""
+    for grant in grants:
+        grant.replaced_by = None
+        if grant.current_status == "revoked" and "replaced" in grant.revoked_reason:
+            later = [g for g in grants if g.client_id == grant.client_id and g.created_at >= grant.created_at
+                     and g.pk != grant.pk]
+            grant.replaced_by = min(later, key=lambda g: g.created_at, default=None)
+            if grant.replaced_by is not None:
+                grant.current_status = "replaced"
 
 
 def _latest_download(customer: Customer) -> dict | None:
@@ -173,3 +187,22 @@ def asking_client(next_url: str) -> PimsClient | None:
     if not client_id:
         return None
     return PimsClient.objects.filter(client_id=client_id, approval=PimsClient.Approval.APPROVED).first()
+
+
+@login_required
+def receipt_page(request: HttpRequest, receipt_id) -> HttpResponse:
+    """The consent receipt as a page the customer can read (FR/EN), next to its JSON."""
+    customer = _customer(request)
+    grant = get_object_or_404(Grant.objects.select_related("client"), receipt_id=receipt_id, customer=customer)
+    grants = list(Grant.objects.filter(customer=customer, client=grant.client).select_related("client"))
+    for each in grants:
+        each.current_status = each.status()
+    _link_replacements(grants)
+    grant = next(g for g in grants if g.pk == grant.pk)
+    language = get_language() or "en"
+    french = language.startswith("fr")
+    return render(request, "restitution/receipt.html", {
+        "grant": grant, "receipt": grant.receipt, "language": language,
+        "datasets": [{"title": d.title_fr if french else d.title_en, "scope": d.scope}
+                     for d in grant.datasets.order_by("slug")],
+    })
