@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import audit, extraction
+from . import audit, extraction, processing
 from .catalogue import BY_SLUG
 from .mapping import compile_mapping
 from .models import (
@@ -167,8 +167,26 @@ class SourceAdmin(admin.ModelAdmin):
             self.message_user(request, f"{source.slug}: run {run.pk} queued", messages.INFO)
 
 
+class DatasetAdminForm(forms.ModelForm):
+    class Meta:
+        model = Dataset
+        fields = ["slug", "title_en", "title_fr", "description_en", "description_fr", "schema", "schema_version",
+                  "natural_key", "date_field", "field_help", "is_published", "processing"]
+
+    def clean_processing(self):
+        value = self.cleaned_data.get("processing") or {}
+        try:
+            processing.check(value)
+        except processing.InvalidProcessing as exc:
+            raise forms.ValidationError(f"Processing facts: {exc}") from None
+        return value
+
+
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
+    """Datasets, with their GDPR Art. 15 facts (`processing`, FR/EN) edited here."""
+
+    form = DatasetAdminForm
     list_display = ("slug", "title_en", "schema_version", "scope_name", "is_published")
 
     @admin.display(description="OAuth scope")

@@ -58,6 +58,12 @@ class Dataset(models.Model):
     field_help = models.JSONField(default=dict, blank=True,
                                   help_text="Plain-language description of each field, {field: {en, fr}}.")
     is_published = models.BooleanField(default=True)
+    processing = models.JSONField(
+        default=dict, blank=True,
+        help_text="GDPR Art. 15 facts, edited by the operator: {\"purposes\": {\"en\": …, \"fr\": …}, "
+                  "\"legal_basis\": {\"en\": …, \"fr\": …}, \"recipients\": [{\"en\": …, \"fr\": …}], "
+                  "\"retention\": {\"en\": …, \"fr\": …}, \"automated_decisions\": false}; a key left out "
+                  "takes the gateway's default (restitution/processing.py).")
 
     class Meta:
         ordering = ["slug"]

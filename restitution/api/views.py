@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import audit, consent, extraction, portability, quarantine
+from .. import audit, consent, extraction, portability, processing, quarantine
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
@@ -124,6 +124,16 @@ DATASET_FIELDS = {
     "date_range": serializers.DictField(child=serializers.DateTimeField(allow_null=True)),
     "extracted_at": serializers.DateTimeField(allow_null=True), "schema_url": serializers.URLField(),
     "records_url": serializers.URLField(),
+    "processing": inline_serializer("Processing", {
+        "purposes": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
+        "legal_basis": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
+        "recipients": serializers.ListField(child=serializers.DictField(child=serializers.CharField()),
+                                            help_text="Recipients or categories of recipients, each {en, fr}."),
+        "retention": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
+        "sources": serializers.ListField(child=serializers.CharField(), help_text="The holder's source systems."),
+        "automated_decisions": serializers.BooleanField(),
+        "last_extraction": serializers.DateTimeField(allow_null=True),
+    }, help_text="GDPR Art. 15(1) facts about how the holder processes this dataset."),
     "withheld": inline_serializer("Withheld", {
         "count": serializers.IntegerField(help_text="The token's customer's records of this dataset that "
                                           "could not be restituted (kept aside by the holder)."),
@@ -157,6 +167,7 @@ class DatasetListView(GrantedTokenView):
                 "extracted_at": summary["extracted_at"],
                 "schema_url": _url(request, f"/api/v1/datasets/{dataset.slug}/schema"),
                 "records_url": _url(request, f"/api/v1/datasets/{dataset.slug}/records"),
+                "processing": processing.facts(dataset),
                 "withheld": {"count": withheld.get(dataset.slug, 0), "last_checked": checked.get(dataset.slug)},
             })
         return Response({"items": items})

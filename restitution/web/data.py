@@ -16,7 +16,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import charts, exports, portability, quarantine
+from .. import charts, exports, portability, processing, quarantine
 from ..catalogue import field_descriptions
 from ..models import Dataset, ExportJob
 from .views import _customer
@@ -43,6 +43,7 @@ def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
         "fields": field_descriptions(dataset, language),
         "table": charts.record_table(customer=customer, dataset=dataset),
         "withheld": quarantine.withheld(customer).get(dataset.slug, 0),
+        "processing": processing.in_language(processing.facts(dataset), language),
     })
 
 
