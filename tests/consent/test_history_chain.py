@@ -129,3 +129,39 @@ def test_the_signed_download_verifies_with_the_documented_algorithm_alone(histor
 def test_the_history_download_needs_a_login(histories):
     response = Client().get("/account/history.json")
     assert response.status_code == 302 and "/login" in response["Location"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_for_one_customer_keep_one_unbroken_chain(personas):
+    """Eight threads, each with its own connection, write events for alice at once: the trigger
+    serialises them per customer, so the chain has no fork and no gap."""
+    import threading
+
+    from django.db import connections
+
+    from restitution import audit
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def write() -> None:
+        try:
+            start.wait()
+            for _ in range(15):
+                audit.record_event(kind=AccessEvent.Kind.DATA_READ, customer=personas.alice, client=personas.trusted,
+                                   record_count=1)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    positions = list(AccessEvent.objects.filter(customer=personas.alice).order_by("chain_seq")
+                     .values_list("chain_seq", flat=True))
+    assert positions == list(range(1, 121))
+    assert audit.verify_chains() == []
