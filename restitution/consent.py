@@ -7,6 +7,8 @@ renders pages and never serves data.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -42,6 +44,15 @@ def active_grant(*, customer: Customer | None, client: PimsClient) -> Grant | No
     return (Grant.objects.filter(customer=customer, client=client, revoked_at__isnull=True,
                                  ended_at__isnull=True, expires_at__gt=now)
             .select_related("customer", "client").prefetch_related("datasets").order_by("-created_at").first())
+
+
+def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
+    """A stable identifier of the customer for one client only (never the legacy id).
+
+    Two clients get unrelated values for the same customer, so they cannot join their data.
+    """
+    message = f"{client_id}\x1f{customer_reference}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
 def grant_scopes(grant: Grant) -> set[str]:

@@ -7,11 +7,9 @@ succeeded is never missing from the customer's history.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -33,15 +31,6 @@ from .throttling import PerClientThrottle, PerCustomerThrottle, check_all, claim
 PROBLEM = OpenApiResponse(description="An RFC 9457 problem (application/problem+json) with a stable `code`.")
 ERRORS = {400: PROBLEM, 401: PROBLEM, 404: PROBLEM, 429: PROBLEM}
 REFRESH_INTERVAL_SECONDS = 300
-
-
-def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
-    """A stable identifier of the customer for one client only (never the legacy id).
-
-    Two clients get unrelated values for the same customer, so they cannot join their data.
-    """
-    message = f"{client_id}\x1f{customer_reference}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
 class GrantedTokenView(APIView):
@@ -109,7 +98,7 @@ class MeView(GrantedTokenView):
     def get(self, request: Request) -> Response:
         grant = self.grant(request)
         return Response({
-            "sub": pairwise_subject(customer_reference=grant.customer.reference,
+            "sub": consent.pairwise_subject(customer_reference=grant.customer.reference,
                                     client_id=request.auth.application.client_id),
             "datasets": [d.slug for d in self.datasets(request, grant)],
             "expires_at": grant.expires_at,
