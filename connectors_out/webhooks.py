@@ -106,7 +106,10 @@ def notify_new_data(*, run: ExtractionRun, customer_ids: list[int]) -> int:
 
 
 def notify_grant_revoked(*, grant: Grant) -> WebhookDelivery | None:
-    """Tell the client its grant ended (its tokens already stopped working)."""
+    """Tell the client its grant ended (its tokens already stopped working); a deprovisioned
+    client has no one left to tell."""
+    if grant.client.approval == PimsClient.Approval.DEPROVISIONED:
+        return None
     endpoint = _endpoint_of(grant.client)
     if endpoint is None:
         return None

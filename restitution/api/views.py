@@ -21,7 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import audit, consent, extraction, portability
+from .. import audit, consent, portability
+from .. import runs as run_requests
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
@@ -317,7 +318,7 @@ class RefreshView(GrantedTokenView):
     @extend_schema(summary="Ask for fresh data",
                    description=f"Queues an extraction of the customer's data; at most one request every "
                    f"{REFRESH_INTERVAL_SECONDS // 60} minutes per consent, and one new run of each source every "
-                   f"{int(extraction.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
+                   f"{int(run_requests.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
                    "(429 with Retry-After otherwise).",
                    request=None, responses={202: inline_serializer("Refresh", {"items": inline_serializer(
                        "ExtractionItem", EXTRACTION_FIELDS, many=True)}),
@@ -330,8 +331,8 @@ class RefreshView(GrantedTokenView):
             response["Retry-After"] = str(REFRESH_INTERVAL_SECONDS)
             return response
         try:
-            runs = extraction.request_customer_refresh(customer=grant.customer)
-        except extraction.RefreshTooSoon as wait:
+            runs = run_requests.request_customer_refresh(customer=grant.customer)
+        except run_requests.RefreshTooSoon as wait:
             # Per customer, whichever client or page asked: the legacy systems pay for each run.
             response = problem(status_code=429, code="rate_limited", title="Too many requests",
                                detail="Fresh data was asked for a moment ago; ask again later.")
