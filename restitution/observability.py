@@ -120,7 +120,7 @@ def _unbind_task_request_id(task=None, **kwargs: Any) -> None:
             pass
 
 
-# --- Prometheus: API latency per tier, delivery outcomes, and a collector over the database ---
+# --- Prometheus: API latency per tier, and a collector over the database -----------------------
 
 API_LATENCY = Histogram(
     "gateway_api_request_duration_seconds", "API and OAuth2 endpoint latency, by CDR-style tier.",
@@ -151,7 +151,6 @@ TIERS: dict[str, str] = {
     "api-changes": "large-payload",
     "api-document": "large-payload",
 }
-
 
 
 def endpoint_of(path: str) -> tuple[str, str] | None:
