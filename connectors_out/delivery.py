@@ -202,9 +202,9 @@ def changed_customers(*, run: ExtractionRun) -> list[int]:
 
 
 def after_extraction(*, run_id: int) -> None:
-    """Called at the end of every successful extraction run: queue a delivery to each active
-    destination with pending changes, and tell PIMS clients' webhooks. Never raises: the run
-    has succeeded whatever happens here (the next run queues again what failed to queue)."""
+    """After an extraction run changed data (the RUN_CHANGED_DATA event): queue a delivery to each
+    active destination with pending changes. Never raises: the run has succeeded whatever happens
+    here (the next run queues again what failed to queue)."""
     try:
         run = ExtractionRun.objects.get(pk=run_id)
         customers = changed_customers(run=run)
@@ -217,9 +217,6 @@ def after_extraction(*, run_id: int) -> None:
         for destination in destinations:
             if has_pending_changes(destination=destination):
                 queue_delivery(destination=destination, trigger="extraction")
-        from .webhooks import notify_new_data
-
-        notify_new_data(run=run, customer_ids=customers)
     except Exception:
         log.exception("queueing deliveries after extraction run %s failed", run_id)
 

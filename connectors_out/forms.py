@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from restitution.models import Dataset, Grant
-from restitution.web.forms import DURATION_CHOICES, PeriodCheck
+from restitution.periods import DURATION_CHOICES, PeriodCheck
 
 
 class DestinationForm(PeriodCheck, forms.Form):

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from restitution import crypto, outbox
+from restitution import consent, crypto, outbox
 from restitution.models import ExtractionRun, Grant, PimsClient, Record
 
 from .base import http_client, network_error
@@ -64,9 +64,7 @@ def sign(*, secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 # --- Events -------------------------------------------------------------------------------------
 
 def _subject(grant: Grant) -> str:
-    from restitution.api.views import pairwise_subject
-
-    return pairwise_subject(customer_reference=grant.customer.reference, client_id=grant.client.client_id)
+    return consent.pairwise_subject(customer_reference=grant.customer.reference, client_id=grant.client.client_id)
 
 
 def queue_event(*, endpoint: WebhookEndpoint, event: str, data: dict[str, Any]) -> WebhookDelivery:
@@ -108,7 +106,10 @@ def notify_new_data(*, run: ExtractionRun, customer_ids: list[int]) -> int:
 
 
 def notify_grant_revoked(*, grant: Grant) -> WebhookDelivery | None:
-    """Tell the client its grant ended (its tokens already stopped working)."""
+    """Tell the client its grant ended (its tokens already stopped working); a deprovisioned
+    client has no one left to tell."""
+    if grant.client.approval == PimsClient.Approval.DEPROVISIONED:
+        return None
     endpoint = _endpoint_of(grant.client)
     if endpoint is None:
         return None

@@ -23,7 +23,7 @@ from connectors_out.models import Delivery, Destination
 from demo.install import install_demo
 from restitution import extraction
 from restitution.models import Customer, Dataset, Record, Source
-from tests.conftest import ROOT, demo_env_for, load_ground_truth
+from tests.conftest import ROOT, deliver_events, demo_env_for, load_ground_truth
 from tests.connectors_out.peers_install import npm_peers  # noqa: F401 - used by peers.py
 
 INSURANCE = ["insurance-claims", "insurance-contracts"]
@@ -96,6 +96,7 @@ class DemoCustomer:
         source = Source.objects.get(slug=source_slug)
         run = extraction.request_extraction(source=source, customer=self.customer)
         assert extraction.run_synchronously(run=run).status == "succeeded"
+        deliver_events()  # the run's event: deliveries queued, webhooks announced
 
     def legacy_sql(self, sql: str, *params: Any) -> None:
         with sqlite3.connect(self.demo_dir / "insurer.sqlite3") as connection:
