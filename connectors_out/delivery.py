@@ -9,7 +9,6 @@ This module never reads a legacy system and never logs credentials or record con
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from restitution import audit, crypto, outbox, portability
 from restitution.consent import DURATIONS, ConsentError
 from restitution.models import AccessEvent, Customer, Dataset, Document, ExtractionRun, Grant, Record
 
-from .base import Change, DeliveryError, File, Transport
+from .base import Change, File, Transport
+from .http import DeliveryError, retry_delay
 from .models import Delivery, DeliveryAttempt, Destination
 from .registry import transport_class
 
@@ -55,7 +55,7 @@ def connect_destination(*, customer: Customer, kind: str, label: str, settings_:
                         request: HttpRequest | None = None) -> Destination:
     """Record the customer's consent to push some datasets to a store of theirs, and queue the
     first (full) delivery unless the store still has to authorize the gateway."""
-    transport_class(kind)  # an unknown kind is a ValueError before anything is written
+    transport_class(kind)  # a kind the registry does not hold is a ValueError before anything is written
     if not datasets:
         raise ConsentError(_("choose at least one dataset"))
     if duration not in DURATIONS:
@@ -226,11 +226,6 @@ def after_extraction(*, run_id: int) -> None:
 
 # --- Executing ----------------------------------------------------------------------------------
 
-def retry_backoff(attempt: int) -> float:
-    delay = min(settings.CONNECTORS_RETRY_CAP_SECONDS, settings.CONNECTORS_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
-    return delay * random.uniform(0.5, 1.5)
-
-
 def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
     """Claim one queued delivery, push its changes, record the attempt; say what to do next."""
     delivery = Delivery.objects.select_related("destination__customer").filter(pk=delivery_id).first()
@@ -388,7 +383,7 @@ def _failed_attempt(delivery: Delivery, attempt: DeliveryAttempt, started: float
         Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.QUEUED,
                                                        error=f"attempt {delivery.attempts}: {exc}")
         log.warning("delivery %s: transient failure, will retry: %s", delivery.pk, exc)
-        return DeliveryOutcome("retry", retry_in=retry_backoff(delivery.attempts))
+        return DeliveryOutcome("retry", retry_in=retry_delay(delivery.attempts))
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, finished_at=timezone.now(),
                                                        error=str(exc)[:2000], advice=exc.advice)

@@ -21,15 +21,9 @@ class Destination(models.Model):
     portability module's page queries serve it unchanged.
     """
 
-    class Kind(models.TextChoices):
-        SOLID = "solid", _("Solid pod")
-        WEBDAV = "webdav", _("Nextcloud / WebDAV")
-        REMOTESTORAGE = "remotestorage", _("remoteStorage")
-        COZY = "cozy", _("Cozy")
-
     receipt_id = models.UUIDField(unique=True, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="destinations")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=20, help_text="A name of connectors_out.registry (checked when connecting).")
     label = models.CharField(max_length=200, help_text="Shown to the customer, e.g. the server's address.")
     settings = models.JSONField(default=dict, blank=True,
                                 help_text="Where to write (server, user, folder): nothing secret.")
@@ -55,7 +49,13 @@ class Destination(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.label} ({self.customer})"
+        return f"{self.kind_label} {self.label} ({self.customer})"
+
+    @property
+    def kind_label(self) -> str:
+        from .registry import label
+
+        return label(self.kind)
 
     def status(self, now=None) -> str:
         now = now or timezone.now()

@@ -29,8 +29,8 @@ from django.utils import timezone
 from restitution import crypto, outbox
 from restitution.models import ExtractionRun, Grant, PimsClient, Record
 
-from .base import http_client, network_error
-from .delivery import DeliveryOutcome, retry_backoff
+from .delivery import DeliveryOutcome
+from .http import DeliveryError, http_client, retry_delay, send
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -140,34 +140,33 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
     attempt = WebhookAttempt.objects.create(delivery=row, number=row.attempts)
     started = time.monotonic()
     status_code: int | None = None
-    error = ""
-    refused = False
-    # The transports' client: the URL's name resolved once, every address checked public (unless
-    # CONNECTORS_ALLOW_LOCAL_DESTINATIONS), the socket opened on the checked address, no redirect.
+    failure: DeliveryError | None = None
+    # The one HTTP layer of the push side: the URL's name resolved once, every address checked
+    # public (unless CONNECTORS_ALLOW_LOCAL_DESTINATIONS), the socket opened on the checked
+    # address, no redirect; answers classified as for deliveries (network, 429, 5xx: transient).
     client = http or http_client()
     try:
-        status_code = client.post(row.endpoint.url, content=body, headers=headers).status_code
-    except httpx.TransportError as exc:
-        failure = network_error(exc, "webhook")
-        refused, error = failure.permanent, str(failure) if failure.permanent else type(exc).__name__
+        status_code = send(client, "POST", row.endpoint.url, what="webhook", content=body,
+                           headers=headers).status_code
+    except DeliveryError as exc:
+        failure, status_code = exc, exc.status_code
     finally:
         if http is None:
             client.close()
     attempt.duration_ms = int((time.monotonic() - started) * 1000)
     attempt.status_code = status_code
-    attempt.error = error
+    attempt.error = str(failure) if failure is not None and status_code is None else ""
     attempt.save(update_fields=["duration_ms", "status_code", "error"])
     now = timezone.now()
-    if status_code is not None and 200 <= status_code < 300:
+    if failure is None:
         WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.SUCCEEDED, finished_at=now,
                                                          last_status_code=status_code, error="")
         return DeliveryOutcome("succeeded")
-    message = error or f"HTTP {status_code}"
-    transient = not refused and (status_code is None or status_code == 429 or status_code >= 500)
-    if transient and row.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
+    message = f"HTTP {status_code}" if status_code is not None else attempt.error
+    if not failure.permanent and row.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
         WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.QUEUED,
                                                          last_status_code=status_code, error=message)
-        return DeliveryOutcome("retry", retry_in=retry_backoff(row.attempts))
+        return DeliveryOutcome("retry", retry_in=retry_delay(row.attempts))
     WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.FAILED, finished_at=now,
                                                      last_status_code=status_code, error=message)
     log.warning("webhook %s to client %s failed: %s", row.event_id, row.endpoint.client_id, message)

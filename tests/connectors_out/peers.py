@@ -155,7 +155,7 @@ class SolidPeer:
             http.close()
 
     def _transport(self):
-        from connectors_out.solid import SolidTransport
+        from connectors_out.kinds.solid.transport import SolidTransport
 
         settings_, credentials = self.connection()
         return SolidTransport(settings=settings_, credentials=credentials)
@@ -350,7 +350,7 @@ class CozyPeer:
                      headers={"Authorization": f"Bearer {self.owner}"}).raise_for_status()
 
     def _docs(self) -> dict[str, dict]:
-        from connectors_out.cozy import doctype
+        from connectors_out.kinds.cozy.transport import doctype
 
         found = {}
         with httpx.Client(headers={"Authorization": f"Bearer {self.owner}"}) as http:

@@ -14,16 +14,8 @@ from urllib.parse import quote, urlencode
 import httpx
 from django.conf import settings as django_settings
 
-from .base import (
-    Change,
-    DestinationURLError,
-    File,
-    Transport,
-    check_destination_url,
-    file_name,
-    http_client,
-    resource_name,
-)
+from ...base import Change, File, Transport, file_name, resource_name
+from ...http import DestinationURLError, check_destination_url, http_client
 
 #: The category (top folder, and OAuth scope) the gateway asks for.
 CATEGORY = "restitution"

@@ -17,17 +17,8 @@ from urllib.parse import quote, urlencode
 import httpx
 from django.conf import settings as django_settings
 
-from .base import (
-    ADVICE_REAUTHORIZE,
-    Change,
-    DeliveryError,
-    File,
-    Transport,
-    check_response,
-    file_name,
-    http_client,
-    network_error,
-)
+from ...base import Change, File, Transport, file_name
+from ...http import ADVICE_REAUTHORIZE, DeliveryError, check_response, http_client, network_error
 
 SOFTWARE_ID = "restitution-gateway"
 ROOT_DIR_ID = "io.cozy.files.root-dir"

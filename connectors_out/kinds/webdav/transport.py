@@ -13,17 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .base import (
-    Change,
-    DeliveryError,
-    File,
-    Transport,
-    check_response,
-    file_name,
-    http_client,
-    network_error,
-    resource_name,
-)
+from ...base import Change, File, Transport, file_name, resource_name
+from ...http import DeliveryError, check_response, http_client, network_error
 
 DAV_FILES_PATH = "/remote.php/dav/files/"
 

@@ -22,17 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from .base import (
-    ADVICE_REAUTHORIZE,
-    Change,
-    DeliveryError,
-    File,
-    Transport,
-    check_response,
-    file_name,
-    network_error,
-    resource_name,
-)
+from ...base import Change, File, Transport, file_name, resource_name
+from ...http import ADVICE_REAUTHORIZE, DeliveryError, check_response, network_error
 
 #: The vocabulary of the records' JSON-LD; `data` is a JSON literal (kept exactly as extracted).
 VOCAB = "urn:restitution:"
