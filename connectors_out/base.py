@@ -110,5 +110,10 @@ class Transport(ABC):
     def put_file(self, file: File) -> None:
         """Store a record's document (same name every time)."""
 
+    @abstractmethod
+    def delete_file(self, file: File) -> None:
+        """Remove a record's document that its current version no longer names (its `content`
+        is empty); already gone is fine."""
+
     def close(self) -> None:
         self.http.close()

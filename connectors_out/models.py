@@ -89,6 +89,9 @@ class Delivery(models.Model):
     removed = models.PositiveIntegerField(default=0)
     files = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="After a transient failure: no attempt before this time (the backoff step), in any shape.")
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -159,6 +162,9 @@ class WebhookDelivery(models.Model):
     payload = models.JSONField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="After a transient failure: no attempt before this time (the backoff step), in any shape.")
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)

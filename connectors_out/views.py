@@ -38,7 +38,11 @@ def destinations(request: HttpRequest) -> HttpResponse:
     rows = []
     for destination in (Destination.objects.filter(customer=customer).prefetch_related("datasets")):
         recent = list(destination.deliveries.prefetch_related("attempt_rows")[:5])
-        rows.append({"destination": destination, "status": destination.status(), "deliveries": recent,
+        status = destination.status()
+        connected = status == "active"
+        if connected and destination.blocked_at is not None:
+            status = "blocked"  # connected, but nothing is sent until the customer acts
+        rows.append({"destination": destination, "status": status, "connected": connected, "deliveries": recent,
                      "kind": kinds.get(destination.kind),
                      "failure": next((d for d in recent[:1] if d.status == Delivery.Status.FAILED), None)})
     return render(request, "connectors_out/destinations.html", {
@@ -79,8 +83,18 @@ def disconnect(request: HttpRequest, receipt_id) -> HttpResponse:
 @require_POST
 def retry(request: HttpRequest, receipt_id) -> HttpResponse:
     destination = _mine(request, receipt_id)
-    if delivery.queue_delivery(destination=destination, trigger="retry") is None:
+    queued = delivery.queue_delivery(destination=destination, trigger="retry")
+    if queued is None:
         messages.error(request, _("This destination is no longer connected."))
+        return redirect("connectors_out:destinations")
+    queued.refresh_from_db()  # where no worker waits (embedded shape), the attempt already ran
+    if queued.status == Delivery.Status.SUCCEEDED:
+        messages.success(request, _("Delivered: your cloud is up to date."))
+    elif queued.status == Delivery.Status.FAILED:
+        messages.error(request, _("Tried again, and it failed: %(advice)s") % {"advice": queued.advice})
+    elif queued.retry_at is not None:
+        messages.warning(request, _("Tried again, and your cloud could not be reached: the gateway will try "
+                                    "again later by itself."))
     else:
         messages.info(request, _("Sending again…"))
     return redirect("connectors_out:destinations")

@@ -76,6 +76,13 @@ def queue_event(*, endpoint: WebhookEndpoint, event: str, data: dict[str, Any]) 
         row = WebhookDelivery.objects.create(endpoint=endpoint, event_id=event_id, event=event, payload=payload)
         # Through the outbox: committed with the event row, so a broker outage loses no event.
         outbox.enqueue(task="connectors_out.tasks.send_webhook", args=[row.pk])
+        # Earlier events of this endpoint whose backoff step is over go again with it: where no
+        # worker waits out a countdown (the embedded shape), nothing else would send them.
+        due = WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.QUEUED,
+                                             retry_at__lte=timezone.now()).exclude(pk=row.pk)
+        for due_id in list(due.values_list("pk", flat=True)):
+            WebhookDelivery.objects.filter(pk=due_id).update(retry_at=None)
+            outbox.enqueue(task="connectors_out.tasks.send_webhook", args=[due_id])
     return row
 
 
@@ -126,8 +133,10 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
         _release_if_orphaned(row)
     if row is None or row.status != WebhookDelivery.Status.QUEUED:
         return DeliveryOutcome("done")
+    if row.retry_at is not None and row.retry_at > timezone.now():  # before its backoff step: no attempt
+        return DeliveryOutcome("waiting", retry_in=(row.retry_at - timezone.now()).total_seconds())
     claimed = WebhookDelivery.objects.filter(pk=row.pk, status=WebhookDelivery.Status.QUEUED).update(
-        status=WebhookDelivery.Status.RUNNING, attempts=F("attempts") + 1)
+        status=WebhookDelivery.Status.RUNNING, attempts=F("attempts") + 1, retry_at=None)
     if not claimed:
         return DeliveryOutcome("claimed-elsewhere")
     row.refresh_from_db()
@@ -164,9 +173,11 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
         return DeliveryOutcome("succeeded")
     message = f"HTTP {status_code}" if status_code is not None else attempt.error
     if not failure.permanent and row.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
+        delay = retry_delay(row.attempts)
         WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.QUEUED,
-                                                         last_status_code=status_code, error=message)
-        return DeliveryOutcome("retry", retry_in=retry_delay(row.attempts))
+                                                         last_status_code=status_code, error=message,
+                                                         retry_at=now + timedelta(seconds=delay))
+        return DeliveryOutcome("retry", retry_in=delay)
     WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.FAILED, finished_at=now,
                                                      last_status_code=status_code, error=message)
     log.warning("webhook %s to client %s failed: %s", row.event_id, row.endpoint.client_id, message)

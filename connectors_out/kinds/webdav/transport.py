@@ -76,6 +76,10 @@ class WebDavTransport(Transport):
         self.request("PUT", f"{folder}{quote(file_name(file), safe='')}", what="write a document",
                      content=file.content, headers={"Content-Type": file.content_type})
 
+    def delete_file(self, file: File) -> None:
+        url = f"{self._dataset_url(file.dataset)}files/{quote(file_name(file), safe='')}"
+        self.request("DELETE", url, what="remove a document", ok_missing=True)
+
 
 # --- Nextcloud Login Flow v2: an app password without the customer typing one -------------------
 # POST /index.php/login/v2 gives a login URL for the customer's browser and a poll endpoint;

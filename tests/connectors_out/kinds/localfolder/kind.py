@@ -50,6 +50,11 @@ class LocalFolderTransport(Transport):
         path.write_bytes(file.content)
 
 
+    def delete_file(self, file: File) -> None:
+        self.check()
+        (self.root / file.dataset / "files" / file_name(file)).unlink(missing_ok=True)
+
+
 class LocalFolderForm(DestinationForm):
     folder = forms.CharField(max_length=500)
     key = forms.CharField(max_length=100, widget=forms.PasswordInput)
