@@ -15,8 +15,10 @@ def deliver(self, delivery_id: int) -> str:
     from .delivery import execute_delivery
 
     outcome = execute_delivery(delivery_id=delivery_id)
-    if outcome.retry_in is not None:
+    if outcome.retry_in is not None and not self.request.is_eager:
         raise self.retry(countdown=outcome.retry_in)
+    # Eager (embedded shape, no broker): Celery would run the retry at once, whatever the
+    # countdown; the delivery stays queued with its `retry_at` and the next trigger sends it.
     return outcome.status
 
 
@@ -26,7 +28,7 @@ def send_webhook(self, webhook_delivery_id: int) -> str:
     from .webhooks import execute_webhook
 
     outcome = execute_webhook(webhook_delivery_id=webhook_delivery_id)
-    if outcome.retry_in is not None:
+    if outcome.retry_in is not None and not self.request.is_eager:  # eager: see deliver
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
 

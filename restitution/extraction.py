@@ -23,6 +23,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import events, store
+from .backoff import backoff
 from .gate import SourceRateLimiter, get_gate
 from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, compile_mapping
 from .models import Dataset, ExtractionRun, LegacyIdentity, RejectedRow
@@ -114,8 +115,7 @@ def _lease_token(run_id: int) -> str:
 
 
 def _backoff(attempt: int) -> float:
-    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1))
-    return delay * random.uniform(0.5, 1.5)
+    return backoff(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS)
 
 
 def execute_run(*, run_id: int) -> RunOutcome:
