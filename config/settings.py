@@ -150,7 +150,8 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Each destination kind keeps its pages in its own folder (connectors_out/kinds/<kind>/templates/).
+        "DIRS": sorted(str(p) for p in (BASE_DIR / "connectors_out" / "kinds").glob("*/templates")),
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -355,6 +356,9 @@ CONNECTORS_SWEEP_AFTER_SECONDS = env.float("CONNECTORS_SWEEP_AFTER_SECONDS", def
 # Destinations on loopback/private addresses or over plain http (refused in production: SSRF).
 CONNECTORS_ALLOW_LOCAL_DESTINATIONS = env.bool("CONNECTORS_ALLOW_LOCAL_DESTINATIONS",
                                                default=GATEWAY_MODE != "production")
+# Destination kinds beyond connectors_out.registry.KINDS, name -> dotted path of a Kind (none in
+# the product; the tests add a local-folder kind here).
+CONNECTORS_EXTRA_KINDS: dict[str, str] = {}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -13,7 +13,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import audit, extraction, processing
+from . import audit, processing
+from . import runs as run_requests
 from .catalogue import BY_SLUG
 from .mapping import compile_mapping
 from .models import (
@@ -163,7 +164,7 @@ class SourceAdmin(admin.ModelAdmin):
     @admin.action(description="Extract now, for all customers")
     def extract_all(self, request, queryset):
         for source in queryset:
-            run = extraction.request_extraction(source=source)
+            run = run_requests.request_extraction(source=source)
             self.message_user(request, f"{source.slug}: run {run.pk} queued", messages.INFO)
 
 
@@ -215,7 +216,7 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.action(description="Extract this customer's data now")
     def extract_customer(self, request, queryset):
         for customer in queryset:
-            runs = extraction.request_customer_extraction(customer=customer,
+            runs = run_requests.request_customer_extraction(customer=customer,
                                                           trigger=ExtractionRun.Trigger.MANUAL)
             self.message_user(request, f"{customer}: {len(runs)} run(s) queued", messages.INFO)
 
@@ -237,7 +238,7 @@ class ExtractionRunAdmin(admin.ModelAdmin):
     @admin.action(description="Retry (queue a new run of the same source and customer)")
     def retry(self, request, queryset):
         for run in queryset:
-            new = extraction.retry_run(run=run)
+            new = run_requests.retry_run(run=run)
             self.message_user(request, f"run {new.pk} queued", messages.INFO)
 
     def has_add_permission(self, request):

@@ -32,7 +32,7 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, consent, outbox, portability, processing
+from . import audit, consent, events, outbox, portability, processing
 from .catalogue import field_descriptions, field_order
 from .items import utc_text
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
@@ -379,6 +379,7 @@ def _finish(job: ExportJob, *, name: str, size: int, digest: str, manifest: dict
                            record_count=job.records_total,
                            detail={"export": str(job.public_id), "datasets": job.datasets,
                                    "size": size, "for_customer": job.for_customer})
+        events.publish(events.ARCHIVE_READY, subject_id=job.pk)
     job.refresh_from_db()
 
 

@@ -7,11 +7,9 @@ succeeded is never missing from the customer's history.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -23,7 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import audit, consent, extraction, portability, processing, quarantine
+from .. import audit, consent, portability, processing, quarantine
+from .. import runs as run_requests
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
@@ -33,15 +32,6 @@ from .throttling import PerClientThrottle, PerCustomerThrottle, check_all, claim
 PROBLEM = OpenApiResponse(description="An RFC 9457 problem (application/problem+json) with a stable `code`.")
 ERRORS = {400: PROBLEM, 401: PROBLEM, 404: PROBLEM, 429: PROBLEM}
 REFRESH_INTERVAL_SECONDS = 300
-
-
-def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
-    """A stable identifier of the customer for one client only (never the legacy id).
-
-    Two clients get unrelated values for the same customer, so they cannot join their data.
-    """
-    message = f"{client_id}\x1f{customer_reference}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
 class GrantedTokenView(APIView):
@@ -109,7 +99,7 @@ class MeView(GrantedTokenView):
     def get(self, request: Request) -> Response:
         grant = self.grant(request)
         return Response({
-            "sub": pairwise_subject(customer_reference=grant.customer.reference,
+            "sub": consent.pairwise_subject(customer_reference=grant.customer.reference,
                                     client_id=request.auth.application.client_id),
             "datasets": [d.slug for d in self.datasets(request, grant)],
             "expires_at": grant.expires_at,
@@ -154,7 +144,7 @@ class DatasetListView(GrantedTokenView):
         window = portability.request_window(grant, since_date=None, until_date=None)
         items = []
         withheld = quarantine.withheld(grant.customer)
-        checked = extraction.customer_freshness(customer=grant.customer)
+        checked = run_requests.customer_freshness(customer=grant.customer)
         for dataset in self.datasets(request, grant):
             summary = portability.dataset_summary(grant, dataset, window)
             items.append({
@@ -348,7 +338,7 @@ class RefreshView(GrantedTokenView):
     @extend_schema(summary="Ask for fresh data",
                    description=f"Queues an extraction of the customer's data; at most one request every "
                    f"{REFRESH_INTERVAL_SECONDS // 60} minutes per consent, and one new run of each source every "
-                   f"{int(extraction.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
+                   f"{int(run_requests.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
                    "(429 with Retry-After otherwise).",
                    request=None, responses={202: inline_serializer("Refresh", {"items": inline_serializer(
                        "ExtractionItem", EXTRACTION_FIELDS, many=True)}),
@@ -361,8 +351,8 @@ class RefreshView(GrantedTokenView):
             response["Retry-After"] = str(REFRESH_INTERVAL_SECONDS)
             return response
         try:
-            runs = extraction.request_customer_refresh(customer=grant.customer)
-        except extraction.RefreshTooSoon as wait:
+            runs = run_requests.request_customer_refresh(customer=grant.customer)
+        except run_requests.RefreshTooSoon as wait:
             # Per customer, whichever client or page asked: the legacy systems pay for each run.
             response = problem(status_code=429, code="rate_limited", title="Too many requests",
                                detail="Fresh data was asked for a moment ago; ask again later.")

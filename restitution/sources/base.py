@@ -121,12 +121,12 @@ def connection_from_env(env_name: str) -> str:
 
 def backoff_delays(*, attempts: int, base: float, cap: float,
                    jitter: float = 0.5) -> Iterator[float]:
-    """Exponential backoff with jitter: base, 2·base, 4·base … capped, each ±jitter·delay."""
-    import random
+    """Exponential backoff with jitter: base, 2·base, 4·base … capped, each ±jitter·delay
+    (`restitution.backoff`, the one rule of the gateway)."""
+    from restitution.backoff import backoff
 
-    for attempt in range(attempts):
-        delay = min(cap, base * (2**attempt))
-        yield max(0.0, delay * (1 + random.uniform(-jitter, jitter)))
+    for attempt in range(1, attempts + 1):
+        yield backoff(attempt, base=base, cap=cap, jitter=jitter)
 
 
 def sleep(seconds: float) -> None:

@@ -5,7 +5,7 @@ named by the ``token_env`` option. Each dataset is a per-customer path whose ``{
 placeholder receives the URL-quoted customer key (or a ``customer_param`` query parameter).
 Pages are followed through ``next_field`` (a page number, null on the last page); items are
 yielded as they arrive, one page in memory at a time. Attachment fields (invoice PDFs) are
-fetched and replaced by ``mapping.Attachment`` values.
+fetched and replaced by ``legacy_values.Attachment`` values.
 
 Source options::
 
@@ -52,7 +52,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
-from ..mapping import Attachment, lookup
+from ..legacy_values import Attachment, lookup
 from .base import (
     RateLimiter,
     RawRow,

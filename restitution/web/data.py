@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from .. import charts, exports, portability, processing, quarantine
 from ..catalogue import field_descriptions
 from ..models import Dataset, ExportJob
-from .views import _customer
+from .customers import signed_in_customer
 
 
 def _language() -> str:
@@ -28,7 +28,7 @@ def _language() -> str:
 
 @login_required
 def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
     if dataset is None:
         raise Http404("no such dataset")
@@ -76,7 +76,7 @@ def latest_download(*, customer) -> dict | None:
 @login_required
 @require_POST
 def download_all(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     datasets = exports.customer_datasets(customer=customer)
     if not datasets:
         messages.info(request, _("There is nothing to download yet: press “Update my data”."))
@@ -92,6 +92,6 @@ def download_all(request: HttpRequest) -> HttpResponse:
 @login_required
 def download_status(request: HttpRequest) -> JsonResponse:
     """Progress of the customer's latest archive, for the dashboard's progress bar."""
-    state = latest_download(customer=_customer(request)) or {"status": "none"}
+    state = latest_download(customer=signed_in_customer(request)) or {"status": "none"}
     state.pop("expires_at", None)
     return JsonResponse(state)

@@ -8,19 +8,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from .. import metrics
-from ..api.operator import is_operator, period_of
 from ..portability import BadParameter
 
 
 def operator_metrics_page(request: HttpRequest) -> HttpResponse:
-    if not is_operator(request.user):
+    if not metrics.is_operator(request.user):
         raise PermissionDenied
     error = ""
     try:
-        start, end = period_of(request.GET)
+        start, end = metrics.period_of(request.GET)
     except BadParameter as exc:
         error = str(exc)
-        start, end = period_of({})
+        start, end = metrics.period_of({})
     report = metrics.operator_metrics(start=start, end=end)
     context = {**admin.site.each_context(request), "title": "Operator metrics", "report": report,
                "error": error, "tiers": metrics.TIER_ORDER,

@@ -1,7 +1,7 @@
 """Customer pages: the dashboard (my data, connected clouds, access history), revoke, receipts.
 
 Every query here is filtered by the logged-in customer; another customer's grant is a 404.
-Views are thin: they call consent.py and extraction.py and render.
+Views are thin: they call consent.py and runs.py and render.
 """
 
 from __future__ import annotations
@@ -13,22 +13,18 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import audit, consent, extraction, history, quarantine, store
+from .. import audit, consent, history, quarantine, store
+from .. import runs as run_requests
 from ..models import Customer, Dataset, Grant, PimsClient
-
-
-def _customer(request: HttpRequest) -> Customer:
-    customer = consent.customer_of(request.user)
-    if customer is None:
-        raise Http404("not a customer account")
-    return customer
+from .customers import signed_in_customer
+from .data import latest_download
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -37,7 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _my_data(customer: Customer, language: str) -> list[dict]:
     counts = store.live_counts(customer_id=customer.pk)
-    freshness = extraction.customer_freshness(customer=customer)
+    freshness = run_requests.customer_freshness(customer=customer)
     withheld = quarantine.withheld(customer)
     french = language.startswith("fr")
     return [
@@ -53,14 +49,14 @@ def _my_data(customer: Customer, language: str) -> list[dict]:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     language = get_language() or "en"
     grants = list(Grant.objects.filter(customer=customer).select_related("client")
                   .prefetch_related("datasets").annotate(last_access=Max("access_events__created_at")))
     for grant in grants:
         grant.current_status = grant.status()
     _link_replacements(grants)
-    runs, progress = extraction.runs_in_progress(customer=customer)
+    runs, progress = run_requests.runs_in_progress(customer=customer)
     datasets = _my_data(customer, language)
     return render(request, "restitution/dashboard.html", {
         "customer": customer,
@@ -72,7 +68,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "runs": runs,
         "progress": int(100 * progress) if runs else None,
         "language": language,
-        "download": _latest_download(customer),
+        "download": latest_download(customer=customer),
     })
 
 
@@ -89,19 +85,13 @@ def _link_replacements(grants: list[Grant]) -> None:
                 grant.current_status = "replaced"
 
 
-def _latest_download(customer: Customer) -> dict | None:
-    from .data import latest_download
-
-    return latest_download(customer=customer)
-
-
 @login_required
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     try:
-        runs = extraction.request_customer_refresh(customer=customer)
-    except extraction.RefreshTooSoon as wait:
+        runs = run_requests.request_customer_refresh(customer=customer)
+    except run_requests.RefreshTooSoon as wait:
         minutes = max(1, round(wait.seconds / 60))
         messages.info(request, ngettext(
             "Your data was updated a moment ago; you can ask again in %(n)d minute.",
@@ -114,14 +104,14 @@ def refresh(request: HttpRequest) -> HttpResponse:
 @login_required
 def refresh_status(request: HttpRequest) -> JsonResponse:
     """Progress of the customer's running extractions, for the dashboard's progress bar."""
-    runs, progress = extraction.runs_in_progress(customer=_customer(request))
+    runs, progress = run_requests.runs_in_progress(customer=signed_in_customer(request))
     return JsonResponse({"active": len(runs), "progress": round(progress, 3)})
 
 
 @login_required
 @require_POST
 def revoke(request: HttpRequest, receipt_id) -> HttpResponse:
-    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=_customer(request))
+    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=signed_in_customer(request))
     consent.revoke_grant(grant=grant, request=request)
     messages.success(request, _("Access revoked: %(client)s can no longer read your data.")
                      % {"client": grant.client.name})
@@ -130,7 +120,7 @@ def revoke(request: HttpRequest, receipt_id) -> HttpResponse:
 
 @login_required
 def receipt(request: HttpRequest, receipt_id) -> HttpResponse:
-    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=_customer(request))
+    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=signed_in_customer(request))
     response = HttpResponse(json.dumps(grant.receipt, indent=2, ensure_ascii=False),
                             content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.receipt_id}.json"'
@@ -140,7 +130,7 @@ def receipt(request: HttpRequest, receipt_id) -> HttpResponse:
 @login_required
 def history_json(request: HttpRequest) -> HttpResponse:
     """The customer's whole access history, hash-chained and signed (docs/history.md)."""
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     body = audit.signed_history(customer)
     response = HttpResponse(json.dumps(body, indent=1, ensure_ascii=False),
                             content_type="application/json; charset=utf-8")
@@ -151,7 +141,7 @@ def history_json(request: HttpRequest) -> HttpResponse:
 @login_required
 def history_page(request: HttpRequest) -> HttpResponse:
     """The whole access history in sentences, by day, paged, filterable by who and dataset."""
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     language = get_language() or "en"
     who = request.GET.get("who", "")
     slug = request.GET.get("dataset", "")
@@ -192,7 +182,7 @@ def asking_client(next_url: str) -> PimsClient | None:
 @login_required
 def receipt_page(request: HttpRequest, receipt_id) -> HttpResponse:
     """The consent receipt as a page the customer can read (FR/EN), next to its JSON."""
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     grant = get_object_or_404(Grant.objects.select_related("client"), receipt_id=receipt_id, customer=customer)
     grants = list(Grant.objects.filter(customer=customer, client=grant.client).select_related("client"))
     for each in grants:
