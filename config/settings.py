@@ -151,8 +151,10 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         # The gateway's own templates first, so that its admin/base_site.html (the operator
-        # console's style) wins over django.contrib.admin's.
-        "DIRS": [BASE_DIR / "restitution" / "templates"],
+        # console's style) wins over django.contrib.admin's; each destination kind keeps its
+        # pages in its own folder (connectors_out/kinds/<kind>/templates/).
+        "DIRS": [BASE_DIR / "restitution" / "templates",
+                 *sorted(str(p) for p in (BASE_DIR / "connectors_out" / "kinds").glob("*/templates"))],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -283,6 +285,8 @@ PASSWORD_HASHERS = [
 # Who the holder is, for consent receipts and pages.
 GATEWAY_HOLDER_NAME = env.str("GATEWAY_HOLDER_NAME", default="Demo data holder")
 GATEWAY_HOLDER_CONTACT = env.str("GATEWAY_HOLDER_CONTACT", default="privacy@holder.example")
+# The time zone of the customers' calendar: a consent's "from" and "to" dates are whole days there.
+GATEWAY_CUSTOMER_TIME_ZONE = env.str("GATEWAY_CUSTOMER_TIME_ZONE", default=TIME_ZONE)
 
 # --- Redis, Celery -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -356,6 +360,9 @@ CONNECTORS_SWEEP_AFTER_SECONDS = env.float("CONNECTORS_SWEEP_AFTER_SECONDS", def
 # Destinations on loopback/private addresses or over plain http (refused in production: SSRF).
 CONNECTORS_ALLOW_LOCAL_DESTINATIONS = env.bool("CONNECTORS_ALLOW_LOCAL_DESTINATIONS",
                                                default=GATEWAY_MODE != "production")
+# Destination kinds beyond connectors_out.registry.KINDS, name -> dotted path of a Kind (none in
+# the product; the tests add a local-folder kind here).
+CONNECTORS_EXTRA_KINDS: dict[str, str] = {}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

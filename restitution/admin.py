@@ -7,9 +7,15 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import extraction
+from . import audit, processing
+from . import runs as run_requests
 from .catalogue import BY_SLUG
 from .mapping import compile_mapping
 from .models import (
@@ -23,6 +29,92 @@ from .models import (
     RejectedRow,
     Source,
 )
+
+
+class StaffReasonForm(forms.Form):
+    reason = forms.CharField(min_length=5, max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Shown to each customer whose data you open, in their access history.")
+
+
+class StaffAccessAdmin(admin.ModelAdmin):
+    """Customer data in the admin: opening a list or an entry first asks the staff member why,
+    and each customer whose data is shown gets a "viewed by the holder's staff" event with that
+    reason (`audit.record_staff_access`). A reason holds for STAFF_REASON_SECONDS."""
+
+    STAFF_REASON_SECONDS = 15 * 60
+    SESSION_KEY = "restitution_staff_reason"
+    staff_subject = "records"
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [path("reason/", self.admin_site.admin_view(self.reason_view), name=f"{info[0]}_{info[1]}_reason"),
+                *super().get_urls()]
+
+    def _reason(self, request) -> str | None:
+        held = request.session.get(self.SESSION_KEY) or {}
+        if held.get("until", 0) > timezone.now().timestamp():
+            return held.get("reason")
+        return None
+
+    def _ask(self, request):
+        info = self.opts.app_label, self.opts.model_name
+        target = reverse(f"admin:{info[0]}_{info[1]}_reason")
+        return HttpResponseRedirect(f"{target}?next={_quote(request.get_full_path())}")
+
+    def reason_view(self, request):
+        target = request.POST.get("next") or request.GET.get("next") or ""
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+            target = reverse("admin:index")
+        form = StaffReasonForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            request.session[self.SESSION_KEY] = {
+                "reason": form.cleaned_data["reason"],
+                "until": timezone.now().timestamp() + self.STAFF_REASON_SECONDS}
+            return HttpResponseRedirect(target)
+        context = {**self.admin_site.each_context(request), "form": form, "next": target, "opts": self.opts,
+                   "title": "Why do you open customers' data?"}
+        return TemplateResponse(request, "admin/restitution/staff_reason.html", context,
+                                status=400 if request.method == "POST" else 200)
+
+    def changelist_view(self, request, extra_context=None):
+        reason = self._reason(request)
+        if reason is None:
+            return self._ask(request)
+        response = super().changelist_view(request, extra_context)
+        cl = getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
+        if cl is not None:
+            self._record(request, reason, list(cl.result_list))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        reason = self._reason(request)
+        if reason is None:
+            return self._ask(request)
+        obj = self.get_object(request, object_id)
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if obj is not None and getattr(response, "status_code", 200) == 200:
+            self._record(request, reason, [obj])
+        return response
+
+    def _record(self, request, reason: str, objects: list) -> None:
+        customers: dict[int, set] = {}
+        for obj in objects:
+            customer_id = getattr(obj, "customer_id", None)
+            if customer_id is not None:
+                customers.setdefault(customer_id, set()).update(self.datasets_of(obj))
+        audit.record_staff_access(staff=request.user, customers=customers, subject=self.staff_subject,
+                                  reason=reason, request=request)
+
+    def datasets_of(self, obj) -> set:
+        dataset_id = getattr(obj, "dataset_id", None)
+        return {dataset_id} if dataset_id else set()
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -73,12 +165,30 @@ class SourceAdmin(admin.ModelAdmin):
     @admin.action(description="Extract now, for all customers")
     def extract_all(self, request, queryset):
         for source in queryset:
-            run = extraction.request_extraction(source=source)
+            run = run_requests.request_extraction(source=source)
             self.message_user(request, f"{source.slug}: run {run.pk} queued", messages.INFO)
+
+
+class DatasetAdminForm(forms.ModelForm):
+    class Meta:
+        model = Dataset
+        fields = ["slug", "title_en", "title_fr", "description_en", "description_fr", "schema", "schema_version",
+                  "natural_key", "date_field", "field_help", "is_published", "processing"]
+
+    def clean_processing(self):
+        value = self.cleaned_data.get("processing") or {}
+        try:
+            processing.check(value)
+        except processing.InvalidProcessing as exc:
+            raise forms.ValidationError(f"Processing facts: {exc}") from None
+        return value
 
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
+    """Datasets, with their GDPR Art. 15 facts (`processing`, FR/EN) edited here."""
+
+    form = DatasetAdminForm
     list_display = ("slug", "title_en", "schema_version", "scope_name", "is_published")
 
     @admin.display(description="OAuth scope")
@@ -107,7 +217,7 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.action(description="Extract this customer's data now")
     def extract_customer(self, request, queryset):
         for customer in queryset:
-            runs = extraction.request_customer_extraction(customer=customer,
+            runs = run_requests.request_customer_extraction(customer=customer,
                                                           trigger=ExtractionRun.Trigger.MANUAL)
             self.message_user(request, f"{customer}: {len(runs)} run(s) queued", messages.INFO)
 
@@ -129,7 +239,7 @@ class ExtractionRunAdmin(admin.ModelAdmin):
     @admin.action(description="Retry (queue a new run of the same source and customer)")
     def retry(self, request, queryset):
         for run in queryset:
-            new = extraction.retry_run(run=run)
+            new = run_requests.retry_run(run=run)
             self.message_user(request, f"run {new.pk} queued", messages.INFO)
 
     def has_add_permission(self, request):
@@ -137,13 +247,18 @@ class ExtractionRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(RejectedRow)
-class RejectedRowAdmin(admin.ModelAdmin):
-    list_display = ("id", "source", "dataset", "customer", "locator", "reason", "created_at")
-    list_filter = ("source", "dataset")
-    search_fields = ("reason", "locator")
+class RejectedRowAdmin(StaffAccessAdmin):
+    """The quarantine: one row per legacy row that could not be restituted. The operator sets
+    its state and a note; the counts per state show beside the filters."""
+
+    list_display = ("id", "source", "dataset", "customer", "locator", "reason", "state", "last_seen_at")
+    list_filter = ("state", "source", "dataset")
+    show_facets = admin.ShowFacets.ALWAYS
+    search_fields = ("reason", "locator", "note")
     readonly_fields = ("run", "source", "dataset", "customer", "locator", "reason", "raw_pretty",
-                       "created_at")
-    exclude = ("raw",)
+                       "created_at", "last_seen_at")
+    fields = ("state", "note", "source", "dataset", "customer", "locator", "reason", "raw_pretty", "run",
+              "created_at", "last_seen_at")
 
     @admin.display(description="raw values")
     def raw_pretty(self, row: RejectedRow):
@@ -154,7 +269,7 @@ class RejectedRowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Record)
-class RecordAdmin(ReadOnlyAdmin):
+class RecordAdmin(StaffAccessAdmin, ReadOnlyAdmin):
     list_display = ("id", "dataset", "customer", "key", "seq", "deleted", "extracted_at")
     list_filter = ("dataset", "deleted")
     search_fields = ("key",)
@@ -162,7 +277,9 @@ class RecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(StaffAccessAdmin):
+    staff_subject = "documents"
+
     list_display = ("id", "customer", "dataset", "record_key", "filename", "size", "created_at")
     raw_id_fields = ("customer",)
 
@@ -312,7 +429,9 @@ class PimsClientAdmin(ApplicationAdmin):
 
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
+class GrantAdmin(StaffAccessAdmin):
+    staff_subject = "consents"
+
     list_display = ("receipt_id", "customer", "client", "duration", "created_at", "expires_at", "revoked_at")
     list_filter = ("duration", "client")
     search_fields = ("customer__reference", "receipt_id")
@@ -330,7 +449,9 @@ class GrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(ReadOnlyAdmin):
+class AccessEventAdmin(StaffAccessAdmin, ReadOnlyAdmin):
+    staff_subject = "history"
+
     list_display = ("created_at", "kind", "customer", "client", "dataset", "record_count", "staff")
     list_filter = ("kind", "client")
     search_fields = ("customer__reference", "request_id")
@@ -353,8 +474,10 @@ from .models import ExportJob  # noqa: E402 - kept with its admin for easy mergi
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(ReadOnlyAdmin):
+class ExportJobAdmin(StaffAccessAdmin, ReadOnlyAdmin):
     """Archives as history: read-only (the manifest says what left; the file itself is never shown)."""
+
+    staff_subject = "archives"
 
     list_display = ("requested_at", "customer", "grant", "status", "progress", "records_total", "size",
                     "expires_at")

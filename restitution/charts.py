@@ -62,7 +62,7 @@ CHARTS: dict[str, Chart] = {
 
 
 def _local(moment: datetime) -> datetime:
-    return moment.astimezone(ZoneInfo(settings.TIME_ZONE))
+    return moment.astimezone(ZoneInfo(settings.GATEWAY_CUSTOMER_TIME_ZONE))
 
 
 def _bucket(moment: datetime, resolution: str) -> datetime:
@@ -126,7 +126,7 @@ def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
             "resolutions": list(chart.resolutions), "kind": chart.kind,
             "labels": [m.label(language) for m in measures], "units": [m.unit for m in measures],
             "styles": [m.combine for m in measures], "language": "fr" if language == "fr" else "en",
-            "time_zone": settings.TIME_ZONE,
+            "time_zone": settings.GATEWAY_CUSTOMER_TIME_ZONE,
             "x_label": (("Heure" if language == "fr" else "Time") if resolution == "raw"
                         else ("Période" if language == "fr" else "Period"))}
 

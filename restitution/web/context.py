@@ -8,4 +8,5 @@ def holder(request):
 
     # The one time zone customers read every time in, named at the foot of every page.
     return {"holder_name": settings.GATEWAY_HOLDER_NAME, "oidc_login": oidc_enabled(),
-            "time_zone_name": settings.TIME_ZONE}
+            "time_zone_name": settings.GATEWAY_CUSTOMER_TIME_ZONE,
+            "customer_time_zone": settings.GATEWAY_CUSTOMER_TIME_ZONE}

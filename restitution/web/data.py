@@ -16,10 +16,10 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import charts, exports, portability
+from .. import charts, exports, portability, processing, quarantine
 from ..catalogue import field_descriptions
 from ..models import Dataset, ExportJob
-from .views import _customer
+from .customers import signed_in_customer
 
 
 def _language() -> str:
@@ -28,7 +28,7 @@ def _language() -> str:
 
 @login_required
 def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
     if dataset is None:
         raise Http404("no such dataset")
@@ -40,9 +40,11 @@ def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
         "title": dataset.title_fr if language == "fr" else dataset.title_en,
         "description": dataset.description_fr if language == "fr" else dataset.description_en,
         "chart": chart if chart and chart["x"] else None,
-        "fields": field_descriptions(dataset, language, time_zone=settings.TIME_ZONE),
+        "fields": field_descriptions(dataset, language, time_zone=settings.GATEWAY_CUSTOMER_TIME_ZONE),
         "table": charts.record_table(customer=customer, dataset=dataset, language=language),
-        "time_zone": settings.TIME_ZONE,
+        "time_zone": settings.GATEWAY_CUSTOMER_TIME_ZONE,
+        "withheld": quarantine.withheld(customer).get(dataset.slug, 0),
+        "processing": processing.in_language(processing.facts(dataset), language),
     })
 
 
@@ -75,7 +77,7 @@ def latest_download(*, customer) -> dict | None:
 @login_required
 @require_POST
 def download_all(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     datasets = exports.customer_datasets(customer=customer)
     if not datasets:
         messages.info(request, _("There is nothing to download yet: press “Update my data”."))
@@ -91,7 +93,7 @@ def download_all(request: HttpRequest) -> HttpResponse:
 @login_required
 def download_status(request: HttpRequest) -> JsonResponse:
     """Progress of the customer's latest archive, for the dashboard's progress bar."""
-    state = latest_download(customer=_customer(request)) or {"status": "none"}
+    state = latest_download(customer=signed_in_customer(request)) or {"status": "none"}
     state.pop("expires_at", None)
     return JsonResponse(state)
 
@@ -110,7 +112,7 @@ def dataset_spreadsheet(request: HttpRequest, slug: str) -> HttpResponse:
     from ..catalogue import field_label, field_order, value_label
     from ..models import Record
 
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
     if dataset is None:
         raise Http404("no such dataset")
@@ -154,7 +156,7 @@ def dataset_document(request: HttpRequest, slug: str, sha256: str) -> HttpRespon
 
     from ..models import Document, Record
 
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
     document = (Document.objects.filter(customer=customer, dataset=dataset, sha256=sha256).first()
                 if dataset is not None else None)

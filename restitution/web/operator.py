@@ -14,7 +14,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from .. import metrics
-from ..api.operator import is_operator, period_of
 from ..portability import BadParameter
 
 # Availability below this share of calls without a server error is shown as a problem (the
@@ -49,14 +48,14 @@ def _moment(iso: str) -> str:
 
 
 def operator_metrics_page(request: HttpRequest) -> HttpResponse:
-    if not is_operator(request.user):
+    if not metrics.is_operator(request.user):
         raise PermissionDenied
     error = ""
     try:
-        start, end = period_of(request.GET)
+        start, end = metrics.period_of(request.GET)
     except BadParameter as exc:
         error = str(exc)
-        start, end = period_of({})
+        start, end = metrics.period_of({})
     report = metrics.operator_metrics(start=start, end=end)
     rows = []
     for tier in metrics.TIER_ORDER:

@@ -42,6 +42,9 @@ def test_download_all_builds_an_archive_of_everything_with_readme(data):
     assert "Your data from" in readme and "Vos données chez" in readme
     assert "Average power drawn during the half hour, in kW." in readme
     assert "average_power_kw (Average power (kW)):" in readme and "average_power_kw (Puissance moyenne (kW)):" in readme
+    # The processing facts of each dataset, in both languages (GDPR Art. 15).
+    assert "How we process it (GDPR Art. 15):" in readme and "Comment nous les traitons (RGPD, art. 15) :" in readme
+    assert readme.count("Automated decisions: no") == 2  # the load curve and the contracts
     page = alice.get("/account/").content.decode()
     assert 'id="download-link"' in page and state["url"].split("?")[0] in page
     kinds = set(AccessEvent.objects.filter(customer=data.alice).values_list("kind", flat=True))
