@@ -16,3 +16,8 @@ class ConnectorsOutConfig(AppConfig):
         events.subscribe(events.RUN_CHANGED_DATA, "connectors_out.tasks.announce_new_data")
         events.subscribe(events.GRANT_REVOKED, "connectors_out.tasks.on_grant_revoked")
         metrics.register_collector()
+        from restitution import console
+
+        from .admin import attention_items
+
+        console.register(attention_items)

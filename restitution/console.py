@@ -20,11 +20,20 @@ EXPIRING_SOON_DAYS = 7
 FAILED_RUNS_DAYS = 7
 
 
+#: Items other apps add to the console (each a function `now -> list of items`), registered in
+#: their AppConfig.ready: connectors_out lists its blocked destinations without the domain
+#: importing it.
+PROVIDERS: list = []
+
+
+def register(provider) -> None:
+    if provider not in PROVIDERS:
+        PROVIDERS.append(provider)
+
+
 def attention_items(now=None) -> list[dict]:
     from oauth2_provider.models import get_access_token_model
     from oauth2_provider.settings import oauth2_settings
-
-    from connectors_out.models import Destination
 
     from .models import ExtractionRun, PimsClient, RejectedRow
 
@@ -33,7 +42,6 @@ def attention_items(now=None) -> list[dict]:
     expiring = get_access_token_model().objects.filter(
         scope=oauth2_settings.DCR_REGISTRATION_SCOPE, expires__gt=now,
         expires__lte=now + timedelta(days=EXPIRING_SOON_DAYS), application__in=live_clients)
-    blocked = Destination.objects.filter(blocked_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now)
     clients_url = reverse("admin:restitution_pimsclient_changelist")
     return [
         {"key": "pending-clients", "label": _("Clients awaiting approval"),
@@ -42,18 +50,17 @@ def attention_items(now=None) -> list[dict]:
         {"key": "client-changes", "label": _("Client changes awaiting review"),
          "count": live_clients.exclude(proposed_changes={}).count(), "url": f"{clients_url}?change=yes"},
         {"key": "quarantine", "label": _("Rows in quarantine (rejected by a mapping)"),
-         "count": RejectedRow.objects.count(), "url": reverse("admin:restitution_rejectedrow_changelist")},
+         "count": RejectedRow.objects.filter(state=RejectedRow.State.OPEN).count(),
+         "url": reverse("admin:restitution_rejectedrow_changelist") + "?state__exact=open"},
         {"key": "failed-runs", "label": _("Failed extraction runs (last %(days)s days)") % {"days": FAILED_RUNS_DAYS},
          "count": ExtractionRun.objects.filter(status=ExtractionRun.Status.FAILED,
                                                queued_at__gte=now - timedelta(days=FAILED_RUNS_DAYS)).count(),
          "url": reverse("admin:restitution_extractionrun_changelist") + "?status__exact=failed"},
-        {"key": "blocked-deliveries", "label": _("Destinations with blocked deliveries"),
-         "count": blocked.count(),
-         "url": reverse("admin:connectors_out_destination_changelist") + "?blocked_at__isnull=False"},
         {"key": "expiring-keys", "label": _("Registration keys expiring within %(days)s days") % {
             "days": EXPIRING_SOON_DAYS},
          "count": expiring.count(),
          "url": reverse("admin:oauth2_provider_accesstoken_changelist") + "?expiring=soon"},
+        *(item for provider in PROVIDERS for item in provider(now)),
     ]
 
 
