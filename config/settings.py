@@ -86,7 +86,7 @@ ALLOWED_HOSTS = env.list(
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "restitution.apps.GatewayAdminConfig",  # django.contrib.admin with the operator console
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -150,7 +150,11 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The gateway's own templates first, so that its admin/base_site.html (the operator
+        # console's style) wins over django.contrib.admin's; each destination kind keeps its
+        # pages in its own folder (connectors_out/kinds/<kind>/templates/).
+        "DIRS": [BASE_DIR / "restitution" / "templates",
+                 *sorted(str(p) for p in (BASE_DIR / "connectors_out" / "kinds").glob("*/templates"))],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -232,6 +236,7 @@ OAUTH2_PROVIDER = {
     "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
     "APPLICATION_ADMIN_CLASS": "restitution.admin.PimsClientAdmin",
+    "ACCESS_TOKEN_ADMIN_CLASS": "restitution.admin.GatewayAccessTokenAdmin",
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=600),
     # Refresh tokens live as long as the longest grant; the grant's own expiry ends them sooner.
@@ -284,6 +289,8 @@ GATEWAY_HOLDER_CONTACT = env.str("GATEWAY_HOLDER_CONTACT", default="privacy@hold
 # customers' data is theirs and is not covered by it.
 GATEWAY_API_LICENSE = env.str("GATEWAY_API_LICENSE", default="CC-BY-4.0")
 GATEWAY_API_LICENSE_NAME = env.str("GATEWAY_API_LICENSE_NAME", default="Creative Commons Attribution 4.0")
+# The time zone of the customers' calendar: a consent's "from" and "to" dates are whole days there.
+GATEWAY_CUSTOMER_TIME_ZONE = env.str("GATEWAY_CUSTOMER_TIME_ZONE", default=TIME_ZONE)
 
 # --- Redis, Celery -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -357,6 +364,9 @@ CONNECTORS_SWEEP_AFTER_SECONDS = env.float("CONNECTORS_SWEEP_AFTER_SECONDS", def
 # Destinations on loopback/private addresses or over plain http (refused in production: SSRF).
 CONNECTORS_ALLOW_LOCAL_DESTINATIONS = env.bool("CONNECTORS_ALLOW_LOCAL_DESTINATIONS",
                                                default=GATEWAY_MODE != "production")
+# Destination kinds beyond connectors_out.registry.KINDS, name -> dotted path of a Kind (none in
+# the product; the tests add a local-folder kind here).
+CONNECTORS_EXTRA_KINDS: dict[str, str] = {}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

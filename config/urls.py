@@ -13,6 +13,7 @@ from restitution.oidc import LoginCallbackView, LoginStartView
 from restitution.web.consent import ConsentView
 from restitution.web.endpoints import IntrospectionView, ServerMetadataView
 from restitution.web.operator import operator_metrics_page
+from restitution.web.views import GatewayLoginView
 
 oauth_patterns = (
     [
@@ -47,7 +48,7 @@ urlpatterns = [
     path("api/operator/metrics", operator.OperatorMetricsView.as_view(), name="operator-metrics"),
     path("admin/operator-metrics/", admin.site.admin_view(operator_metrics_page), name="operator-metrics-page"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", GatewayLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Login through the holder's OpenID Connect provider (404 unless configured).
     path("oidc/authenticate/", LoginStartView.as_view(), name="oidc_authentication_init"),

@@ -55,11 +55,22 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     inlines = [WebhookAttemptInline]
 
 
+def attention_items(now) -> list[dict]:
+    """What the operator console lists for this app: destinations whose deliveries are blocked."""
+    from django.urls import reverse
+    from django.utils.translation import gettext_lazy as _
+
+    blocked = Destination.objects.filter(blocked_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now)
+    return [{"key": "blocked-deliveries", "label": _("Destinations with blocked deliveries"),
+             "count": blocked.count(),
+             "url": reverse("admin:connectors_out_destination_changelist") + "?blocked_at__isnull=False"}]
+
+
 @admin.register(Destination)
 class DestinationAdmin(ReadOnlyAdmin):
     list_display = ("customer", "kind", "label", "created_at", "expires_at", "revoked_at", "blocked_at",
                     "delivered_seq")
-    list_filter = ("kind",)
+    list_filter = ("kind", "blocked_at")  # "Has date": the blocked ones (the operator console links there)
     exclude = ("credentials",)
 
 

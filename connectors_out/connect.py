@@ -1,33 +1,46 @@
-"""Connecting a destination from the dashboard: checking credentials the customer typed, and
-the browser round trips of remoteStorage (implicit grant) and Cozy (authorization code).
+"""Connecting a destination, for every kind: credentials checked at the store before anything is
+recorded, new credentials for a blocked destination, and the browser round trip of the kinds
+whose cloud authorizes the gateway on its own page (state kept in the session, the cloud's
+answer — a token, a code or a refusal — handled the same way for all of them).
 
-Views call these and render; nothing here renders a page. Never logs credentials or tokens.
+Kinds call these from their `begin` step and their callbacks. Never logs credentials or tokens.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from django.http import HttpRequest
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from restitution import consent
 from restitution.models import Customer, Dataset
 
-from . import cozy, remotestorage, webdav
-from .base import DeliveryError, DestinationURLError, check_destination_url
-from .delivery import authorize_destination, connect_destination, replace_credentials
+from . import registry
+from .delivery import connect_destination, disconnect_destination, replace_credentials
+from .http import DeliveryError, DestinationURLError
 from .models import Destination
-from .registry import transport_class
+
+#: Session key of the connection waiting for the cloud's answer: {state, destination}.
+SESSION_KEY = "connectors_out_pending"
+#: What the customer reads when the cloud answers with an `error` (RFC 6749 §4.1.2.1, §4.2.2.1).
+REFUSED = gettext_lazy("Your cloud did not authorize the gateway: nothing will be sent. You can connect it again "
+                       "at any time.")
 
 
 class ConnectError(ValueError):
     """The destination cannot be connected as asked (with a message for the customer)."""
 
 
-def _check(kind: str, settings_: dict[str, Any], credentials: dict[str, Any]) -> None:
-    transport = transport_class(kind)(settings=settings_, credentials=credentials)
+def check(kind: str, settings_: dict[str, Any], credentials: dict[str, Any]) -> None:
+    """Prove the credentials open the store; ConnectError with advice otherwise."""
+    transport = registry.transport_class(kind)(settings=settings_, credentials=credentials)
     try:
         transport.check()
     except DeliveryError as exc:
@@ -40,124 +53,94 @@ def connect_with_credentials(*, customer: Customer, kind: str, settings_: dict[s
                              credentials: dict[str, Any], datasets: list[Dataset], duration: str,
                              window_start: date | None = None, window_end: date | None = None,
                              request: HttpRequest | None = None) -> Destination:
-    """WebDAV (app password) and Solid (client credentials): check that they open the store, then
-    record the connection and queue the first delivery."""
+    """Credentials the customer typed (or a login flow brought): check where to write and that
+    they open the store, then record the connection and queue the first delivery."""
+    kind_ = registry.kind(kind)
     try:
-        url_field = "server" if kind == "webdav" else "container"
-        settings_[url_field] = check_destination_url(settings_[url_field])
-        if kind == "solid":
-            settings_["container"] += "/"
-            if settings_.get("issuer"):
-                settings_["issuer"] = check_destination_url(settings_["issuer"])
+        settings_ = kind_.clean_settings(dict(settings_))
     except DestinationURLError as exc:
         raise ConnectError(str(exc)) from None
-    _check(kind, settings_, credentials)
-    label = settings_.get("container") or f"{settings_['username']} @ {settings_['server']}"
-    return connect_destination(customer=customer, kind=kind, label=label, settings_=settings_,
+    check(kind, settings_, credentials)
+    return connect_destination(customer=customer, kind=kind, label=kind_.describe(settings_), settings_=settings_,
                                credentials=credentials, datasets=datasets, duration=duration,
                                window_start=window_start, window_end=window_end, request=request)
 
 
-#: The credentials fields a customer can replace on a connected destination, per kind.
-RENEWABLE = {"webdav": ("app_password",), "solid": ("client_id", "client_secret")}
-
-
 def renew_credentials(*, destination: Destination, credentials: dict[str, str]) -> Destination:
-    """New credentials for a connected WebDAV or Solid destination (after the old ones were
+    """New credentials for a connected destination whose kind allows it (after the old ones were
     revoked): checked against the store first; deliveries resume where they stopped."""
-    if destination.kind not in RENEWABLE or not destination.is_active():
+    fields = [field.name for field in registry.kind(destination.kind).renewable]
+    if not fields or not destination.is_active():
         raise ConnectError(str(_("This destination cannot take new credentials: connect it again.")))
-    fields = RENEWABLE[destination.kind]
     if any(not credentials.get(name) for name in fields):
         raise ConnectError(str(_("Fill in every field.")))
     credentials = {name: credentials[name] for name in fields}
-    _check(destination.kind, destination.settings, credentials)
+    check(destination.kind, destination.settings, credentials)
     replace_credentials(destination=destination, credentials=credentials)
     return destination
 
 
-def begin_remotestorage(*, customer: Customer, address: str, datasets: list[Dataset], duration: str,
-                        redirect_uri: str, window_start: date | None = None, window_end: date | None = None,
-                        request: HttpRequest | None = None) -> tuple[Destination, str, str]:
-    """WebFinger discovery, a pending connection; returns it, the state and where to send the browser."""
-    try:
-        storage = remotestorage.discover(address)
-    except DestinationURLError as exc:
-        raise ConnectError(str(exc)) from None
-    destination = connect_destination(
-        customer=customer, kind="remotestorage", label=storage.address, credentials={},
-        settings_={"address": storage.address, "storage_root": storage.storage_root,
-                   "category": remotestorage.CATEGORY},
-        datasets=datasets, duration=duration, window_start=window_start, window_end=window_end,
-        pending_authorization=True, request=request)
-    state = secrets.token_urlsafe(24)
-    return destination, state, remotestorage.authorization_url(storage=storage, redirect_uri=redirect_uri,
-                                                               state=state)
+def customer_of(request: HttpRequest) -> Customer:
+    """The logged-in customer; a 404 for any other account."""
+    customer = consent.customer_of(request.user)
+    if customer is None:
+        raise Http404("not a customer account")
+    return customer
 
 
-def finish_remotestorage(*, destination: Destination, access_token: str) -> Destination:
-    if not access_token:
-        raise ConnectError("Your storage did not authorize the gateway.")
-    credentials = {"access_token": access_token}
-    _check("remotestorage", destination.settings, credentials)
-    return authorize_destination(destination=destination, credentials=credentials)
+def connected(request: HttpRequest) -> HttpResponse:
+    messages.success(request, _("Connected: your data is on its way."))
+    return redirect("connectors_out:destinations")
 
 
-def begin_cozy(*, customer: Customer, instance: str, datasets: list[Dataset], duration: str, redirect_uri: str,
-               client_name: str, window_start: date | None = None, window_end: date | None = None,
-               request: HttpRequest | None = None) -> tuple[Destination, str, str]:
-    """Register the gateway at the customer's Cozy, record a pending connection; returns it, the
-    state and where to send the browser."""
-    try:
-        instance = check_destination_url(instance)
-        registration = cozy.register_client(instance=instance, redirect_uri=redirect_uri, client_name=client_name)
-    except (DestinationURLError, DeliveryError) as exc:
-        raise ConnectError(getattr(exc, "advice", None) or str(exc)) from None
-    destination = connect_destination(
-        customer=customer, kind="cozy", label=instance, settings_={"instance": instance},
-        credentials=registration, datasets=datasets, duration=duration, window_start=window_start,
-        window_end=window_end, pending_authorization=True, request=request)
-    state = secrets.token_urlsafe(24)
-    url = cozy.authorization_url(instance=instance, client_id=registration["client_id"], redirect_uri=redirect_uri,
-                                 scope=cozy.scope_for([d.slug for d in datasets]), state=state)
-    return destination, state, url
+# --- Authorization at the cloud (remoteStorage, Cozy, …) ----------------------------------------
+
+def await_authorization(request: HttpRequest, destination: Destination, url: str, *, state: str) -> HttpResponse:
+    """A pending destination: remember it and its state in this browser's session, and send the
+    browser to the cloud's authorization page."""
+    request.session[SESSION_KEY] = {"state": state, "destination": str(destination.receipt_id)}
+    return redirect(url)
 
 
-def finish_cozy(*, destination: Destination, code: str) -> Destination:
-    from restitution import crypto
-
-    try:
-        credentials = cozy.exchange_code(instance=destination.settings["instance"],
-                                         credentials=crypto.decrypt_json(destination.credentials), code=code)
-    except DeliveryError as exc:
-        raise ConnectError(exc.advice) from None
-    return authorize_destination(destination=destination, credentials=credentials)
+def new_state() -> str:
+    return secrets.token_urlsafe(24)
 
 
-def begin_nextcloud_login(*, server: str) -> dict[str, str]:
-    """Start Nextcloud's Login Flow v2: where to send the customer, and what to poll."""
-    try:
-        server = check_destination_url(server)
-        return {**webdav.login_flow_start(server=server), "server": server}
-    except DestinationURLError as exc:
-        raise ConnectError(str(exc)) from None
-    except DeliveryError as exc:
-        raise ConnectError(exc.advice) from None
-
-
-def finish_nextcloud_login(*, flow: dict[str, str], folder: str, customer: Customer, datasets: list[Dataset],
-                           duration: str, window_start: date | None = None, window_end: date | None = None,
-                           request: HttpRequest | None = None) -> Destination | None:
-    """Poll the login flow once: None while the customer has not granted access yet; then the
-    connection, with the app password Nextcloud made for the gateway."""
-    try:
-        answer = webdav.login_flow_poll(endpoint=flow["endpoint"], token=flow["token"])
-    except DeliveryError as exc:
-        raise ConnectError(exc.advice) from None
-    if answer is None:
+def _pending_destination(request: HttpRequest, customer: Customer) -> Destination | None:
+    pending = request.session.get(SESSION_KEY) or {}
+    destination = Destination.objects.filter(receipt_id=pending.get("destination"), customer=customer).first() \
+        if pending.get("destination") else None
+    if destination is None or not destination.pending_authorization or destination.revoked_at:
         return None
-    return connect_with_credentials(
-        customer=customer, kind="webdav", settings_={"server": flow["server"], "username": answer["loginName"],
-                                                     "folder": folder},
-        credentials={"app_password": answer["appPassword"]}, datasets=datasets, duration=duration,
-        window_start=window_start, window_end=window_end, request=request)
+    return destination
+
+
+def authorization_answer(request: HttpRequest, *, state: str, error: str,
+                         finish: Callable[[Destination], Any]) -> HttpResponse:
+    """The cloud sent the browser back. An `error` (the customer refused, or the cloud did) ends
+    the pending connection with a message, whether or not a `state` came with it (armadietto
+    sends `#error=access_denied` without one): the connection ended is the one this browser
+    started, from its own session, and only if it is still waiting. Otherwise the state must be
+    the one this browser was given, and `finish(destination)` completes the connection."""
+    destination = _pending_destination(request, customer_of(request))
+    expected = (request.session.get(SESSION_KEY) or {}).get("state")
+    if error:
+        if destination is None or (state and state != expected):
+            messages.error(request, REFUSED)
+            return redirect("connectors_out:destinations")
+        return _end(request, destination, str(REFUSED), reason="authorization refused at the cloud")
+    if destination is None or not state or state != expected:
+        raise Http404("unknown or expired authorization")
+    try:
+        finish(destination)
+    except ConnectError as exc:
+        return _end(request, destination, str(exc), reason="authorization failed")
+    request.session.pop(SESSION_KEY, None)
+    return connected(request)
+
+
+def _end(request: HttpRequest, destination: Destination, message: str, *, reason: str) -> HttpResponse:
+    disconnect_destination(destination=destination, reason=reason, request=request)
+    request.session.pop(SESSION_KEY, None)
+    messages.error(request, message)
+    return redirect("connectors_out:destinations")

@@ -9,7 +9,6 @@ This module never reads a legacy system and never logs credentials or record con
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from restitution import audit, crypto, outbox, portability
 from restitution.consent import DURATIONS, ConsentError
 from restitution.models import AccessEvent, Customer, Dataset, Document, ExtractionRun, Grant, Record
 
-from .base import Change, DeliveryError, File, Transport
+from .base import Change, File, Transport
+from .http import DeliveryError, retry_delay
 from .models import Delivery, DeliveryAttempt, Destination
 from .registry import transport_class
 
@@ -55,7 +55,7 @@ def connect_destination(*, customer: Customer, kind: str, label: str, settings_:
                         request: HttpRequest | None = None) -> Destination:
     """Record the customer's consent to push some datasets to a store of theirs, and queue the
     first (full) delivery unless the store still has to authorize the gateway."""
-    transport_class(kind)  # an unknown kind is a ValueError before anything is written
+    transport_class(kind)  # a kind the registry does not hold is a ValueError before anything is written
     if not datasets:
         raise ConsentError(_("choose at least one dataset"))
     if duration not in DURATIONS:
@@ -174,6 +174,11 @@ def queue_delivery(*, destination: Destination, trigger: str = "extraction") -> 
             Destination.objects.filter(pk=destination.pk).update(blocked_at=None)
         queued = Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).first()
         if queued is not None:
+            if queued.retry_at is not None and (trigger in CUSTOMER_TRIGGERS or queued.retry_at <= timezone.now()):
+                # The customer acts (“Try again”), or the backoff step is over and nothing ran it
+                # (no worker waits on it: the embedded shape): one attempt now.
+                Delivery.objects.filter(pk=queued.pk).update(retry_at=None)
+                _enqueue_on_commit(queued.pk)
             return queued
         delivery = Delivery.objects.create(destination=destination, trigger=trigger,
                                            from_seq=destination.delivered_seq)
@@ -202,9 +207,9 @@ def changed_customers(*, run: ExtractionRun) -> list[int]:
 
 
 def after_extraction(*, run_id: int) -> None:
-    """Called at the end of every successful extraction run: queue a delivery to each active
-    destination with pending changes, and tell PIMS clients' webhooks. Never raises: the run
-    has succeeded whatever happens here (the next run queues again what failed to queue)."""
+    """After an extraction run changed data (the RUN_CHANGED_DATA event): queue a delivery to each
+    active destination with pending changes. Never raises: the run has succeeded whatever happens
+    here (the next run queues again what failed to queue)."""
     try:
         run = ExtractionRun.objects.get(pk=run_id)
         customers = changed_customers(run=run)
@@ -217,19 +222,11 @@ def after_extraction(*, run_id: int) -> None:
         for destination in destinations:
             if has_pending_changes(destination=destination):
                 queue_delivery(destination=destination, trigger="extraction")
-        from .webhooks import notify_new_data
-
-        notify_new_data(run=run, customer_ids=customers)
     except Exception:
         log.exception("queueing deliveries after extraction run %s failed", run_id)
 
 
 # --- Executing ----------------------------------------------------------------------------------
-
-def retry_backoff(attempt: int) -> float:
-    delay = min(settings.CONNECTORS_RETRY_CAP_SECONDS, settings.CONNECTORS_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
-    return delay * random.uniform(0.5, 1.5)
-
 
 def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
     """Claim one queued delivery, push its changes, record the attempt; say what to do next."""
@@ -240,12 +237,16 @@ def execute_delivery(*, delivery_id: int) -> DeliveryOutcome:
         return DeliveryOutcome("done")
     destination = delivery.destination
     now = timezone.now()
+    if delivery.retry_at is not None and delivery.retry_at > now and destination.is_active():
+        # Too early for the next attempt (an eager re-run, a duplicated or early message): none now.
+        return DeliveryOutcome("waiting", retry_in=(delivery.retry_at - now).total_seconds())
     if not destination.is_active():
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED).update(
             status=Delivery.Status.FAILED, finished_at=now, error=f"destination {destination.status()}")
         return DeliveryOutcome("cancelled")
     claimed = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED).update(
-        status=Delivery.Status.RUNNING, started_at=delivery.started_at or now, attempts=F("attempts") + 1)
+        status=Delivery.Status.RUNNING, started_at=delivery.started_at or now, attempts=F("attempts") + 1,
+        retry_at=None)
     if not claimed:
         return DeliveryOutcome("claimed-elsewhere")
     delivery.refresh_from_db()
@@ -329,16 +330,20 @@ def _push(delivery: Delivery, destination: Destination, transport: Transport) ->
         page = portability.change_page(destination, window, after=after, size=PAGE_SIZE)  # type: ignore[arg-type]
         changes = [Change.from_feed(item) for item in page.items]
         written = removed = files = 0
+        documents = _documents_of(destination, changes)
         for change in changes:
+            current, stale = _split_files(change, documents.get((change.dataset, change.key), []))
+            for file in stale:  # an older version's file, or every file of a deleted record
+                transport.delete_file(file)
             if change.deleted:
                 transport.delete_record(change)
                 removed += 1
             else:
                 transport.put_record(change)
                 written += 1
-        for file in _files_of(destination, [c for c in changes if not c.deleted]):
-            transport.put_file(file)
-            files += 1
+            for file in current:
+                transport.put_file(file)
+                files += 1
         if changes:
             with transaction.atomic():
                 Destination.objects.filter(pk=destination.pk).update(delivered_seq=page.last_seq,
@@ -352,23 +357,52 @@ def _push(delivery: Delivery, destination: Destination, transport: Transport) ->
     destination.delivered_seq = after
 
 
-def _files_of(destination: Destination, changes: list[Change]) -> list[File]:
+def _documents_of(destination: Destination, changes: list[Change]) -> dict[tuple[str, str], list[Document]]:
+    """Every stored document of the page's records, current or not, by (dataset, key)."""
+    found: dict[tuple[str, str], list[Document]] = {}
     if not changes:
-        return []
-    slugs = {c.dataset for c in changes}
-    keys = {(c.dataset, c.key): c for c in changes}
-    documents = Document.objects.filter(customer_id=destination.customer_id, dataset__slug__in=slugs,
-                                        record_key__in=[c.key for c in changes]).select_related("dataset")
-    files = []
+        return found
+    documents = (Document.objects.filter(customer_id=destination.customer_id,
+                                         dataset__slug__in={c.dataset for c in changes},
+                                         record_key__in={c.key for c in changes})
+                 .select_related("dataset").order_by("pk"))
     for document in documents:
-        if (document.dataset.slug, document.record_key) not in keys:
-            continue
-        with document.file.open("rb") as handle:
-            content = handle.read()
-        files.append(File(dataset=document.dataset.slug, key=document.record_key, filename=document.filename,
-                          content_type=document.content_type, sha256=document.sha256, content=content,
-                          record=keys[(document.dataset.slug, document.record_key)]))
-    return files
+        found.setdefault((document.dataset.slug, document.record_key), []).append(document)
+    return found
+
+
+def named_documents(data: Any) -> set[str]:
+    """The sha256 of every file a record's data names (the mapping's `attachment` references:
+    objects with `filename` and `sha256`), wherever they sit in the record."""
+    if isinstance(data, dict):
+        names = {data["sha256"]} if isinstance(data.get("sha256"), str) and "filename" in data else set()
+        for value in data.values():
+            names |= named_documents(value)
+        return names
+    if isinstance(data, list):
+        return set().union(*(named_documents(value) for value in data)) if data else set()
+    return set()
+
+
+def _split_files(change: Change, documents: list[Document]) -> tuple[list[File], list[File]]:
+    """A record's files are the ones its current version names: those are written; every other
+    stored document of the record (an older version's, or all of a deleted record's) is removed
+    from the destination (already gone is fine)."""
+    named = set() if change.deleted else named_documents(change.data)
+    current, stale = [], []
+    for document in documents:
+        if document.sha256 in named:
+            with document.file.open("rb") as handle:
+                content = handle.read()
+            current.append(_file(document, change, content))
+        else:
+            stale.append(_file(document, change, b""))
+    return current, stale
+
+
+def _file(document: Document, change: Change, content: bytes) -> File:
+    return File(dataset=change.dataset, key=change.key, filename=document.filename,
+                content_type=document.content_type, sha256=document.sha256, content=content, record=change)
 
 
 def _finish_attempt(attempt: DeliveryAttempt, started: float, outcome: str, *,
@@ -385,10 +419,12 @@ def _failed_attempt(delivery: Delivery, attempt: DeliveryAttempt, started: float
     outcome = DeliveryAttempt.Outcome.PERMANENT if exc.permanent else DeliveryAttempt.Outcome.TRANSIENT
     _finish_attempt(attempt, started, outcome, status_code=exc.status_code, error=str(exc))
     if not exc.permanent and delivery.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
+        delay = retry_delay(delivery.attempts)
         Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.QUEUED,
-                                                       error=f"attempt {delivery.attempts}: {exc}")
-        log.warning("delivery %s: transient failure, will retry: %s", delivery.pk, exc)
-        return DeliveryOutcome("retry", retry_in=retry_backoff(delivery.attempts))
+                                                       error=f"attempt {delivery.attempts}: {exc}",
+                                                       retry_at=timezone.now() + timedelta(seconds=delay))
+        log.warning("delivery %s: transient failure, next attempt in %.0f s: %s", delivery.pk, delay, exc)
+        return DeliveryOutcome("retry", retry_in=delay)
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, finished_at=timezone.now(),
                                                        error=str(exc)[:2000], advice=exc.advice)

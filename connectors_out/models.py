@@ -21,15 +21,9 @@ class Destination(models.Model):
     portability module's page queries serve it unchanged.
     """
 
-    class Kind(models.TextChoices):
-        SOLID = "solid", _("Solid pod")
-        WEBDAV = "webdav", _("Nextcloud / WebDAV")
-        REMOTESTORAGE = "remotestorage", _("remoteStorage")
-        COZY = "cozy", _("Cozy")
-
     receipt_id = models.UUIDField(unique=True, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="destinations")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=20, help_text="A name of connectors_out.registry (checked when connecting).")
     label = models.CharField(max_length=200, help_text="Shown to the customer, e.g. the server's address.")
     settings = models.JSONField(default=dict, blank=True,
                                 help_text="Where to write (server, user, folder): nothing secret.")
@@ -55,7 +49,13 @@ class Destination(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.label} ({self.customer})"
+        return f"{self.kind_label} {self.label} ({self.customer})"
+
+    @property
+    def kind_label(self) -> str:
+        from .registry import label
+
+        return label(self.kind)
 
     def status(self, now=None) -> str:
         now = now or timezone.now()
@@ -89,6 +89,9 @@ class Delivery(models.Model):
     removed = models.PositiveIntegerField(default=0)
     files = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="After a transient failure: no attempt before this time (the backoff step), in any shape.")
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -159,6 +162,9 @@ class WebhookDelivery(models.Model):
     payload = models.JSONField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="After a transient failure: no attempt before this time (the backoff step), in any shape.")
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)

@@ -1,4 +1,7 @@
-"""Celery tasks of the push side: thin wrappers that take ids and call delivery.py / webhooks.py."""
+"""Celery tasks of the push side: thin wrappers that take ids and call delivery.py / webhooks.py.
+
+The `on_*` tasks are the subscribers to the domain's events (restitution/events.py), registered
+in apps.py; the outbox sends them at least once, so each is idempotent or harmless twice."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ def deliver(self, delivery_id: int) -> str:
     from .delivery import execute_delivery
 
     outcome = execute_delivery(delivery_id=delivery_id)
-    if outcome.retry_in is not None:
+    if outcome.retry_in is not None and not self.request.is_eager:
         raise self.retry(countdown=outcome.retry_in)
+    # Eager (embedded shape, no broker): Celery would run the retry at once, whatever the
+    # countdown; the delivery stays queued with its `retry_at` and the next trigger sends it.
     return outcome.status
 
 
@@ -23,7 +28,7 @@ def send_webhook(self, webhook_delivery_id: int) -> str:
     from .webhooks import execute_webhook
 
     outcome = execute_webhook(webhook_delivery_id=webhook_delivery_id)
-    if outcome.retry_in is not None:
+    if outcome.retry_in is not None and not self.request.is_eager:  # eager: see deliver
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
 
@@ -42,3 +47,36 @@ def sweep_deliveries() -> int:
     from .delivery import sweep_deliveries as sweep
 
     return sweep()
+
+
+@shared_task(ignore_result=True)
+def on_run_changed_data(run_id: int) -> None:
+    """An extraction run changed customers' data: queue deliveries to their destinations."""
+    from .delivery import after_extraction
+
+    after_extraction(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def announce_new_data(run_id: int) -> int:
+    """An extraction run changed customers' data: a `new-data` webhook per grant it concerns."""
+    from restitution.models import ExtractionRun
+
+    from .delivery import changed_customers
+    from .webhooks import notify_new_data
+
+    run = ExtractionRun.objects.filter(pk=run_id).first()
+    customers = changed_customers(run=run) if run is not None else []
+    return notify_new_data(run=run, customer_ids=customers) if customers else 0
+
+
+@shared_task(ignore_result=True)
+def on_grant_revoked(grant_id: int) -> None:
+    """A grant was revoked: tell the client's webhook."""
+    from restitution.models import Grant
+
+    from .webhooks import notify_grant_revoked
+
+    grant = Grant.objects.select_related("customer", "client").filter(pk=grant_id).first()
+    if grant is not None:
+        notify_grant_revoked(grant=grant)

@@ -26,11 +26,11 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from restitution import crypto, outbox
+from restitution import consent, crypto, outbox
 from restitution.models import ExtractionRun, Grant, PimsClient, Record
 
-from .base import http_client, network_error
-from .delivery import DeliveryOutcome, retry_backoff
+from .delivery import DeliveryOutcome
+from .http import DeliveryError, http_client, retry_delay, send
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ def sign(*, secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 # --- Events -------------------------------------------------------------------------------------
 
 def _subject(grant: Grant) -> str:
-    from restitution.api.views import pairwise_subject
-
-    return pairwise_subject(customer_reference=grant.customer.reference, client_id=grant.client.client_id)
+    return consent.pairwise_subject(customer_reference=grant.customer.reference, client_id=grant.client.client_id)
 
 
 def queue_event(*, endpoint: WebhookEndpoint, event: str, data: dict[str, Any]) -> WebhookDelivery:
@@ -76,6 +74,13 @@ def queue_event(*, endpoint: WebhookEndpoint, event: str, data: dict[str, Any]) 
         row = WebhookDelivery.objects.create(endpoint=endpoint, event_id=event_id, event=event, payload=payload)
         # Through the outbox: committed with the event row, so a broker outage loses no event.
         outbox.enqueue(task="connectors_out.tasks.send_webhook", args=[row.pk])
+        # Earlier events of this endpoint whose backoff step is over go again with it: where no
+        # worker waits out a countdown (the embedded shape), nothing else would send them.
+        due = WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.QUEUED,
+                                             retry_at__lte=timezone.now()).exclude(pk=row.pk)
+        for due_id in list(due.values_list("pk", flat=True)):
+            WebhookDelivery.objects.filter(pk=due_id).update(retry_at=None)
+            outbox.enqueue(task="connectors_out.tasks.send_webhook", args=[due_id])
     return row
 
 
@@ -108,7 +113,10 @@ def notify_new_data(*, run: ExtractionRun, customer_ids: list[int]) -> int:
 
 
 def notify_grant_revoked(*, grant: Grant) -> WebhookDelivery | None:
-    """Tell the client its grant ended (its tokens already stopped working)."""
+    """Tell the client its grant ended (its tokens already stopped working); a deprovisioned
+    client has no one left to tell."""
+    if grant.client.approval == PimsClient.Approval.DEPROVISIONED:
+        return None
     endpoint = _endpoint_of(grant.client)
     if endpoint is None:
         return None
@@ -126,8 +134,10 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
         _release_if_orphaned(row)
     if row is None or row.status != WebhookDelivery.Status.QUEUED:
         return DeliveryOutcome("done")
+    if row.retry_at is not None and row.retry_at > timezone.now():  # before its backoff step: no attempt
+        return DeliveryOutcome("waiting", retry_in=(row.retry_at - timezone.now()).total_seconds())
     claimed = WebhookDelivery.objects.filter(pk=row.pk, status=WebhookDelivery.Status.QUEUED).update(
-        status=WebhookDelivery.Status.RUNNING, attempts=F("attempts") + 1)
+        status=WebhookDelivery.Status.RUNNING, attempts=F("attempts") + 1, retry_at=None)
     if not claimed:
         return DeliveryOutcome("claimed-elsewhere")
     row.refresh_from_db()
@@ -140,34 +150,35 @@ def execute_webhook(*, webhook_delivery_id: int, http: httpx.Client | None = Non
     attempt = WebhookAttempt.objects.create(delivery=row, number=row.attempts)
     started = time.monotonic()
     status_code: int | None = None
-    error = ""
-    refused = False
-    # The transports' client: the URL's name resolved once, every address checked public (unless
-    # CONNECTORS_ALLOW_LOCAL_DESTINATIONS), the socket opened on the checked address, no redirect.
+    failure: DeliveryError | None = None
+    # The one HTTP layer of the push side: the URL's name resolved once, every address checked
+    # public (unless CONNECTORS_ALLOW_LOCAL_DESTINATIONS), the socket opened on the checked
+    # address, no redirect; answers classified as for deliveries (network, 429, 5xx: transient).
     client = http or http_client()
     try:
-        status_code = client.post(row.endpoint.url, content=body, headers=headers).status_code
-    except httpx.TransportError as exc:
-        failure = network_error(exc, "webhook")
-        refused, error = failure.permanent, str(failure) if failure.permanent else type(exc).__name__
+        status_code = send(client, "POST", row.endpoint.url, what="webhook", content=body,
+                           headers=headers).status_code
+    except DeliveryError as exc:
+        failure, status_code = exc, exc.status_code
     finally:
         if http is None:
             client.close()
     attempt.duration_ms = int((time.monotonic() - started) * 1000)
     attempt.status_code = status_code
-    attempt.error = error
+    attempt.error = str(failure) if failure is not None and status_code is None else ""
     attempt.save(update_fields=["duration_ms", "status_code", "error"])
     now = timezone.now()
-    if status_code is not None and 200 <= status_code < 300:
+    if failure is None:
         WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.SUCCEEDED, finished_at=now,
                                                          last_status_code=status_code, error="")
         return DeliveryOutcome("succeeded")
-    message = error or f"HTTP {status_code}"
-    transient = not refused and (status_code is None or status_code == 429 or status_code >= 500)
-    if transient and row.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
+    message = f"HTTP {status_code}" if status_code is not None else attempt.error
+    if not failure.permanent and row.attempts < settings.CONNECTORS_MAX_ATTEMPTS:
+        delay = retry_delay(row.attempts)
         WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.QUEUED,
-                                                         last_status_code=status_code, error=message)
-        return DeliveryOutcome("retry", retry_in=retry_backoff(row.attempts))
+                                                         last_status_code=status_code, error=message,
+                                                         retry_at=now + timedelta(seconds=delay))
+        return DeliveryOutcome("retry", retry_in=delay)
     WebhookDelivery.objects.filter(pk=row.pk).update(status=WebhookDelivery.Status.FAILED, finished_at=now,
                                                      last_status_code=status_code, error=message)
     log.warning("webhook %s to client %s failed: %s", row.event_id, row.endpoint.client_id, message)

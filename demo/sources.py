@@ -40,7 +40,8 @@ ORDER BY c.NUM_CONTRAT
 
 # A claim belongs to a member through its contract.
 _CLAIMS_QUERY = """
-SELECT s.NUM_SINISTRE AS NUM_SINISTRE,
+SELECT s.ID_SINISTRE AS ID_SINISTRE,
+       s.NUM_SINISTRE AS NUM_SINISTRE,
        s.NUM_CONTRAT AS NUM_CONTRAT,
        c.NUM_SOCIETAIRE AS NUM_SOCIETAIRE,
        s.DT_SURVENANCE AS DT_SURVENANCE,
@@ -67,8 +68,10 @@ INSURER_SOURCE: dict[str, Any] = {
     "connection_env": INSURER_ENV,
     "identity_system": "insurer",
     "options": {"datasets": {
-        "insurance-contracts": {"query": _CONTRACTS_QUERY, "customer_column": "c.NUM_SOCIETAIRE"},
-        "insurance-claims": {"query": _CLAIMS_QUERY, "customer_column": "c.NUM_SOCIETAIRE"},
+        "insurance-contracts": {"query": _CONTRACTS_QUERY, "customer_column": "c.NUM_SOCIETAIRE",
+                                "table": "T_CONTRAT", "row_key": ["NUM_CONTRAT"]},
+        "insurance-claims": {"query": _CLAIMS_QUERY, "customer_column": "c.NUM_SOCIETAIRE",
+                             "table": "T_SINISTRE", "row_key": ["ID_SINISTRE"]},
     }},
     "mappings": {
         "insurance-contracts": {
@@ -202,12 +205,12 @@ TELCO_SOURCE: dict[str, Any] = {
         "timeout": 2.0,
         "datasets": {
             "telco-call-log": {
-                "path": "/v2/accounts/{customer}/calls",
+                "path": "/v2/accounts/{customer}/calls", "id_field": "call_id",
                 "items_field": "items", "page_param": "page", "page_size_param": "per_page",
                 "page_size": 200, "next_field": "next_page",
             },
             "telco-invoices": {
-                "path": "/v2/accounts/{customer}/invoices",
+                "path": "/v2/accounts/{customer}/invoices", "id_field": "invoice_id",
                 "items_field": "items", "page_param": "page", "page_size_param": "per_page",
                 "page_size": 200, "next_field": "next_page",
                 "attachments": {"pdf_url": {"content_type": "application/pdf",

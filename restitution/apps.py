@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class RestitutionConfig(AppConfig):
@@ -11,3 +12,10 @@ class RestitutionConfig(AppConfig):
         from . import observability
 
         observability.register_collector()
+
+
+class GatewayAdminConfig(admin_apps.AdminConfig):
+    """The admin, with the operator console's home (restitution/console.py)."""
+
+    default = False
+    default_site = "restitution.console.GatewayAdminSite"

@@ -348,16 +348,18 @@ def field_order(dataset) -> list[str]:
     return order + [name for name in properties if name not in order]
 
 
-def field_descriptions(dataset, language: str) -> list[dict[str, str]]:
-    """Each field of a Dataset row with its plain-language description (or its type, when none)."""
+def field_descriptions(dataset, language: str, time_zone: str = "UTC") -> list[dict[str, str]]:
+    """Each field of a Dataset row with its label and plain-language description (or its type,
+    when none); date-times are described in `time_zone`, the zone the reader sees them in."""
     language = "fr" if language.startswith("fr") else "en"
     properties = dataset.schema.get("properties", {})
-    return [{"name": name, "help": (dataset.field_help.get(name) or {}).get(language)
-             or describe_type(properties[name], language)}
+    return [{"name": name, "label": field_label(name, language),
+             "help": (dataset.field_help.get(name) or {}).get(language)
+             or describe_type(properties[name], language, time_zone)}
             for name in field_order(dataset)]
 
 
-def describe_type(schema: dict[str, Any], language: str) -> str:
+def describe_type(schema: dict[str, Any], language: str, time_zone: str = "UTC") -> str:
     """A field's JSON Schema type in plain words ("a date (YYYY-MM-DD); may be empty")."""
     options = schema.get("anyOf") or [schema]
     choices = [str(v) for o in options for v in o.get("enum", [])]
@@ -370,11 +372,87 @@ def describe_type(schema: dict[str, Any], language: str) -> str:
             kinds.append(str(kind))
     nullable = any(o.get("type") == "null" for o in options)
     if language == "fr":
-        names = {"date": "une date (AAAA-MM-JJ)", "date-time": "une date et heure (UTC)", "string": "un texte",
+        names = {"date": "une date (AAAA-MM-JJ)", "date-time": f"une date et heure ({time_zone})", "string": "un texte",
                  "number": "un nombre", "integer": "un nombre entier", "object": "un objet"}
         described = ", ".join(names.get(k, k) for k in kinds) or "une valeur"
         return described + (" ; peut être vide" if nullable else "")
-    names = {"date": "a date (YYYY-MM-DD)", "date-time": "a date and time (UTC)", "string": "text",
+    names = {"date": "a date (YYYY-MM-DD)", "date-time": f"a date and time ({time_zone})", "string": "text",
              "number": "a number", "integer": "a whole number", "object": "an object"}
     described = ", ".join(names.get(k, k) for k in kinds) or "a value"
     return described + ("; may be empty" if nullable else "")
+
+
+# --- Human labels: what pages, spreadsheets and archives' READMEs call fields and values ------
+
+#: Each field's name for people, (English, French). A field missing here is shown by its name.
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "amount_claimed": ("Amount claimed", "Montant demandé"),
+    "amount_incl_tax": ("Amount incl. tax", "Montant TTC"),
+    "amount_paid": ("Amount paid", "Montant versé"),
+    "annual_premium": ("Annual premium", "Prime annuelle"),
+    "average_power_kw": ("Average power (kW)", "Puissance moyenne (kW)"),
+    "call_id": ("Call number", "N° d'appel"),
+    "claim_id": ("Claim number", "N° de sinistre"),
+    "content_type": ("File type", "Type de fichier"),
+    "contract_id": ("Contract number", "N° de contrat"),
+    "correspondent": ("Correspondent", "Correspondant"),
+    "cost": ("Cost", "Coût"),
+    "currency": ("Currency", "Devise"),
+    "day": ("Day", "Jour"),
+    "declared_on": ("Declared on", "Déclaré le"),
+    "deductible": ("Deductible", "Franchise"),
+    "delivery_point": ("Delivery point", "Point de livraison"),
+    "description": ("Description", "Description"),
+    "direction": ("Direction", "Sens"),
+    "document": ("Document", "Document"),
+    "duration_s": ("Duration (seconds)", "Durée (secondes)"),
+    "end": ("End", "Fin"),
+    "end_date": ("End date", "Date de fin"),
+    "energy_kwh": ("Energy (kWh)", "Énergie (kWh)"),
+    "filename": ("File name", "Nom du fichier"),
+    "insured_object": ("Insured object", "Bien assuré"),
+    "invoice_id": ("Invoice number", "N° de facture"),
+    "issued_on": ("Issued on", "Émise le"),
+    "kind": ("Kind", "Type"),
+    "line": ("Line", "Ligne"),
+    "max_power_kva": ("Maximum power (kVA)", "Puissance maximale (kVA)"),
+    "meter_type": ("Meter type", "Type de compteur"),
+    "occurred_on": ("Occurred on", "Survenu le"),
+    "period_end": ("Period end", "Fin de période"),
+    "period_start": ("Period start", "Début de période"),
+    "postcode": ("Postcode", "Code postal"),
+    "product": ("Product", "Produit"),
+    "product_code": ("Product code", "Code produit"),
+    "size": ("Size", "Taille"),
+    "start": ("Start", "Début"),
+    "start_date": ("Start date", "Date de début"),
+    "started_at": ("Started at", "Début"),
+    "status": ("Status", "Statut"),
+    "subscribed_power_kva": ("Subscribed power (kVA)", "Puissance souscrite (kVA)"),
+    "tariff_option": ("Tariff option", "Option tarifaire"),
+}
+
+#: Enumerated values in words, (English, French), by field then value.
+VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "status": {"active": ("active", "en cours"), "suspended": ("suspended", "suspendu"),
+               "terminated": ("terminated", "résilié"), "open": ("open", "en cours"),
+               "settled": ("settled", "réglé"), "rejected": ("rejected", "refusé"),
+               "paid": ("paid", "payée"), "due": ("due", "à payer"), "late": ("late", "en retard")},
+    "direction": {"incoming": ("incoming", "reçu"), "outgoing": ("outgoing", "émis")},
+    "kind": {"voice": ("call", "appel"), "sms": ("text message", "SMS")},
+}
+
+
+def field_label(name: str, language: str) -> str:
+    labels = FIELD_LABELS.get(name)
+    if labels is None:
+        return name.replace("_", " ").capitalize()
+    return labels[1] if language.startswith("fr") else labels[0]
+
+
+def value_label(name: str, value: Any, language: str) -> Any:
+    """An enumerated value in words; any other value unchanged."""
+    labels = VALUE_LABELS.get(name, {}).get(value) if isinstance(value, str) else None
+    if labels is None:
+        return value
+    return labels[1] if language.startswith("fr") else labels[0]

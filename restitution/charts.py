@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from .catalogue import field_order
+from .catalogue import field_order, value_label
 from .models import Customer, Dataset, Record
 
 RESOLUTIONS = ("raw", "day", "week", "month")
@@ -62,7 +62,7 @@ CHARTS: dict[str, Chart] = {
 
 
 def _local(moment: datetime) -> datetime:
-    return moment.astimezone(ZoneInfo(settings.TIME_ZONE))
+    return moment.astimezone(ZoneInfo(settings.GATEWAY_CUSTOMER_TIME_ZONE))
 
 
 def _bucket(moment: datetime, resolution: str) -> datetime:
@@ -95,12 +95,16 @@ def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
         return None
     if resolution not in chart.resolutions:
         resolution = chart.default
-    buckets: dict[datetime, list[list[float]]] = defaultdict(lambda: [[] for _ in chart.measures])
+    measures = chart.measures
+    if resolution == "raw":
+        # At full resolution a bucket holds one reading: its peak is its average, drawn once.
+        measures = tuple(m for m in measures if m.combine != "max") or measures
+    buckets: dict[datetime, list[list[float]]] = defaultdict(lambda: [[] for _ in measures])
     rows = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False, record_at__isnull=False)
             .order_by("record_at").values_list("record_at", "data"))
     for record_at, data in rows.iterator(chunk_size=5000):
         values = buckets[_bucket(record_at, resolution)]
-        for index, measure in enumerate(chart.measures):
+        for index, measure in enumerate(measures):
             if measure.only and data.get(measure.only[0]) != measure.only[1]:
                 continue
             value = data.get(measure.field)
@@ -109,7 +113,7 @@ def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
             values[index].append(1.0 if measure.combine == "count" else float(value))
     xs = sorted(buckets)
     out: list[list[float | None]] = []
-    for index, measure in enumerate(chart.measures):
+    for index, measure in enumerate(measures):
         combine = _COMBINE[measure.combine]
         scale = 1 / 60 if measure.unit == "min" else 1
         column = []
@@ -120,18 +124,31 @@ def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
         out.append(column)
     return {"x": [int(x.timestamp()) for x in xs], "series": out, "resolution": resolution,
             "resolutions": list(chart.resolutions), "kind": chart.kind,
-            "labels": [m.label(language) for m in chart.measures], "units": [m.unit for m in chart.measures]}
+            "labels": [m.label(language) for m in measures], "units": [m.unit for m in measures],
+            "styles": [m.combine for m in measures], "language": "fr" if language == "fr" else "en",
+            "time_zone": settings.GATEWAY_CUSTOMER_TIME_ZONE,
+            "x_label": (("Heure" if language == "fr" else "Time") if resolution == "raw"
+                        else ("Période" if language == "fr" else "Period"))}
 
 
-def record_table(*, customer: Customer, dataset: Dataset, limit: int = TABLE_LIMIT) -> dict[str, Any]:
-    """The customer's records, newest first (a timeline), as rows of display values."""
+def record_table(*, customer: Customer, dataset: Dataset, limit: int = TABLE_LIMIT,
+                 language: str = "en") -> dict[str, Any]:
+    """The customer's records, newest first (a timeline), as rows of display values: enumerated
+    values in words, date-times in the gateway's time zone."""
     fields = field_order(dataset)
     records = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False)
                .order_by("-record_at", "key"))
     total = records.count()
-    rows = [[_display(data.get(name)) for name in fields] for data in
+    rows = [[_cell(name, data.get(name), language) for name in fields] for data in
             records.values_list("data", flat=True)[:limit]]
     return {"fields": fields, "rows": rows, "total": total, "shown": len(rows)}
+
+
+def _cell(name: str, value: Any, language: str) -> str | dict[str, str]:
+    """A table cell: a document reference becomes {"text", "sha256"} (the page links it)."""
+    if isinstance(value, dict) and value.get("sha256") and value.get("filename"):
+        return {"text": value["filename"], "sha256": value["sha256"]}
+    return _display(value_label(name, value, language))
 
 
 def _display(value: Any) -> str:
@@ -145,3 +162,8 @@ def _display(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+def display_value(value: Any) -> str:
+    """A stored value as a person reads it (date-times in the gateway's time zone)."""
+    return _display(value)

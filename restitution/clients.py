@@ -321,7 +321,7 @@ def deprovision_client(*, client: PimsClient, reason: str = DELETED_REASON,
     now = timezone.now()
     for grant in Grant.objects.filter(client=client, revoked_at__isnull=True, ended_at__isnull=True,
                                       expires_at__gt=now).select_related("customer", "client"):
-        consent.revoke_grant(grant=grant, reason=reason, request=request, staff=staff, notify=False)
+        consent.revoke_grant(grant=grant, reason=reason, request=request, staff=staff)
     end_client_tokens(client=client)
     client.approval = PimsClient.Approval.DEPROVISIONED
     client.deprovisioned_at = now

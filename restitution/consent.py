@@ -7,6 +7,8 @@ renders pages and never serves data.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -17,7 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from . import audit, store
+from . import audit, events, store
 from .models import AccessEvent, Customer, Dataset, Grant, PimsClient
 
 #: The longest a customer may consent for (12 months, as Australia's CDR and our promise).
@@ -42,6 +44,15 @@ def active_grant(*, customer: Customer | None, client: PimsClient) -> Grant | No
     return (Grant.objects.filter(customer=customer, client=client, revoked_at__isnull=True,
                                  ended_at__isnull=True, expires_at__gt=now)
             .select_related("customer", "client").prefetch_related("datasets").order_by("-created_at").first())
+
+
+def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
+    """A stable identifier of the customer for one client only (never the legacy id).
+
+    Two clients get unrelated values for the same customer, so they cannot join their data.
+    """
+    message = f"{client_id}\x1f{customer_reference}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
 def grant_scopes(grant: Grant) -> set[str]:
@@ -118,8 +129,8 @@ def create_grant(*, customer: Customer, client: PimsClient, datasets: list[Datas
     audit.record_event(kind=AccessEvent.Kind.GRANT_CREATED, customer=customer, grant=grant,
                        request=request, detail={"datasets": [d.slug for d in datasets],
                                                 "duration": duration})
-    from .extraction import request_customer_extraction
     from .models import ExtractionRun
+    from .runs import request_customer_extraction
 
     request_customer_extraction(customer=customer, trigger=ExtractionRun.Trigger.CONSENT)
     return grant
@@ -141,11 +152,11 @@ def _end_tokens(grant: Grant) -> int:
 
 @transaction.atomic
 def revoke_grant(*, grant: Grant, reason: str = "revoked by the customer",
-                 request: HttpRequest | None = None, staff=None, notify: bool = True) -> None:
+                 request: HttpRequest | None = None, staff=None) -> None:
     """Revoke now: its tokens stop working immediately; the grant stays visible as history.
 
-    `notify=False` sends the client no grant-revoked webhook (a deleted client has no one left
-    to tell)."""
+    Publishes GRANT_REVOKED with the revocation (subscribers tell the client, unless it was
+    deprovisioned: no one is left to tell)."""
     if grant.revoked_at is not None:
         return
     now = timezone.now()
@@ -157,11 +168,7 @@ def revoke_grant(*, grant: Grant, reason: str = "revoked by the customer",
     _end_tokens(grant)
     audit.record_event(kind=AccessEvent.Kind.GRANT_REVOKED, customer=grant.customer, grant=grant,
                        request=request, staff=staff, detail={"reason": reason})
-    if not notify:
-        return
-    from connectors_out.webhooks import notify_grant_revoked
-
-    notify_grant_revoked(grant=grant)
+    events.publish(events.GRANT_REVOKED, subject_id=grant.pk)
 
 
 @transaction.atomic
@@ -172,6 +179,7 @@ def end_one_time_grant(*, grant: Grant) -> None:
     grant.ended_at = timezone.now()
     grant.save(update_fields=["ended_at"])
     _end_tokens(grant)
+    events.publish(events.GRANT_ENDED, subject_id=grant.pk)
 
 
 def expire_due_grants(*, now: datetime | None = None) -> int:
@@ -185,5 +193,6 @@ def expire_due_grants(*, now: datetime | None = None) -> int:
         with transaction.atomic():
             _end_tokens(grant)
             audit.record_event(kind=AccessEvent.Kind.GRANT_EXPIRED, customer=grant.customer, grant=grant)
+            events.publish(events.GRANT_EXPIRED, subject_id=grant.pk)
         count += 1
     return count

@@ -32,7 +32,7 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, consent, outbox, portability
+from . import audit, consent, events, outbox, portability, processing
 from .catalogue import field_descriptions, field_order
 from .items import utc_text
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
@@ -379,6 +379,7 @@ def _finish(job: ExportJob, *, name: str, size: int, digest: str, manifest: dict
                            record_count=job.records_total,
                            detail={"export": str(job.public_id), "datasets": job.datasets,
                                    "size": size, "for_customer": job.for_customer})
+        events.publish(events.ARCHIVE_READY, subject_id=job.pk)
     job.refresh_from_db()
 
 
@@ -547,6 +548,8 @@ _README_TEXT = {
                      "record key or file name that is not a plain name is shortened to a safe one followed "
                      "by a short code; manifest.json gives each file's record key as it is.",
         "rights": "You may give this archive to any service you choose (GDPR Art. 20).",
+        "processing": ("How we process it (GDPR Art. 15):", "Purposes", "Legal basis", "Recipients", "Retention",
+                       "Source systems", "Automated decisions", "yes", "no"),
     },
     "fr": {
         "title": "Vos données chez {holder}",
@@ -568,6 +571,8 @@ _README_TEXT = {
                      "raccourci en un nom sûr suivi d'un court code ; manifest.json donne l'identifiant "
                      "exact de chaque fichier.",
         "rights": "Vous pouvez confier cette archive au service de votre choix (RGPD, art. 20).",
+        "processing": ("Comment nous les traitons (RGPD, art. 15) :", "Finalités", "Base légale", "Destinataires",
+                       "Durée de conservation", "Systèmes sources", "Décisions automatisées", "oui", "non"),
     },
 }
 
@@ -584,10 +589,20 @@ def _readme_part(language: str, job: ExportJob, datasets: list[Dataset], counts:
         description = dataset.description_fr if language == "fr" else dataset.description_en
         lines += [f"{dataset.slug}/ — {title} ({text['records'].format(n=counts[dataset.slug])})",
                   f"  {description}", f"  {text['fields']}"]
-        lines += [f"    - {field['name']}: {field['help']}" for field in field_descriptions(dataset, language)]
+        lines += [f"    - {field['name']} ({field['label']}): {field['help']}"
+                  for field in field_descriptions(dataset, language)]
+        lines += _processing_lines(text["processing"], processing.in_language(processing.facts(dataset), language))
         lines.append("")
     lines += [text["documents"], "", text["rights"], ""]
     return "\n".join(lines)
+
+
+def _processing_lines(labels: tuple[str, ...], facts: dict) -> list[str]:
+    heading, purposes, basis, recipients, retention, sources, automated, yes, no = labels
+    return [f"  {heading}", f"    - {purposes}: {facts['purposes']}", f"    - {basis}: {facts['legal_basis']}",
+            f"    - {recipients}: {'; '.join(facts['recipients'])}", f"    - {retention}: {facts['retention']}",
+            f"    - {sources}: {', '.join(facts['sources']) or '—'}",
+            f"    - {automated}: {yes if facts['automated_decisions'] else no}"]
 
 
 # --- Retention ---------------------------------------------------------------------------------

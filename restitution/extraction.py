@@ -18,14 +18,27 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import outbox, store
+from . import events, quarantine, store
+from .backoff import backoff
 from .gate import SourceRateLimiter, get_gate
 from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, compile_mapping
-from .models import Customer, Dataset, ExtractionRun, LegacyIdentity, RejectedRow, Source
+from .models import Dataset, ExtractionRun, LegacyIdentity, RejectedRow
+from .runs import (  # noqa: F401 - requesting runs and reading them: runs.py (no adapters there)
+    ACTIVE,
+    CUSTOMER_REFRESH_COOLDOWN,
+    RefreshTooSoon,
+    customer_freshness,
+    enqueue_run,
+    request_customer_extraction,
+    request_customer_refresh,
+    request_extraction,
+    retry_run,
+    runs_in_progress,
+)
 from .sources import RawRow, SourceAdapter, SourceError, adapter_class
 from .sources.base import connection_from_env
 from .validation import record_validator
@@ -42,85 +55,12 @@ GATE_RETRY_SECONDS = 3.0
 #: How often a running run writes its counters and heartbeat.
 HEARTBEAT_SECONDS = 1.0
 
-ACTIVE = (ExtractionRun.Status.QUEUED, ExtractionRun.Status.RUNNING)
-#: A customer's own "update my data" (dashboard or API) starts a new run of a source at most
-#: this often: each click would otherwise cost the legacy system a full read of their data.
-CUSTOMER_REFRESH_COOLDOWN = timedelta(minutes=5)
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     """What the task should do next: nothing, or retry the run after `retry_in` seconds."""
 
     status: str
     retry_in: float | None = None
-
-
-# --- Requesting runs --------------------------------------------------------------------------
-
-def request_extraction(*, source: Source, customer: Customer | None = None,
-                       trigger: str = ExtractionRun.Trigger.MANUAL) -> ExtractionRun:
-    """Queue a run of `source` (for one customer, or all); reuse one already queued or running."""
-    with transaction.atomic():
-        # Lock the source row so two requests at once cannot both create a run.
-        Source.objects.select_for_update().filter(pk=source.pk).first()
-        run = ExtractionRun.objects.filter(source=source, customer=customer, status__in=ACTIVE).first()
-        if run is None:
-            run = ExtractionRun.objects.create(source=source, customer=customer, trigger=trigger)
-            _enqueue_on_commit(run.pk)
-    return run
-
-
-def _customer_sources(customer: Customer) -> list[Source]:
-    systems = set(customer.identities.values_list("system", flat=True))
-    return list(Source.objects.filter(enabled=True, identity_system__in=systems).order_by("slug"))
-
-
-def request_customer_extraction(*, customer: Customer,
-                                trigger: str = ExtractionRun.Trigger.CUSTOMER) -> list[ExtractionRun]:
-    """Queue a run of every enabled source that knows this customer."""
-    return [request_extraction(source=source, customer=customer, trigger=trigger)
-            for source in _customer_sources(customer)]
-
-
-class RefreshTooSoon(Exception):
-    """The customer asked for fresh data a moment ago: every source is in its cooldown."""
-
-    def __init__(self, retry_after: timedelta) -> None:
-        super().__init__("fresh data was asked for a moment ago")
-        self.retry_after = retry_after
-
-    @property
-    def seconds(self) -> int:
-        return max(1, int(self.retry_after.total_seconds() + 0.999))
-
-
-def request_customer_refresh(*, customer: Customer, cooldown: timedelta = CUSTOMER_REFRESH_COOLDOWN,
-                             now: datetime | None = None) -> list[ExtractionRun]:
-    """The customer's "update my data" (the dashboard's button, the API's POST /extractions),
-    bounded per customer and source: a source with a run queued or running gives that run (no new
-    one); a source whose last run asked by the customer was queued less than `cooldown` ago is
-    left alone. Raises RefreshTooSoon, with how long to wait, when every source is left alone."""
-    now = now or timezone.now()
-    sources = _customer_sources(customer)
-    customer_runs = ExtractionRun.objects.filter(customer=customer, source__in=sources)
-    active = set(customer_runs.filter(status__in=ACTIVE).values_list("source_id", flat=True))
-    recent = dict(customer_runs.filter(trigger=ExtractionRun.Trigger.CUSTOMER, queued_at__gt=now - cooldown)
-                  .values("source_id").annotate(last=Max("queued_at")).values_list("source_id", "last"))
-    runs, waits = [], []
-    for source in sources:
-        if source.pk in recent and source.pk not in active:
-            waits.append(recent[source.pk] + cooldown - now)
-            continue
-        runs.append(request_extraction(source=source, customer=customer, trigger=ExtractionRun.Trigger.CUSTOMER))
-    if not runs and waits:
-        raise RefreshTooSoon(min(waits))
-    return runs
-
-
-def retry_run(*, run: ExtractionRun) -> ExtractionRun:
-    """Operator's retry: a new run of the same source and customer."""
-    return request_extraction(source=run.source, customer=run.customer, trigger=ExtractionRun.Trigger.RETRY)
 
 
 def run_synchronously(*, run: ExtractionRun, max_wait: float = 3600.0) -> ExtractionRun:
@@ -133,11 +73,6 @@ def run_synchronously(*, run: ExtractionRun, max_wait: float = 3600.0) -> Extrac
         time.sleep(min(outcome.retry_in, max(0.0, deadline - time.monotonic())))
     run.refresh_from_db()
     return run
-
-
-def _enqueue_on_commit(run_id: int) -> None:
-    # Through the outbox: the message is committed with the run, so a broker outage loses nothing.
-    outbox.enqueue(task="restitution.tasks.run_extraction", args=[run_id])
 
 
 def recover_stalled_runs(*, stale_after: timedelta = timedelta(minutes=2),
@@ -167,7 +102,7 @@ def recover_stalled_runs(*, stale_after: timedelta = timedelta(minutes=2),
         ExtractionRun.objects.filter(pk=run_id).update(queued_at=now)
         recovered.append(run_id)
     for run_id in recovered:
-        _enqueue_on_commit(run_id)
+        enqueue_run(run_id)
     if recovered:
         log.warning("re-queued extraction runs %s", recovered)
     return recovered
@@ -180,8 +115,7 @@ def _lease_token(run_id: int) -> str:
 
 
 def _backoff(attempt: int) -> float:
-    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1))
-    return delay * random.uniform(0.5, 1.5)
+    return backoff(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS)
 
 
 def execute_run(*, run_id: int) -> RunOutcome:
@@ -230,15 +164,15 @@ def _perform(run: ExtractionRun) -> RunOutcome:
         for index, dataset in enumerate(datasets):
             _extract_dataset(run, adapter, dataset, progress, index, len(datasets))
         progress.finish()
-        ExtractionRun.objects.filter(pk=run.pk).update(
-            status=ExtractionRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
-            heartbeat_at=timezone.now(), error="",
-        )
+        with transaction.atomic():  # the event is committed with the run's success, or neither
+            ExtractionRun.objects.filter(pk=run.pk).update(
+                status=ExtractionRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
+                heartbeat_at=timezone.now(), error="",
+            )
+            if any(progress.values[name] for name in ("created", "updated", "deleted")):
+                events.publish(events.RUN_CHANGED_DATA, subject_id=run.pk)
         log.info("extraction run %s of %s succeeded in %.1fs: %s", run.pk, source.slug,
                  time.monotonic() - started, progress.summary())
-        from connectors_out.delivery import after_extraction  # push to clouds, webhooks; never raises
-
-        after_extraction(run_id=run.pk)
         return RunOutcome("succeeded")
     except SourceError as exc:
         progress.finish()
@@ -261,7 +195,7 @@ def _perform(run: ExtractionRun) -> RunOutcome:
         ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.RUNNING).update(
             status=ExtractionRun.Status.QUEUED, error="Redis unavailable; run queued again",
             queued_at=timezone.now())
-        _enqueue_on_commit(run.pk)
+        enqueue_run(run.pk)
         return RunOutcome("requeued")
     except (OperationalError, InterfaceError) as exc:
         # The gateway's own database went away (a restart, a failover). Writes are upserts, so
@@ -348,7 +282,7 @@ class _Progress:
 
     def _flush_rejects(self) -> None:
         if self._rejects:
-            RejectedRow.objects.bulk_create(self._rejects)
+            quarantine.save(self._rejects)
             self._rejects = []
 
     def finish(self) -> None:
@@ -499,26 +433,3 @@ def _guarded(rows: Iterable[RawRow]) -> Iterator[RawRow]:
         raise
     except (OSError, TimeoutError) as exc:
         raise SourceError(f"{type(exc).__name__} while reading", permanent=False) from exc
-
-
-def customer_freshness(*, customer: Customer) -> dict[str, datetime | None]:
-    """Per dataset slug, when this customer's data was last extracted successfully (their own
-    runs and batch runs over everyone both count)."""
-    last_by_source = dict(
-        ExtractionRun.objects.filter(status=ExtractionRun.Status.SUCCEEDED)
-        .filter(Q(customer=customer) | Q(customer__isnull=True))
-        .values("source_id").annotate(last=Max("finished_at")).values_list("source_id", "last")
-    )
-    result: dict[str, datetime | None] = {}
-    for source in Source.objects.prefetch_related("datasets"):
-        seen = last_by_source.get(source.pk)
-        for dataset in source.datasets.all():
-            current = result.get(dataset.slug)
-            result[dataset.slug] = max(filter(None, (seen, current)), default=None)
-    return result
-
-
-def runs_in_progress(*, customer: Customer) -> tuple[list[ExtractionRun], float]:
-    """The customer's queued or running runs, and how far they are together (0..1; 1 if none)."""
-    runs = list(ExtractionRun.objects.filter(customer=customer, status__in=ACTIVE).select_related("source"))
-    return runs, (sum(r.progress for r in runs) / len(runs) if runs else 1.0)

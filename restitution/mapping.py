@@ -15,7 +15,6 @@ and the reason, and the row is quarantined by the caller. This module never touc
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
@@ -26,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .items import utc_text
+from .legacy_values import Attachment, lookup  # noqa: F401 - Attachment: part of this module's interface
 
 
 class MappingError(ValueError):
@@ -37,19 +37,6 @@ class MappingError(ValueError):
         self.message = message
         # The fields mapped before the failure: lets the caller tell which record it was.
         self.partial: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """A file a source adapter fetched along with a row (an invoice PDF)."""
-
-    filename: str
-    content_type: str
-    content: bytes
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
 
 
 @dataclass
@@ -249,19 +236,6 @@ def _attachment(value: Any, spec: dict[str, Any], ctx: MappingContext, name: str
         "size": len(value.content),
         "sha256": value.sha256,
     }
-
-
-def lookup(values: MappingABC[str, Any], path: str) -> Any:
-    """A legacy value by name; dotted paths reach into nested JSON (`customer.id`)."""
-    if path in values:
-        return values[path]
-    current: Any = values
-    for part in path.split("."):
-        if isinstance(current, MappingABC) and part in current:
-            current = current[part]
-        else:
-            return None
-    return current
 
 
 @dataclass(frozen=True)

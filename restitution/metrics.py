@@ -7,21 +7,21 @@ Reads ApiCall, ConsentFlow, Grant and AccessEvent rows; never reads records or t
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection, transaction
 from django.db.models import Avg, Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncHour, TruncSecond
-from django.db.models.sql import InsertQuery
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
+from . import audit
 from .audit import client_ip
 from .models import AccessEvent, ApiCall, ConsentFlow, Customer, Grant, PimsClient
-from .observability import tier_threshold_ms
+from .portability import BadParameter
 
 TIER_ORDER = ("unauthenticated", "authentication", "high-priority", "large-payload")
 REPLACED = "replaced by a new consent"  # consent.create_grant's reason when a grant is amended
@@ -35,6 +35,11 @@ ABANDONED_STAGES = {
 }
 
 
+def tier_threshold_ms(tier: str) -> int:
+    """The response time a call of this tier must beat to count as performing (CDR NFRs)."""
+    return settings.GATEWAY_TIER_THRESHOLDS_MS.get(tier, 1500)
+
+
 def record_api_call(*, tier: str, endpoint: str, status: int, duration_ms: int,
                     client_id: int | None = None, at: datetime | None = None,
                     access_events: list[AccessEvent] = ()) -> ApiCall:
@@ -45,25 +50,8 @@ def record_api_call(*, tier: str, endpoint: str, status: int, duration_ms: int,
     if not access_events:
         call.save()
         return call
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            AccessEvent.objects.bulk_create(access_events)
-            call.save()
-        return call
-    events_sql, events_params = _insert_sql(AccessEvent, access_events)
-    call_sql, call_params = _insert_sql(ApiCall, [call])
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH events AS ({events_sql}) {call_sql}", [*events_params, *call_params])
+    audit.write_access_events(access_events, with_row=call)  # the access log's own writer
     return call
-
-
-def _insert_sql(model, objects: list) -> tuple[str, list]:
-    """The INSERT Django would run for these unsaved objects (its own value preparation)."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    query = InsertQuery(model)
-    query.insert_values(fields, objects)
-    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
-    return sql, list(params)
 
 
 # --- Consent flows ---------------------------------------------------------------------------
@@ -226,3 +214,38 @@ def operator_metrics(*, start: datetime, end: datetime, now: datetime | None = N
         "active_clients": active.values("client_id").distinct().count(),
         "authorisations": authz,
     }
+
+
+# --- Who may read them, and for which period (the operator API and the admin page) ---------------
+
+def is_operator(user) -> bool:
+    return bool(user and user.is_active and user.is_staff and user.has_perm("restitution.view_apicall"))
+
+
+def parse_moment(value: str | None, *, parameter: str, default: datetime) -> datetime:
+    """An ISO 8601 date-time (naive = the gateway's time zone) or a date (its midnight)."""
+    if not value:
+        return default
+    try:
+        moment = parse_datetime(value)
+        if moment is None:
+            day = parse_date(value)
+            if day is None:
+                raise ValueError
+            moment = datetime.combine(day, time.min)
+    except ValueError:
+        raise BadParameter(parameter, f"{parameter} must be an ISO 8601 date or date-time") from None
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def period_of(params) -> tuple[datetime, datetime]:
+    """The reporting period: `start` (default: today's midnight) to `end` (default: now)."""
+    now = timezone.now()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = parse_moment(params.get("start"), parameter="start", default=midnight)
+    end = parse_moment(params.get("end"), parameter="end", default=now)
+    if end <= start:
+        raise BadParameter("end", "end must be after start")
+    if end - start > timedelta(days=366):
+        raise BadParameter("end", "the period may span one year at most")
+    return start, end

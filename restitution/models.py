@@ -58,6 +58,12 @@ class Dataset(models.Model):
     field_help = models.JSONField(default=dict, blank=True,
                                   help_text="Plain-language description of each field, {field: {en, fr}}.")
     is_published = models.BooleanField(default=True)
+    processing = models.JSONField(
+        default=dict, blank=True,
+        help_text="GDPR Art. 15 facts, edited by the operator: {\"purposes\": {\"en\": …, \"fr\": …}, "
+                  "\"legal_basis\": {\"en\": …, \"fr\": …}, \"recipients\": [{\"en\": …, \"fr\": …}], "
+                  "\"retention\": {\"en\": …, \"fr\": …}, \"automated_decisions\": false}; a key left out "
+                  "takes the gateway's default (restitution/processing.py).")
 
     class Meta:
         ordering = ["slug"]
@@ -229,16 +235,34 @@ class ExtractionRun(models.Model):
 
 
 class RejectedRow(models.Model):
-    """A legacy row that failed reading, mapping or validation, with why and its raw values."""
+    """A legacy row that failed reading, mapping or validation, with why and its raw values.
 
-    run = models.ForeignKey(ExtractionRun, on_delete=models.CASCADE, related_name="rejected_rows")
+    One row per stable locator (`quarantine.py`): a later run that rejects the same legacy row
+    updates it (its run, reason, values, last_seen_at) instead of adding another. The operator
+    gives it a state and a note; the customer is told how many of theirs are withheld.
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", _("Open")
+        FIXED = "fixed", _("Fixed at source")
+        ACCEPTED = "accepted", _("Accepted as not restitutable")
+
+    run = models.ForeignKey(ExtractionRun, on_delete=models.CASCADE, related_name="rejected_rows",
+                            help_text="The last run that rejected it.")
     source = models.ForeignKey(Source, on_delete=models.CASCADE)
     dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL)
     customer = models.ForeignKey(Customer, null=True, on_delete=models.SET_NULL)
-    locator = models.CharField(max_length=500, help_text="Where the row is: file and line, page, table.")
+    locator = models.CharField(max_length=500, help_text="Where the row is, stably: table and primary "
+                               "key, file, line and content hash, or URL and id.")
+    # Null for rows quarantined before fingerprints (unique, so not the empty string).
+    fingerprint = models.CharField(max_length=64, unique=True, null=True, editable=False,  # noqa: DJ001
+                                   help_text="SHA-256 of source, dataset and locator.")
     reason = models.TextField()
     raw = models.JSONField()
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, help_text="First rejected.")
+    last_seen_at = models.DateTimeField(default=timezone.now, help_text="Last rejected.")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN, db_index=True)
+    note = models.TextField(blank=True, help_text="The operator's note (never shown with raw values).")
 
     class Meta:
         ordering = ["id"]
@@ -326,8 +350,9 @@ class Grant(models.Model):
     receipt = models.JSONField(help_text="Machine-readable consent receipt.")
     first_seq = models.BigIntegerField(
         null=True, blank=True, editable=False,
-        help_text="A change-sequence value taken when the consent was given: a `since` below it was "
-                  "handed out under an earlier consent and is refused (resync).")
+        help_text="A change-sequence value taken when the consent was given: a `since` below it, from an "
+                  "earlier consent of the same customer to the same client, is read from the start "
+                  "(records that entered the window are sent again).")
 
     class Meta:
         ordering = ["-created_at"]
@@ -368,6 +393,8 @@ class AccessEvent(models.Model):
         EXPORT = "export", _("Archive exported")
         EXPORT_DOWNLOADED = "export-downloaded", _("Archive downloaded")
         DELIVERY = "delivery", _("Data delivered")
+        HISTORY_PURGED = "history-purged", _("Old history removed")
+        STAFF_ACCESS = "staff-access", _("Viewed by the holder's staff")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -382,10 +409,17 @@ class AccessEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The per-customer hash chain, set by a database trigger on insert (migration
+    # 0012_access_event_chain; docs/history.md gives the algorithm), checked by verify_history.
+    chain_seq = models.PositiveIntegerField(null=True, blank=True, editable=False,
+                                            help_text="Position in the customer's chain, from 1.")
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["customer", "-created_at"], name="access_by_customer")]
+        constraints = [models.UniqueConstraint(fields=["customer", "chain_seq"], name="access_chain_position")]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.kind}"

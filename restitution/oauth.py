@@ -260,10 +260,8 @@ def introspect(*, token: str, token_type_hint: str | None, client) -> dict:
 
 
 def _claims(*, client, customer, scope: str, expires, issued) -> dict:
-    from .api.views import pairwise_subject
-
     return {"active": True, "scope": scope, "client_id": client.client_id,
-            "sub": pairwise_subject(customer_reference=customer.reference, client_id=client.client_id),
+            "sub": consent.pairwise_subject(customer_reference=customer.reference, client_id=client.client_id),
             "exp": int(expires.timestamp()), "iat": int(issued.timestamp()), "iss": issuer()}
 
 

@@ -8,6 +8,7 @@ source slugs, queue names, tiers and statuses only.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import re
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from django.conf import settings
+from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -118,7 +120,7 @@ def _unbind_task_request_id(task=None, **kwargs: Any) -> None:
             pass
 
 
-# --- Prometheus: API latency per tier, delivery outcomes, and a collector over the database ---
+# --- Prometheus: API latency per tier, and a collector over the database -----------------------
 
 API_LATENCY = Histogram(
     "gateway_api_request_duration_seconds", "API and OAuth2 endpoint latency, by CDR-style tier.",
@@ -149,11 +151,6 @@ TIERS: dict[str, str] = {
     "api-changes": "large-payload",
     "api-document": "large-payload",
 }
-
-
-def tier_threshold_ms(tier: str) -> int:
-    """The response time a call of this tier must beat to count as performing (CDR NFRs)."""
-    return settings.GATEWAY_TIER_THRESHOLDS_MS.get(tier, 1500)
 
 
 def endpoint_of(path: str) -> tuple[str, str] | None:
@@ -201,8 +198,8 @@ class ApiMetricsMiddleware:
         succeeded is never missing from the customer's history): a 503 instead."""
         from django.db import DatabaseError
 
+        from . import audit
         from .metrics import record_api_call
-        from .web.middleware import DatabaseUnavailableMiddleware
 
         token = getattr(request, "auth", None)
         try:
@@ -214,14 +211,28 @@ class ApiMetricsMiddleware:
             logging.getLogger(__name__).warning("could not record an API call for the operator metrics")
         if not events:
             return response
-        from .models import AccessEvent
-
         try:
-            AccessEvent.objects.bulk_create(events)
+            audit.write_access_events(events)
         except DatabaseError as exc:
             response.close()
-            return DatabaseUnavailableMiddleware.unavailable(request, exc)
+            return database_unavailable(request, exc)
         return response
+
+
+#: How long a client should wait before retrying while the database cannot be reached.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(request, exception: Exception) -> HttpResponse:
+    """The 503 problem (with Retry-After) answered while the database cannot be used."""
+    logging.getLogger(__name__).warning("database unavailable (%s) for request %s", type(exception).__name__,
+                                        getattr(request, "request_id", "-"))
+    body = {"type": "https://restitution-gateway.org/problems/service_unavailable",
+            "title": "Service unavailable", "status": 503, "code": "service_unavailable",
+            "detail": "The service is briefly unavailable; retry after the delay given."}
+    response = HttpResponse(json.dumps(body), status=503, content_type="application/problem+json")
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
 
 
 class GatewayCollector(Collector):
@@ -231,8 +242,7 @@ class GatewayCollector(Collector):
         # Registering must not query the database (the app registry is not ready then).
         return [CounterMetricFamily("gateway_extraction_runs", ""), CounterMetricFamily("gateway_extraction_rows", ""),
                 GaugeMetricFamily("gateway_grants", ""), CounterMetricFamily("gateway_grants_created", ""),
-                GaugeMetricFamily("gateway_queue_depth", ""), GaugeMetricFamily("gateway_deliveries", ""),
-                CounterMetricFamily("gateway_delivery_attempts", "")]
+                GaugeMetricFamily("gateway_queue_depth", "")]
 
     def collect(self):
         from django.db.models import Count, Sum
@@ -275,21 +285,6 @@ class GatewayCollector(Collector):
         for queue, value in queue_depths().items():
             depth.add_metric([queue], value)
         yield depth
-
-        # Push deliveries run in workers: counted from their rows, so every web process sees them.
-        from connectors_out.models import Delivery, DeliveryAttempt
-
-        deliveries = GaugeMetricFamily("gateway_deliveries", "Push deliveries by destination kind and status.",
-                                       labels=["connector", "status"])
-        for row in Delivery.objects.values("destination__kind", "status").annotate(n=Count("id")):
-            deliveries.add_metric([row["destination__kind"], row["status"]], row["n"])
-        yield deliveries
-        attempts = CounterMetricFamily("gateway_delivery_attempts", "Push delivery attempts by destination kind "
-                                       "and outcome.", labels=["connector", "outcome"])
-        for row in (DeliveryAttempt.objects.exclude(outcome="")
-                    .values("delivery__destination__kind", "outcome").annotate(n=Count("id"))):
-            attempts.add_metric([row["delivery__destination__kind"], row["outcome"]], row["n"])
-        yield attempts
 
 
 def queue_depths() -> dict[str, int]:

@@ -13,7 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models import Count, Max, Min, QuerySet
 
 # The record item and the UTC format are defined in .items; the names stay importable from here.
@@ -57,6 +59,26 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def customer_zone() -> ZoneInfo:
+    """The customers' calendar (GATEWAY_CUSTOMER_TIME_ZONE): consent periods are its days."""
+    return ZoneInfo(settings.GATEWAY_CUSTOMER_TIME_ZONE)
+
+
+def local_day_start(day: date) -> datetime:
+    """Local midnight of `day` in the customers' time zone, in UTC (DST days included)."""
+    try:
+        return datetime.combine(day, time.min, tzinfo=customer_zone()).astimezone(UTC)
+    except OverflowError:  # the calendar's first day: its UTC start is the earliest moment there is
+        return _day_start(day)
+
+
+def local_day_after(day: date) -> datetime | None:
+    """Local midnight after `day`, in UTC, or None (no bound) after the calendar's last day."""
+    if day >= date.max - timedelta(days=1):
+        return None
+    return local_day_start(day + timedelta(days=1))
+
+
 def _day_after(day: date) -> datetime | None:
     """The start of the day after `day`, or None (no bound) after the calendar's last day."""
     if day >= date.max:
@@ -96,8 +118,9 @@ def request_window(grant: Grant, *, since_date: str | None, until_date: str | No
     end = parse_moment("to", until_date, end=True)
     if start and end and start >= end:
         raise BadParameter("from", "must be before 'to'")
-    grant_start = _day_start(grant.window_start) if grant.window_start else None
-    grant_end = _day_after(grant.window_end) if grant.window_end else None
+    # The consent's dates are the customer's local days, whole and inclusive.
+    grant_start = local_day_start(grant.window_start) if grant.window_start else None
+    grant_end = local_day_after(grant.window_end) if grant.window_end else None
     if grant_start and (start is None or start < grant_start):
         start = grant_start
     if grant_end and (end is None or end > grant_end):

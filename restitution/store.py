@@ -20,7 +20,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .mapping import Attachment
+from .legacy_values import Attachment
 from .models import ChangeCounter, Document, Record
 
 # Key of the PostgreSQL advisory lock that serialises change-sequence allocation.

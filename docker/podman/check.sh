@@ -111,16 +111,14 @@ log "migrated, $schedules schedules"
 
 # The demo's legacy systems (files, SQLite, an HTTP API) in the files volume, its customers and
 # its personal cloud client in the database; the worker reads the legacy systems from there.
-"${RUN[@]}" django-admin demo --no-extract --customers 6 >"$WORK/demo.out" 2>&1 \
-  || { tail -n 20 "$WORK/demo.out" >&2; exit 1; }
-# Production accepts https redirect URIs only: the demo's client gets one.
-"${RUN[@]}" django-admin shell --no-imports -c "
-from restitution.demo.install import install_demo_client
-client = install_demo_client(); client.redirect_uris = 'https://pims.example/callback'; client.save()" >/dev/null
-"${RUN[@]}" python -c "
-from restitution.demo.sources import demo_environment
-for k, v in demo_environment('/var/lib/restitution/demo', telco_url='http://127.0.0.1:$TELCO_PORT').items(): print(f'{k}={v}')
-" >>"$ENV_FILE" 2>/dev/null
+# The image ships no demo: the checkout's demo package is mounted read-only and used as a client
+# library of the product (docker/podman/demo_client.py), never installed.
+DEMO_MOUNT=(-v "$ROOT/demo:/opt/demo-client/demo:ro" -v "$ROOT/docker/podman/demo_client.py:/opt/demo-client/demo_client.py:ro" -e PYTHONPATH=/opt/demo-client)
+podman run --rm --network host --env-file "$ENV_FILE" -v "$PREFIX-files:/var/lib/restitution" "${DEMO_MOUNT[@]}" \
+  "$IMAGE" python /opt/demo-client/demo_client.py /var/lib/restitution/demo --customers 6 \
+  --telco-url "http://127.0.0.1:$TELCO_PORT" >"$WORK/demo.out" 2>"$WORK/demo.err" \
+  || { tail -n 20 "$WORK/demo.err" >&2; exit 1; }
+grep -E '^[A-Z_]+=' "$WORK/demo.out" >>"$ENV_FILE"
 
 # --- 2. web, worker, beat --------------------------------------------------------------------
 mapfile -t WORKER < <(compose_list services worker command)
@@ -128,7 +126,7 @@ mapfile -t BEAT < <(compose_list services beat command)
 WORKER_HEALTH=$(compose_list services worker healthcheck test | tail -n 1 | sed 's/\$\$/$/g')
 # podman without systemd says it cannot schedule health checks (they are run below instead).
 START=(podman run -d --network host --env-file "$ENV_FILE" -v "$PREFIX-files:/var/lib/restitution")
-"${START[@]}" --name "$PREFIX-telco" "$IMAGE" python -m restitution.demo.telco_server \
+"${START[@]}" --name "$PREFIX-telco" "${DEMO_MOUNT[@]}" "$IMAGE" python -m demo.telco_server \
   /var/lib/restitution/demo --port "$TELCO_PORT" --token demo-telco-token >/dev/null 2>>"$WORK/podman-run.err"
 # --workdir /: nothing of a source tree can shadow the installed package.
 "${START[@]}" --name "$PREFIX-web" --workdir / "$IMAGE" >/dev/null 2>>"$WORK/podman-run.err"
@@ -139,7 +137,8 @@ START=(podman run -d --network host --env-file "$ENV_FILE" -v "$PREFIX-files:/va
 healthy() {  # healthy CONTAINER SECONDS: run its HEALTHCHECK until it passes
   local deadline=$(( $(date +%s) + $2 ))
   until podman healthcheck run "$1" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt $deadline ] || { log "$1 is not healthy: $(podman inspect "$1" --format '{{json .State.Health}}' | cut -c1-600)"; return 1; }
+    [ "$(date +%s)" -lt $deadline ] || { log "$1 is not healthy: $(podman inspect "$1" --format '{{json .State.Health}}' | cut -c1-600)"
+      podman logs --tail 20 "$1" 2>&1 | cut -c1-400 >&2; return 1; }
     sleep 1
   done
 }
@@ -190,7 +189,7 @@ podman tag "$IMAGE" localhost/restitution-gateway:latest 2>/dev/null || true
 c() { echo "${COMPOSE_PROJECT}_$1_1"; }
 log "compose: postgres and redis"
 compose up -d --no-build postgres redis
-healthy "$(c postgres)" 60
+healthy "$(c postgres)" 120
 healthy "$(c redis)" 30
 log "compose: migrate"
 compose up -d --no-build migrate
@@ -205,11 +204,13 @@ until podman cp "$(c proxy):/data/caddy/pki/authorities/local/root.crt" "$WORK/p
 done
 healthy "$(c worker)" 90
 [ -z "$(podman port "$(c web)")" ] || { log "web publishes a port"; exit 1; }
-podman exec "$(c web)" django-admin demo --no-extract --customers 6 >"$WORK/compose-demo.out" 2>&1 \
+# The demo client copied into the web container (the image has none), run there once.
+podman exec "$(c web)" mkdir -p /tmp/demo-client
+podman cp "$ROOT/demo" "$(c web):/tmp/demo-client/demo"
+podman cp "$ROOT/docker/podman/demo_client.py" "$(c web):/tmp/demo-client/demo_client.py"
+podman exec -e PYTHONPATH=/tmp/demo-client "$(c web)" python /tmp/demo-client/demo_client.py \
+  /var/lib/restitution/demo --customers 6 --telco-url http://127.0.0.1:9 >"$WORK/compose-demo.out" 2>&1 \
   || { tail -n 20 "$WORK/compose-demo.out" >&2; exit 1; }
-podman exec "$(c web)" django-admin shell --no-imports -c "
-from restitution.demo.install import install_demo_client
-client = install_demo_client(); client.redirect_uris = 'https://pims.example/callback'; client.save()" >/dev/null
 log "probes and a consent flow through the TLS proxy (https://localhost:$GATEWAY_HTTPS_PORT, Caddy's local CA)"
 python3 "$ROOT/docker/podman/check_flow.py" "https://localhost:$GATEWAY_HTTPS_PORT" --ca "$WORK/proxy-root.crt" --no-extraction
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://localhost:$GATEWAY_HTTP_PORT/accounts/login/")

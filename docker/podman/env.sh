@@ -17,14 +17,15 @@ log() { printf '%s image: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 ensure_tools() {
   local missing=()
-  for tool in podman buildah debootstrap newuidmap fuse-overlayfs slirp4netns runc podman-compose netavark; do
+  # netavark sets up the compose network's firewall rules with iptables.
+  for tool in podman buildah debootstrap newuidmap fuse-overlayfs slirp4netns runc podman-compose netavark iptables; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/lib/podman/$tool" ] || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing podman and its tools (missing: ${missing[*]})"
     export DEBIAN_FRONTEND=noninteractive
     local packages=(podman buildah debootstrap uidmap fuse-overlayfs slirp4netns runc podman-compose
-                    netavark aardvark-dns)
+                    netavark aardvark-dns iptables)
     apt-get install -y "${packages[@]}" >/dev/null \
       || { apt-get update >/dev/null && apt-get install -y "${packages[@]}" >/dev/null; }
   fi

@@ -7,7 +7,6 @@ succeeded is never missing from the customer's history.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from urllib.parse import urlencode
 
@@ -23,7 +22,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import audit, consent, extraction, portability
+from .. import audit, consent, portability, processing, quarantine
+from .. import runs as run_requests
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
@@ -33,15 +33,6 @@ from .throttling import PerClientThrottle, PerCustomerThrottle, check_all, claim
 PROBLEM = OpenApiResponse(description="An RFC 9457 problem (application/problem+json) with a stable `code`.")
 ERRORS = {400: PROBLEM, 401: PROBLEM, 404: PROBLEM, 429: PROBLEM}
 REFRESH_INTERVAL_SECONDS = 300
-
-
-def pairwise_subject(*, customer_reference: str, client_id: str) -> str:
-    """A stable identifier of the customer for one client only (never the legacy id).
-
-    Two clients get unrelated values for the same customer, so they cannot join their data.
-    """
-    message = f"{client_id}\x1f{customer_reference}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
 class GrantedTokenView(APIView):
@@ -120,7 +111,7 @@ class MeView(GrantedTokenView):
     def get(self, request: Request) -> Response:
         grant = self.grant(request)
         return Response({
-            "sub": pairwise_subject(customer_reference=grant.customer.reference,
+            "sub": consent.pairwise_subject(customer_reference=grant.customer.reference,
                                     client_id=request.auth.application.client_id),
             "datasets": [d.slug for d in self.datasets(request, grant)],
             "expires_at": grant.expires_at,
@@ -139,6 +130,22 @@ DATASET_FIELDS = {
     "date_range": serializers.DictField(child=serializers.DateTimeField(allow_null=True)),
     "extracted_at": serializers.DateTimeField(allow_null=True), "schema_url": serializers.URLField(),
     "records_url": serializers.URLField(),
+    "processing": inline_serializer("Processing", {
+        "purposes": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
+        "legal_basis": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
+        "recipients": serializers.ListField(child=serializers.DictField(child=serializers.CharField()),
+                                            help_text="Recipients or categories of recipients, each {en, fr}."),
+        "retention": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
+        "sources": serializers.ListField(child=serializers.CharField(), help_text="The holder's source systems."),
+        "automated_decisions": serializers.BooleanField(),
+        "last_extraction": serializers.DateTimeField(allow_null=True),
+    }, help_text="GDPR Art. 15(1) facts about how the holder processes this dataset."),
+    "withheld": inline_serializer("Withheld", {
+        "count": serializers.IntegerField(help_text="The token's customer's records of this dataset that "
+                                          "could not be restituted (kept aside by the holder)."),
+        "last_checked": serializers.DateTimeField(allow_null=True, help_text="The last extraction that "
+                                                  "read this dataset for the customer."),
+    }),
 }
 
 
@@ -152,6 +159,8 @@ class DatasetListView(GrantedTokenView):
         grant = self.grant(request)
         window = portability.request_window(grant, since_date=None, until_date=None)
         items = []
+        withheld = quarantine.withheld(grant.customer)
+        checked = run_requests.customer_freshness(customer=grant.customer)
         for dataset in self.datasets(request, grant):
             summary = portability.dataset_summary(grant, dataset, window)
             items.append({
@@ -164,6 +173,8 @@ class DatasetListView(GrantedTokenView):
                 "extracted_at": summary["extracted_at"],
                 "schema_url": _url(request, f"/api/v1/datasets/{dataset.slug}/schema"),
                 "records_url": _url(request, f"/api/v1/datasets/{dataset.slug}/records"),
+                "processing": processing.facts(dataset),
+                "withheld": {"count": withheld.get(dataset.slug, 0), "last_checked": checked.get(dataset.slug)},
             })
         return Response({"items": items})
 
@@ -368,7 +379,7 @@ class RefreshView(GrantedTokenView):
     @extend_schema(summary="Ask for fresh data",
                    description=f"Queues an extraction of the customer's data; at most one request every "
                    f"{REFRESH_INTERVAL_SECONDS // 60} minutes per consent, and one new run of each source every "
-                   f"{int(extraction.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
+                   f"{int(run_requests.CUSTOMER_REFRESH_COOLDOWN.total_seconds()) // 60} minutes per customer "
                    "(429 with Retry-After otherwise).",
                    request=None, responses={202: inline_serializer("ExtractionList", {"items": inline_serializer(
                        "ExtractionItem", EXTRACTION_FIELDS, many=True)}), **ERRORS})
@@ -380,8 +391,8 @@ class RefreshView(GrantedTokenView):
             response["Retry-After"] = str(REFRESH_INTERVAL_SECONDS)
             return response
         try:
-            runs = extraction.request_customer_refresh(customer=grant.customer)
-        except extraction.RefreshTooSoon as wait:
+            runs = run_requests.request_customer_refresh(customer=grant.customer)
+        except run_requests.RefreshTooSoon as wait:
             # Per customer, whichever client or page asked: the legacy systems pay for each run.
             response = problem(status_code=429, code="rate_limited", title="Too many requests",
                                detail="Fresh data was asked for a moment ago; ask again later.")

@@ -6,6 +6,8 @@ database. Mapping, validation and storing are the pipeline's job (extraction.py)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -34,9 +36,23 @@ class RawRow:
     """
 
     values: dict[str, Any]
+    #: Stable across runs and across changes to other rows: table and primary key, file, line
+    #: and content hash, or URL and id (a content hash when the row has no id).
     locator: str
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def content_hash(value: Any) -> str:
+    """A short, stable hash of a row's content, for a locator that does not move when other
+    rows do (the quarantine keys rejected rows by their locator)."""
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+    else:
+        data = json.dumps(value, sort_keys=True, default=str, ensure_ascii=True).encode()
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
 
 
 class RateLimiter(Protocol):
@@ -105,12 +121,12 @@ def connection_from_env(env_name: str) -> str:
 
 def backoff_delays(*, attempts: int, base: float, cap: float,
                    jitter: float = 0.5) -> Iterator[float]:
-    """Exponential backoff with jitter: base, 2·base, 4·base … capped, each ±jitter·delay."""
-    import random
+    """Exponential backoff with jitter: base, 2·base, 4·base … capped, each ±jitter·delay
+    (`restitution.backoff`, the one rule of the gateway)."""
+    from restitution.backoff import backoff
 
-    for attempt in range(attempts):
-        delay = min(cap, base * (2**attempt))
-        yield max(0.0, delay * (1 + random.uniform(-jitter, jitter)))
+    for attempt in range(1, attempts + 1):
+        yield backoff(attempt, base=base, cap=cap, jitter=jitter)
 
 
 def sleep(seconds: float) -> None:

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
-from .base import RawRow, SourceAdapter, SourceError
+from .base import RawRow, SourceAdapter, SourceError, content_hash
 
 CHUNK_SIZE = 64 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
@@ -403,7 +403,7 @@ class CSVAdapter(_FileAdapter):
             except csv.Error as exc:
                 fields, problem = [], f"malformed CSV: {exc}"
             first_line, text, errors = lines.take()
-            locator = f"{relative}:{first_line}"
+            locator = f"{relative}:{first_line} {content_hash(text.rstrip(chr(13) + chr(10)))}"
             problem = errors[0] if errors else (control_character_error(text) or problem)
 
             if not text.strip() and not errors:
@@ -510,7 +510,8 @@ class FixedWidthAdapter(_FileAdapter):
         for number, raw in enumerate(records, start=1):
             if key_bytes is not None and (raw is None or key_bytes not in raw):
                 continue  # cheap pre-check before decoding: not this customer's record
-            locator = f"{relative}:{number}" if length is None else f"{relative}#record {number}"
+            where = f"{relative}:{number}" if length is None else f"{relative}#record {number}"
+            locator = f"{where} {content_hash(raw or b'')}"
             if raw is None:
                 if customer_key is None:
                     yield RawRow({"line": ""}, locator,

@@ -5,7 +5,7 @@ named by the ``token_env`` option. Each dataset is a per-customer path whose ``{
 placeholder receives the URL-quoted customer key (or a ``customer_param`` query parameter).
 Pages are followed through ``next_field`` (a page number, null on the last page); items are
 yielded as they arrive, one page in memory at a time. Attachment fields (invoice PDFs) are
-fetched and replaced by ``mapping.Attachment`` values.
+fetched and replaced by ``legacy_values.Attachment`` values.
 
 Source options::
 
@@ -52,7 +52,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
-from ..mapping import Attachment, lookup
+from ..legacy_values import Attachment, lookup
 from .base import (
     RateLimiter,
     RawRow,
@@ -60,6 +60,7 @@ from .base import (
     SourceError,
     backoff_delays,
     connection_from_env,
+    content_hash,
     sleep,
 )
 
@@ -268,9 +269,11 @@ class HTTPJSONAdapter(SourceAdapter):
             if not 200 <= reply.status < 300:
                 raise SourceError(f"{what}: HTTP {reply.status}", permanent=True)
             items = self._items(what, opts, reply.data)
-            for index, item in enumerate(items, start=1):
-                yield self._row(dataset, opts, item, f"{dataset} page {page} item {index}",
-                                customer_key, customer_field)
+            id_field = opts.get("id_field")
+            for item in items:
+                item_id = item.get(id_field) if id_field and isinstance(item, dict) else None
+                where = f"{id_field}={item_id}" if item_id is not None else content_hash(item)
+                yield self._row(dataset, opts, item, f"{url} {where}", customer_key, customer_field)
             pages_read += 1
             if not page_param:
                 return

@@ -45,7 +45,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from .base import RateLimiter, RawRow, SourceAdapter, SourceError
+from .base import RateLimiter, RawRow, SourceAdapter, SourceError, content_hash
 
 DEFAULT_YIELD_PER = 1000
 CUSTOMER_FILTER = "{customer_filter}"
@@ -165,12 +165,31 @@ class SQLAdapter(SourceAdapter):
             raise SourceError("'yield_per' must be a positive integer", permanent=True)
         return value
 
+    def _locator(self, dataset: str, keys: list[str]):
+        """Where a row is, whatever its position in the result: its table and primary key when
+        the dataset's options name them (`table`, `row_key`: result columns), its content hash
+        otherwise."""
+        opts = self.dataset_options(dataset)
+        table = opts.get("table") or dataset
+        row_key = opts.get("row_key") or []
+        if isinstance(row_key, str):
+            row_key = [row_key]
+        if not isinstance(table, str) or not isinstance(row_key, list) or any(
+                not isinstance(column, str) or column not in keys for column in row_key):
+            raise SourceError(f"dataset {dataset!r}: 'row_key' must name columns of the query "
+                              "result and 'table' must be a name", permanent=True)
+
+        def locate(values: dict[str, Any]) -> str:
+            if row_key and all(values.get(column) is not None for column in row_key):
+                return f"{table} " + " ".join(f"{column}={values[column]}" for column in row_key)
+            return f"{table} {content_hash(values)}"
+        return locate
+
     def read(self, dataset: str, *, customer_key: str | None,
              customer_field: str) -> Iterator[RawRow]:
         sql, params = self.build_statement(dataset, customer_key)
         yield_per = self._yield_per()
         engine = self.engine
-        suffix = f" (customer {customer_key})" if customer_key is not None else ""
         self.limiter.wait()
         try:
             with engine.connect() as conn:
@@ -186,11 +205,10 @@ class SQLAdapter(SourceAdapter):
                             f"{', '.join(duplicates)}; give them distinct aliases",
                             permanent=True,
                         )
-                    number = 0
+                    locate = self._locator(dataset, keys)
                     for row in result:
-                        number += 1
-                        yield RawRow(dict(zip(keys, row, strict=True)),
-                                     f"{dataset} row {number}{suffix}")
+                        values = dict(zip(keys, row, strict=True))
+                        yield RawRow(values, locate(values))
         except SourceError:
             raise
         except SQLAlchemyError as exc:

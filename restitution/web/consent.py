@@ -13,10 +13,18 @@ from django.db import transaction
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_deny
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.views import AuthorizationView
-from oauthlib.oauth2.rfc6749.errors import InvalidRequestError
+from oauthlib.oauth2.rfc6749.errors import (
+    InvalidClientIdError,
+    InvalidRedirectURIError,
+    InvalidRequestError,
+    MismatchingRedirectURIError,
+    MissingClientIdError,
+    MissingRedirectURIError,
+)
 
 from .. import consent, metrics
 from ..consent import ConsentError
@@ -44,6 +52,42 @@ class ConsentView(AuthorizationView):
     def redirect(self, redirect_to, application):
         # RFC 9207 §2: `iss` in every authorization response to the client, errors included.
         return super().redirect(with_issuer(redirect_to), application)
+
+    def error_response(self, error, application, **kwargs):
+        """A request that cannot go back to the client (unknown client, unregistered redirect
+        URI): a page in the customer's language, in plain words, with a way back. The protocol
+        error stays on the page, in small print, for the client's developers."""
+        response = super().error_response(error, application, **kwargs)
+        if response.status_code in (301, 302, 303, 307, 308) or not hasattr(response, "context_data"):
+            return response
+        oauthlib_error = response.context_data["error"]
+        context = {"error": oauthlib_error, "explanation": self._explain(oauthlib_error)}
+        return render(self.request, "restitution/oauth_error.html", context, status=response.status_code)
+
+    def _explain(self, error) -> dict[str, str]:
+        if isinstance(error, (InvalidClientIdError, MissingClientIdError)):
+            client_id = self.request.GET.get("client_id", "") or self.request.POST.get("client_id", "")
+            client = PimsClient.objects.filter(client_id=client_id).first() if client_id else None
+            if client is not None and client.approval == PimsClient.Approval.PENDING:
+                return {"title": _("This app is not approved yet"),
+                        "text": _("%(client)s has asked to be allowed to request your data, and the "
+                                  "data holder has not approved it yet. Nothing was shared. Try again "
+                                  "once the app tells you it has been approved.") % {"client": client.name}}
+            if client is not None and client.approval != PimsClient.Approval.APPROVED:
+                return {"title": _("This app may not ask for your data"),
+                        "text": _("%(client)s is not allowed to ask for your data at the moment. "
+                                  "Nothing was shared.") % {"client": client.name}}
+            return {"title": _("We do not know the app that sent you here"),
+                    "text": _("The link you followed names an app that is not registered with us. "
+                              "Nothing was shared. Contact the app's support if you expected it to work.")}
+        if isinstance(error, (MismatchingRedirectURIError, InvalidRedirectURIError, MissingRedirectURIError)):
+            return {"title": _("We cannot send you back to this app"),
+                    "text": _("The app asked us to send you back to an address it has not registered "
+                              "with us. To protect you, we did not follow it and nothing was shared. "
+                              "Contact the app's support.")}
+        return {"title": _("This request cannot be accepted"),
+                "text": _("The app that sent you here made a request we cannot accept. Nothing was "
+                          "shared. Contact the app's support.")}
 
     def form_invalid(self, form):
         # The page again, with the form's message: the request as sent cannot be done.

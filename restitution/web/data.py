@@ -16,10 +16,10 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import charts, exports, portability
+from .. import charts, exports, portability, processing, quarantine
 from ..catalogue import field_descriptions
 from ..models import Dataset, ExportJob
-from .views import _customer
+from .customers import signed_in_customer
 
 
 def _language() -> str:
@@ -28,7 +28,7 @@ def _language() -> str:
 
 @login_required
 def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
     if dataset is None:
         raise Http404("no such dataset")
@@ -40,8 +40,11 @@ def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
         "title": dataset.title_fr if language == "fr" else dataset.title_en,
         "description": dataset.description_fr if language == "fr" else dataset.description_en,
         "chart": chart if chart and chart["x"] else None,
-        "fields": field_descriptions(dataset, language),
-        "table": charts.record_table(customer=customer, dataset=dataset),
+        "fields": field_descriptions(dataset, language, time_zone=settings.GATEWAY_CUSTOMER_TIME_ZONE),
+        "table": charts.record_table(customer=customer, dataset=dataset, language=language),
+        "time_zone": settings.GATEWAY_CUSTOMER_TIME_ZONE,
+        "withheld": quarantine.withheld(customer).get(dataset.slug, 0),
+        "processing": processing.in_language(processing.facts(dataset), language),
     })
 
 
@@ -74,7 +77,7 @@ def latest_download(*, customer) -> dict | None:
 @login_required
 @require_POST
 def download_all(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     datasets = exports.customer_datasets(customer=customer)
     if not datasets:
         messages.info(request, _("There is nothing to download yet: press “Update my data”."))
@@ -90,6 +93,78 @@ def download_all(request: HttpRequest) -> HttpResponse:
 @login_required
 def download_status(request: HttpRequest) -> JsonResponse:
     """Progress of the customer's latest archive, for the dashboard's progress bar."""
-    state = latest_download(customer=_customer(request)) or {"status": "none"}
+    state = latest_download(customer=signed_in_customer(request)) or {"status": "none"}
     state.pop("expires_at", None)
     return JsonResponse(state)
+
+
+@login_required
+def dataset_spreadsheet(request: HttpRequest, slug: str) -> HttpResponse:
+    """The customer's records of one dataset as a CSV a spreadsheet opens as it is: UTF-8 with a
+    byte-order mark, columns named in the reader's language, enumerated values in words,
+    date-times in the gateway's time zone, and in French `;` between cells and a decimal comma
+    (what French spreadsheets expect). Cells that would start a formula are neutralised."""
+    import csv
+    import io
+
+    from django.http import StreamingHttpResponse
+
+    from ..catalogue import field_label, field_order, value_label
+    from ..models import Record
+
+    customer = signed_in_customer(request)
+    dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
+    if dataset is None:
+        raise Http404("no such dataset")
+    language = _language()
+    french = language == "fr"
+    fields = field_order(dataset)
+
+    def cell(name: str, value):
+        value = value_label(name, value, language)
+        if isinstance(value, float) and french:
+            return str(value).replace(".", ",")
+        if isinstance(value, bool):
+            return ("oui" if value else "non") if french else ("yes" if value else "no")
+        if isinstance(value, int | float):
+            return value
+        return portability.csv_cell(charts.display_value(value))
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=";" if french else ",", lineterminator="\r\n")
+        writer.writerow([field_label(name, language) for name in fields])
+        yield "\ufeff" + buffer.getvalue()
+        records = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False)
+                   .order_by("-record_at", "key").values_list("data", flat=True))
+        for data in records.iterator(chunk_size=2000):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow([cell(name, data.get(name)) for name in fields])
+            yield buffer.getvalue()
+
+    response = StreamingHttpResponse((part.encode("utf-8") for part in rows()), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{dataset.slug}-{language}.csv"'
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@login_required
+def dataset_document(request: HttpRequest, slug: str, sha256: str) -> HttpResponse:
+    """A document of one of the customer's own records (an invoice PDF), as an attachment."""
+    from django.http import FileResponse
+
+    from ..models import Document, Record
+
+    customer = signed_in_customer(request)
+    dataset = Dataset.objects.filter(slug=slug, is_published=True).first()
+    document = (Document.objects.filter(customer=customer, dataset=dataset, sha256=sha256).first()
+                if dataset is not None else None)
+    if document is None or not Record.objects.filter(customer=customer, dataset=dataset, key=document.record_key,
+                                                     deleted=False).exists():
+        raise Http404("no such document")
+    response = FileResponse(document.file.open("rb"), content_type=document.content_type, as_attachment=True,
+                            filename=document.filename)
+    response["Content-Length"] = str(document.size)
+    response["Cache-Control"] = "no-store, private"
+    return response

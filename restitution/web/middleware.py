@@ -4,19 +4,14 @@ response that carries personal data."""
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import uuid
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse
 from django.utils.cache import patch_cache_control
 
-from ..observability import bind_request_id, unbind_request_id
-
-log = logging.getLogger(__name__)
+from ..observability import DATABASE_RETRY_AFTER_SECONDS, bind_request_id, database_unavailable, unbind_request_id
 
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
@@ -44,7 +39,7 @@ class DatabaseUnavailableMiddleware:
     database's operational errors are caught here; the connection is reopened on the next
     request (CONN_HEALTH_CHECKS)."""
 
-    RETRY_AFTER_SECONDS = 5
+    RETRY_AFTER_SECONDS = DATABASE_RETRY_AFTER_SECONDS
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -55,19 +50,7 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
-        return self.unavailable(request, exception)
-
-    @classmethod
-    def unavailable(cls, request, exception: Exception) -> HttpResponse:
-        """The 503 problem answered while the database cannot be used."""
-        log.warning("database unavailable (%s) for request %s", type(exception).__name__,
-                    getattr(request, "request_id", "-"))
-        body = {"type": "https://restitution-gateway.org/problems/service_unavailable",
-                "title": "Service unavailable", "status": 503, "code": "service_unavailable",
-                "detail": "The service is briefly unavailable; retry after the delay given."}
-        response = HttpResponse(json.dumps(body), status=503, content_type="application/problem+json")
-        response["Retry-After"] = str(cls.RETRY_AFTER_SECONDS)
-        return response
+        return database_unavailable(request, exception)
 
 
 class PersonalDataNoStoreMiddleware:

@@ -1,31 +1,30 @@
 """Customer pages: the dashboard (my data, connected clouds, access history), revoke, receipts.
 
 Every query here is filtered by the logged-in customer; another customer's grant is a 404.
-Views are thin: they call consent.py and extraction.py and render.
+Views are thin: they call consent.py and runs.py and render.
 """
 
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import consent, extraction, store
-from ..models import AccessEvent, Customer, Dataset, Grant
-
-
-def _customer(request: HttpRequest) -> Customer:
-    customer = consent.customer_of(request.user)
-    if customer is None:
-        raise Http404("not a customer account")
-    return customer
+from .. import audit, consent, history, quarantine, store
+from .. import runs as run_requests
+from ..models import Customer, Dataset, Grant, PimsClient
+from .customers import signed_in_customer
+from .data import latest_download
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -34,12 +33,14 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _my_data(customer: Customer, language: str) -> list[dict]:
     counts = store.live_counts(customer_id=customer.pk)
-    freshness = extraction.customer_freshness(customer=customer)
+    freshness = run_requests.customer_freshness(customer=customer)
+    withheld = quarantine.withheld(customer)
     french = language.startswith("fr")
     return [
         {"slug": dataset.slug, "title": dataset.title_fr if french else dataset.title_en,
          "description": dataset.description_fr if french else dataset.description_en,
-         "count": counts.get(dataset.slug, 0), "extracted_at": freshness.get(dataset.slug)}
+         "count": counts.get(dataset.slug, 0), "extracted_at": freshness.get(dataset.slug),
+         "withheld": withheld.get(dataset.slug, 0)}
         for dataset in Dataset.objects.filter(is_published=True).order_by("slug")
         # Only datasets this holder keeps something of for this customer.
         if dataset.slug in counts or freshness.get(dataset.slug) is not None
@@ -48,40 +49,49 @@ def _my_data(customer: Customer, language: str) -> list[dict]:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     language = get_language() or "en"
     grants = list(Grant.objects.filter(customer=customer).select_related("client")
                   .prefetch_related("datasets").annotate(last_access=Max("access_events__created_at")))
     for grant in grants:
         grant.current_status = grant.status()
-    runs, progress = extraction.runs_in_progress(customer=customer)
+    _link_replacements(grants)
+    runs, progress = run_requests.runs_in_progress(customer=customer)
+    datasets = _my_data(customer, language)
     return render(request, "restitution/dashboard.html", {
         "customer": customer,
-        "datasets": _my_data(customer, language),
+        "datasets": datasets,
+        "withheld_total": sum(row["withheld"] for row in datasets),
         "active_grants": [g for g in grants if g.current_status == "active"],
         "past_grants": [g for g in grants if g.current_status != "active"],
-        "events": AccessEvent.objects.filter(customer=customer)
-        .select_related("client", "dataset", "grant")[:200],
+        "history_days": history.page(customer, number=1, language=language, size=10)[1],
         "runs": runs,
         "progress": int(100 * progress) if runs else None,
         "language": language,
-        "download": _latest_download(customer),
+        "download": latest_download(customer=customer),
     })
 
 
-def _latest_download(customer: Customer) -> dict | None:
-    from .data import latest_download
-
-    return latest_download(customer=customer)
+def _link_replacements(grants: list[Grant]) -> None:
+    """A consent replaced by a new one to the same client is "replaced", not "revoked", and
+    names the consent that replaced it (`grant.replaced_by`)."""
+    for grant in grants:
+        grant.replaced_by = None
+        if grant.current_status == "revoked" and "replaced" in grant.revoked_reason:
+            later = [g for g in grants if g.client_id == grant.client_id and g.created_at >= grant.created_at
+                     and g.pk != grant.pk]
+            grant.replaced_by = min(later, key=lambda g: g.created_at, default=None)
+            if grant.replaced_by is not None:
+                grant.current_status = "replaced"
 
 
 @login_required
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
+    customer = signed_in_customer(request)
     try:
-        runs = extraction.request_customer_refresh(customer=customer)
-    except extraction.RefreshTooSoon as wait:
+        runs = run_requests.request_customer_refresh(customer=customer)
+    except run_requests.RefreshTooSoon as wait:
         minutes = max(1, round(wait.seconds / 60))
         messages.info(request, ngettext(
             "Your data was updated a moment ago; you can ask again in %(n)d minute.",
@@ -94,14 +104,14 @@ def refresh(request: HttpRequest) -> HttpResponse:
 @login_required
 def refresh_status(request: HttpRequest) -> JsonResponse:
     """Progress of the customer's running extractions, for the dashboard's progress bar."""
-    runs, progress = extraction.runs_in_progress(customer=_customer(request))
+    runs, progress = run_requests.runs_in_progress(customer=signed_in_customer(request))
     return JsonResponse({"active": len(runs), "progress": round(progress, 3)})
 
 
 @login_required
 @require_POST
 def revoke(request: HttpRequest, receipt_id) -> HttpResponse:
-    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=_customer(request))
+    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=signed_in_customer(request))
     consent.revoke_grant(grant=grant, request=request)
     messages.success(request, _("Access revoked: %(client)s can no longer read your data.")
                      % {"client": grant.client.name})
@@ -110,8 +120,79 @@ def revoke(request: HttpRequest, receipt_id) -> HttpResponse:
 
 @login_required
 def receipt(request: HttpRequest, receipt_id) -> HttpResponse:
-    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=_customer(request))
+    grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=signed_in_customer(request))
     response = HttpResponse(json.dumps(grant.receipt, indent=2, ensure_ascii=False),
                             content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.receipt_id}.json"'
     return response
+
+
+@login_required
+def history_json(request: HttpRequest) -> HttpResponse:
+    """The customer's whole access history, hash-chained and signed (docs/history.md)."""
+    customer = signed_in_customer(request)
+    body = audit.signed_history(customer)
+    response = HttpResponse(json.dumps(body, indent=1, ensure_ascii=False),
+                            content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="access-history-{customer.reference}.json"'
+    return response
+
+
+@login_required
+def history_page(request: HttpRequest) -> HttpResponse:
+    """The whole access history in sentences, by day, paged, filterable by who and dataset."""
+    customer = signed_in_customer(request)
+    language = get_language() or "en"
+    who = request.GET.get("who", "")
+    slug = request.GET.get("dataset", "")
+    choices = history.who_choices(customer)
+    datasets = Dataset.objects.filter(is_published=True).order_by("slug")
+    if (who and who not in dict(choices)) or (slug and not datasets.filter(slug=slug).exists()):
+        return render(request, "restitution/history.html", {"bad_filter": True, "choices": choices,
+                                                            "datasets": datasets, "language": language}, status=400)
+    current, days = history.page(customer, number=request.GET.get("page"), who=who, dataset=slug,
+                                 language=language)
+    query = "&".join(f"{k}={v}" for k, v in (("who", who), ("dataset", slug)) if v)
+    return render(request, "restitution/history.html", {
+        "page": current, "days": days, "choices": choices, "datasets": datasets, "who": who,
+        "dataset": slug, "query": query, "language": language,
+    })
+
+
+class GatewayLoginView(auth_views.LoginView):
+    """The login page; reached from a client's authorization request, it names the app asking."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["asking_client"] = asking_client(self.get_redirect_url() or self.request.GET.get("next", ""))
+        return context
+
+
+def asking_client(next_url: str) -> PimsClient | None:
+    """The approved client of an authorization request the login will go back to, if any."""
+    parts = urlsplit(next_url or "")
+    if parts.scheme or parts.netloc or parts.path != reverse("oauth2_provider:authorize"):
+        return None
+    client_id = parse_qs(parts.query).get("client_id", [""])[0]
+    if not client_id:
+        return None
+    return PimsClient.objects.filter(client_id=client_id, approval=PimsClient.Approval.APPROVED).first()
+
+
+@login_required
+def receipt_page(request: HttpRequest, receipt_id) -> HttpResponse:
+    """The consent receipt as a page the customer can read (FR/EN), next to its JSON."""
+    customer = signed_in_customer(request)
+    grant = get_object_or_404(Grant.objects.select_related("client"), receipt_id=receipt_id, customer=customer)
+    grants = list(Grant.objects.filter(customer=customer, client=grant.client).select_related("client"))
+    for each in grants:
+        each.current_status = each.status()
+    _link_replacements(grants)
+    grant = next(g for g in grants if g.pk == grant.pk)
+    language = get_language() or "en"
+    french = language.startswith("fr")
+    return render(request, "restitution/receipt.html", {
+        "grant": grant, "receipt": grant.receipt, "language": language,
+        "datasets": [{"title": d.title_fr if french else d.title_en, "scope": d.scope}
+                     for d in grant.datasets.order_by("slug")],
+    })

@@ -23,7 +23,7 @@ from connectors_out.models import Delivery, Destination
 from demo.install import install_demo
 from restitution import extraction
 from restitution.models import Customer, Dataset, Record, Source
-from tests.conftest import ROOT, demo_env_for, load_ground_truth
+from tests.conftest import ROOT, deliver_events, demo_env_for, load_ground_truth
 from tests.connectors_out.peers_install import npm_peers  # noqa: F401 - used by peers.py
 
 INSURANCE = ["insurance-claims", "insurance-contracts"]
@@ -96,6 +96,7 @@ class DemoCustomer:
         source = Source.objects.get(slug=source_slug)
         run = extraction.request_extraction(source=source, customer=self.customer)
         assert extraction.run_synchronously(run=run).status == "succeeded"
+        deliver_events()  # the run's event: deliveries queued, webhooks announced
 
     def legacy_sql(self, sql: str, *params: Any) -> None:
         with sqlite3.connect(self.demo_dir / "insurer.sqlite3") as connection:
@@ -147,13 +148,14 @@ def connect(demo: DemoCustomer, kind: str, settings_: dict[str, Any], credential
 
 
 def run_queued(destination: Destination) -> list[deliveries.DeliveryOutcome]:
-    """Execute the destination's queued deliveries in this process, as a worker would, without
-    sleeping through backoffs; returns each outcome."""
+    """Execute the destination's queued deliveries in this process, as a worker would once each
+    backoff step is over (the step is declared over, not slept through); returns each outcome."""
     outcomes = []
     for _ in range(20):
         queued = Delivery.objects.filter(destination=destination, status=Delivery.Status.QUEUED).first()
         if queued is None:
             break
+        Delivery.objects.filter(pk=queued.pk).update(retry_at=None)
         outcome = deliveries.execute_delivery(delivery_id=queued.pk)
         outcomes.append(outcome)
         if outcome.retry_in is not None:
@@ -172,6 +174,16 @@ def solid_server(tmp_path_factory: pytest.TempPathFactory, peers_log_dir: Path):
     from tests.connectors_out.peers import SolidServer
 
     server = SolidServer(tmp_path_factory.mktemp("css"), peers_log_dir)
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def armadietto(tmp_path_factory: pytest.TempPathFactory, peers_log_dir: Path):
+    """One armadietto (remoteStorage) server for the session."""
+    from tests.connectors_out.peers import ArmadiettoServer
+
+    server = ArmadiettoServer(tmp_path_factory.mktemp("armadietto"), peers_log_dir)
     yield server
     server.process.stop()
 

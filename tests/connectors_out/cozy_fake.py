@@ -126,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._delete_doc(segments[1], segments[2], query)
             if segments[:2] == ["settings", "clients"] and len(segments) == 3:
                 return self._revoke_client(segments[2])
+            if segments[:1] == ["files"] and len(segments) == 2:
+                return self._trash_file(segments[1])
             self._send(404, {"error": "not found"})
 
     # --- OAuth ---
@@ -144,7 +146,8 @@ class Handler(BaseHTTPRequestHandler):
         if client is None or query.get("redirect_uri", [""])[0] not in client["redirect_uris"]:
             return self._send(400, {"error": "invalid client or redirect_uri"})
         fields = "".join(f'<input type="hidden" name="{k}" value="{v[0]}">' for k, v in query.items())
-        page = f'<form method="post" action="/auth/authorize">{fields}<button>Accept</button></form>'.encode()
+        buttons = '<button>Accept</button><button name="deny" value="1">Refuse</button>'
+        page = f'<form method="post" action="/auth/authorize">{fields}{buttons}</form>'.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(page)))
@@ -156,6 +159,10 @@ class Handler(BaseHTTPRequestHandler):
         client = self.state.data["clients"].get(values.get("client_id", ""))
         if client is None or values.get("redirect_uri") not in client["redirect_uris"]:
             return self._send(400, {"error": "invalid client or redirect_uri"})
+        if values.get("deny"):  # the owner refused (RFC 6749 §4.1.2.1)
+            location = values["redirect_uri"] + "?" + urlencode({"error": "access_denied",
+                                                                 "state": values.get("state", "")})
+            return self._send(302, None, {"Location": location})
         code = secrets.token_urlsafe(16)
         self.state.data["codes"][code] = {"client_id": client["client_id"], "scope": values.get("scope", "")}
         self.state.save()
@@ -251,6 +258,17 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, self._jsonapi(file_id, item))
         self._send(404, {"errors": [{"status": "404", "title": "Not Found"}]})
 
+    def _trash_file(self, file_id: str) -> None:
+        """cozy-stack's `DELETE /files/:id`: the file goes to the trash (restorable by the owner)."""
+        if not self._allowed("io.cozy.files"):
+            return
+        item = self.state.data["files"].get(file_id)
+        if item is None or item.get("trashed"):
+            return self._send(404, {"errors": [{"status": "404", "title": "Not Found"}]})
+        item.update(trashed=True, restore_path=item["path"], path=_trash_path(item["name"]))
+        self.state.save()
+        self._send(200, self._jsonapi(file_id, item))
+
     def _create_file(self, dir_id: str, query: dict[str, list[str]], body: bytes) -> None:
         if not self._allowed("io.cozy.files"):
             return
@@ -275,6 +293,10 @@ class Handler(BaseHTTPRequestHandler):
         self.state.data["files"][file_id] = item
         self.state.save()
         self._send(201, self._jsonapi(file_id, item))
+
+
+def _trash_path(name: str) -> str:
+    return f"/.cozy_trash/{name}"
 
 
 def main(state_file: str, port: int, owner_token: str) -> None:

@@ -65,6 +65,12 @@ class WebDavPeer:
         with self._http() as http:
             return {href: http.head(href).headers["etag"] for href in self.resources(http)}
 
+    def file_hashes(self, dataset: str) -> list[str]:
+        """The sha256 of every document stored for a dataset (a list: duplicates show)."""
+        with self._http() as http:
+            folder = f"/remote.php/dav/files/{self.user}/Restitution/{dataset}/files/"
+            return sorted(_sha(http.get(href).raise_for_status().content) for href in self._listing(http, folder))
+
     @staticmethod
     def _listing(http: httpx.Client, path: str) -> list[str]:
         response = http.request("PROPFIND", path, headers={"Depth": "1"})
@@ -73,6 +79,12 @@ class WebDavPeer:
         assert response.status_code == 207, response.text
         hrefs = [node.text for node in ElementTree.fromstring(response.content).iter("{DAV:}href")]
         return [h for h in hrefs if h and h.rstrip("/") != path.rstrip("/")]
+
+
+def _sha(content: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(content).hexdigest()
 
 
 def collect(documents) -> dict[tuple[str, str], dict]:
@@ -155,7 +167,7 @@ class SolidPeer:
             http.close()
 
     def _transport(self):
-        from connectors_out.solid import SolidTransport
+        from connectors_out.kinds.solid.transport import SolidTransport
 
         settings_, credentials = self.connection()
         return SolidTransport(settings=settings_, credentials=credentials)
@@ -183,6 +195,19 @@ class SolidPeer:
         transport = self._transport()
         try:
             return {url: transport._call("HEAD", url, what="head").headers["etag"] for url in self.resources(transport)}
+        finally:
+            transport.close()
+
+    def file_hashes(self, dataset: str) -> list[str]:
+        transport = self._transport()
+        try:
+            folder = f"{self.container}{dataset}/files/"
+            listing = transport._call("GET", folder, what="list", ok_missing=True,
+                                      headers={"Accept": "application/ld+json"})
+            if listing.status_code == 404:
+                return []
+            return sorted(_sha(transport._call("GET", url, what="read").content)
+                          for url in _contained(listing.json(), folder))
         finally:
             transport.close()
 
@@ -307,6 +332,34 @@ class RemoteStoragePeer:
         with self._http() as http:
             return collect(http.get(f"{self.root}{name}").raise_for_status().json() for name in self.versions())
 
+    def file_hashes(self, dataset: str) -> list[str]:
+        with self._http() as http:
+            return sorted(_sha(http.get(f"{self.root}{dataset}/files/{name}").raise_for_status().content)
+                          for name in self.file_types(dataset))
+
+    def file_types(self, dataset: str) -> dict[str, str]:
+        """The stored documents of a dataset: name → Content-Type, from the folder listing."""
+        with self._http() as http:
+            response = http.get(f"{self.root}{dataset}/files/")
+            if response.status_code == 404:
+                return {}
+            return {name: meta["Content-Type"] for name, meta in response.raise_for_status().json()["items"].items()}
+
+    def read_with_library(self, paths: list[str]) -> dict[str, dict]:
+        """The documents as remoteStorage apps see them, through remotestorage.js."""
+        import subprocess
+
+        from tests.connectors_out.peers_install import npm_clients
+
+        script = Path(__file__).with_name("remotestorage_read.js")
+        result = subprocess.run(
+            ["node", str(script), f"{self.server.origin}/storage/{self.user}", self.token or "",
+             f"{self.user}@127.0.0.1:{self.server.port}", *paths],
+            cwd=npm_clients(), capture_output=True, text=True, timeout=120,
+            env={"NODE_PATH": str(npm_clients() / "node_modules"), "PATH": "/usr/bin:/bin:/usr/local/bin"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout)
+
 
 class CozyPeer:
     kind = "cozy"
@@ -314,8 +367,9 @@ class CozyPeer:
     def __init__(self, root: Path, log_dir: Path) -> None:
         self.port = free_port()
         self.owner = f"owner-{uuid.uuid4().hex}"
+        self.state_file = root / "cozy.json"
         self.process = python_server("cozy-fake", "tests.connectors_out.cozy_fake",
-                                     [str(root / "cozy.json"), str(self.port), self.owner], self.port, log_dir)
+                                     [str(self.state_file), str(self.port), self.owner], self.port, log_dir)
         self.client_id: str | None = None
         self.datasets: list[str] = []
 
@@ -350,7 +404,7 @@ class CozyPeer:
                      headers={"Authorization": f"Bearer {self.owner}"}).raise_for_status()
 
     def _docs(self) -> dict[str, dict]:
-        from connectors_out.cozy import doctype
+        from connectors_out.kinds.cozy.transport import doctype
 
         found = {}
         with httpx.Client(headers={"Authorization": f"Bearer {self.owner}"}) as http:
@@ -362,6 +416,18 @@ class CozyPeer:
 
     def versions(self) -> dict[str, str]:
         return {name: doc["_rev"] for name, doc in self._docs().items()}
+
+    def file_hashes(self, dataset: str) -> list[str]:
+        """Files in the drive folder (not in the trash), read from the fake's own state."""
+        files = json.loads(self.state_file.read_text())["files"].values()
+        return sorted(item["sha256"] for item in files
+                      if item["type"] == "file" and item["path"].startswith(f"/Restitution/{dataset}/"))
+
+    def bills(self) -> list[dict]:
+        with httpx.Client(headers={"Authorization": f"Bearer {self.owner}"}) as http:
+            rows = http.get(f"{self.instance}/data/io.cozy.bills/_all_docs",
+                            params={"include_docs": "true"}).raise_for_status().json()["rows"]
+        return [row["doc"] for row in rows]
 
     def read_all(self) -> dict[tuple[str, str], dict]:
         return collect(self._docs().values())

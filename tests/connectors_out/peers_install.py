@@ -23,5 +23,29 @@ def npm_peers() -> Path:
     return PEERS_DIR
 
 
+#: Client libraries of the clouds' own ecosystems, used to read back what the gateway wrote.
+CLIENTS_DIR = Path(os.environ.get("RESTITUTION_CLIENTS_DIR", Path.home() / ".cache" / "restitution-clients"))
+#: webfinger.js is pinned to 2.7.1 (within remotestorage.js's ^2.7.0): 2.8 ships an ES module that
+#: Node 20's require() loads without a global object, and the library fails on it.
+CLIENT_PACKAGES = ["remotestoragejs@1.2.3", "webfinger.js@2.7.1"]
+
+
+def _installed(package: str) -> bool:
+    import json
+
+    name, _, version = package.rpartition("@")
+    manifest = CLIENTS_DIR / "node_modules" / name / "package.json"
+    return manifest.exists() and json.loads(manifest.read_text()).get("version") == version
+
+
+def npm_clients() -> Path:
+    """The directory holding node_modules/ with remotestorage.js, installing it if missing."""
+    if not all(_installed(package) for package in CLIENT_PACKAGES):
+        CLIENTS_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(CLIENTS_DIR), *CLIENT_PACKAGES],
+                       check=True, stdout=subprocess.DEVNULL, timeout=900)
+    return CLIENTS_DIR
+
+
 if __name__ == "__main__":
-    print(f"peers ready in {npm_peers()}")
+    print(f"peers ready in {npm_peers()}, clients in {npm_clients()}")

@@ -15,9 +15,9 @@ import pytest
 from django.utils import translation
 
 from connectors_out import delivery as deliveries
-from connectors_out.base import DeliveryError, DestinationURLError, check_destination_url
+from connectors_out.http import DeliveryError, DestinationURLError, check_destination_url
+from connectors_out.kinds.webdav.transport import WebDavTransport
 from connectors_out.models import Delivery
-from connectors_out.webdav import WebDavTransport
 from tests.connectors_out.conftest import connect, run_queued
 from tests.connectors_out.peers import WebDavPeer
 

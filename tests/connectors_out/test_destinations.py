@@ -11,7 +11,6 @@ from connectors_out.models import Delivery, DeliveryAttempt, Destination
 from restitution.models import AccessEvent
 from tests.connectors_out.conftest import run_queued
 from tests.connectors_out.peers import (
-    ArmadiettoServer,
     CozyPeer,
     RemoteStoragePeer,
     SolidPeer,
@@ -19,13 +18,6 @@ from tests.connectors_out.peers import (
 )
 
 KINDS = ["webdav", "solid", "remotestorage", "cozy"]
-
-
-@pytest.fixture(scope="session")
-def armadietto(tmp_path_factory, peers_log_dir):
-    server = ArmadiettoServer(tmp_path_factory.mktemp("armadietto"), peers_log_dir)
-    yield server
-    server.process.stop()
 
 
 @pytest.fixture(params=KINDS)

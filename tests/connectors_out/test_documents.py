@@ -7,7 +7,7 @@ import hashlib
 
 import httpx
 
-from connectors_out.cozy import BILLS_DOCTYPE, doctype
+from connectors_out.kinds.cozy.transport import BILLS_DOCTYPE, doctype
 from connectors_out.models import Delivery
 from restitution.models import Document
 from tests.connectors_out.conftest import connect, run_queued

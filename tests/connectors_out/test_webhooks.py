@@ -14,7 +14,7 @@ from connectors_out import webhooks
 from connectors_out.models import WebhookAttempt, WebhookDelivery
 from restitution import consent
 from restitution.models import Dataset, Grant, PimsClient
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, deliver_events, wait_until
 from tests.connectors_out.receiver import Receiver
 
 
@@ -44,7 +44,9 @@ def test_a_worker_retries_a_failing_endpoint_and_stops_after_success(personas, r
     _, secret = webhooks.register_endpoint(client=personas.trusted, url=receiver.url)
     start_worker(concurrency=1, env={"CONNECTORS_RETRY_BASE_SECONDS": "0.3", "CONNECTORS_RETRY_CAP_SECONDS": "1"})
     grant = _grant(personas)
-    consent.revoke_grant(grant=grant)
+    consent.revoke_grant(grant=grant)  # committed: its event goes to the worker through the broker
+    wait_until(lambda: WebhookDelivery.objects.filter(event="grant-revoked").exists(), timeout=60,
+               message="the grant-revoked event to reach its subscriber")
     event = WebhookDelivery.objects.get(event="grant-revoked")
     wait_until(lambda: WebhookDelivery.objects.get(pk=event.pk).status == "succeeded", timeout=60,
                message="the webhook to be delivered")
@@ -65,6 +67,7 @@ def test_the_recipe_accepts_the_signature_and_refuses_replays_old_altered_and_fo
     _, secret = webhooks.register_endpoint(client=personas.trusted, url=receiver.url)
     grant = _grant(personas)
     consent.revoke_grant(grant=grant)
+    assert deliver_events() == 1
     row = WebhookDelivery.objects.get(event="grant-revoked")
     assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "succeeded"
     sent = receiver.requests[-1]
@@ -95,6 +98,7 @@ def test_a_permanent_refusal_is_not_retried(personas, receiver):
     receiver.fail_first, receiver.fail_status = 10, 410
     webhooks.register_endpoint(client=personas.trusted, url=receiver.url)
     consent.revoke_grant(grant=_grant(personas))
+    deliver_events()
     row = WebhookDelivery.objects.get(event="grant-revoked")
     assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "failed"
     assert len(receiver.requests) == 1
@@ -136,6 +140,7 @@ def test_a_webhook_to_a_local_address_is_refused_for_good_without_connecting(per
     settings.CONNECTORS_HTTP_TIMEOUT = 2.0
     webhooks.register_endpoint(client=personas.trusted, url=url)
     consent.revoke_grant(grant=_grant(personas))
+    deliver_events()
     row = WebhookDelivery.objects.get(event="grant-revoked")
     assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "failed"
     row.refresh_from_db()
@@ -150,6 +155,7 @@ def test_a_webhook_to_loopback_is_sent_when_the_operator_allows_local_addresses(
     settings.CONNECTORS_ALLOW_LOCAL_DESTINATIONS = True
     webhooks.register_endpoint(client=personas.trusted, url=receiver.url)
     consent.revoke_grant(grant=_grant(personas))
+    deliver_events()
     row = WebhookDelivery.objects.get(event="grant-revoked")
     assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "succeeded"
     assert len(receiver.requests) == 1

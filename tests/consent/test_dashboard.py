@@ -51,11 +51,12 @@ def test_revoking_needs_a_post(flow, personas):
     assert grant.is_active()
 
 
-def test_the_access_history_lists_token_events(flow, personas):
+def test_the_access_history_tells_token_events_in_sentences(flow, personas):
     tokens = flow.tokens()
     flow.refresh(tokens["refresh_token"])
     html = flow.browser.get("/account/").content.decode()
-    assert "Access granted" in html and "Connection established" in html and "Connection renewed" in html
+    assert "You allowed Trusted cloud to read your data" in html
+    assert "Trusted cloud connected to your data" in html and "Trusted cloud renewed its connection" in html
 
 
 def test_the_consent_receipt_downloads_as_json(flow, personas):
@@ -206,3 +207,25 @@ def test_the_destination_form_refuses_an_absurd_period(personas):
     form = DestinationForm(data={"datasets": [Dataset.objects.first().pk], "window_end": "9999-12-31",
                                  "duration": "3m"})
     assert not form.is_valid() and "window_end" in form.errors
+
+
+def test_a_replaced_consent_says_so_and_its_receipt_reads_as_a_page_to_its_customer_only(personas):
+    from restitution import consent as grants
+
+    datasets = list(personas.trusted.allowed_datasets.all())
+    first = grants.create_grant(customer=personas.alice, client=personas.trusted, datasets=datasets, duration="1m")
+    second = grants.create_grant(customer=personas.alice, client=personas.trusted, datasets=datasets, duration="3m")
+    browser = _login(personas.alice)
+    html = browser.get("/account/").content.decode()
+    assert "replaced by your consent of" in html
+    past = html.split("Past consents")[1]
+    assert ">revoked" not in past  # she never revoked it
+    page = browser.get(f"/account/grants/{first.receipt_id}/receipt/").content.decode()
+    assert "replaced by your consent of" in page and f"/account/grants/{second.receipt_id}/receipt/" in page
+    # A consent she revoked herself says revoked.
+    grants.revoke_grant(grant=second)
+    assert "revoked" in browser.get(f"/account/grants/{second.receipt_id}/receipt/").content.decode()
+    # bob sees neither receipt.
+    bob = _login(personas.bob)
+    assert bob.get(f"/account/grants/{first.receipt_id}/receipt/").status_code == 404
+    assert bob.get(f"/account/grants/{first.receipt_id}/receipt.json").status_code == 404

@@ -51,7 +51,7 @@ def introspect(token: str, *, auth: str | None = basic("vault", VAULT_SECRET), *
 # --- Introspection (RFC 7662) ----------------------------------------------------------------
 
 def test_a_client_introspecting_its_token_learns_the_pairwise_subject_never_the_login(vault_flow, personas):
-    from restitution.api.views import pairwise_subject
+    from restitution.consent import pairwise_subject
 
     tokens = vault_tokens(vault_flow)
     body = introspect(tokens["access_token"]).json()

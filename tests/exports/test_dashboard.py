@@ -41,6 +41,10 @@ def test_download_all_builds_an_archive_of_everything_with_readme(data):
     readme = archive.read("README.txt").decode()
     assert "Your data from" in readme and "Vos données chez" in readme
     assert "Average power drawn during the half hour, in kW." in readme
+    assert "average_power_kw (Average power (kW)):" in readme and "average_power_kw (Puissance moyenne (kW)):" in readme
+    # The processing facts of each dataset, in both languages (GDPR Art. 15).
+    assert "How we process it (GDPR Art. 15):" in readme and "Comment nous les traitons (RGPD, art. 15) :" in readme
+    assert readme.count("Automated decisions: no") == 2  # the load curve and the contracts
     page = alice.get("/account/").content.decode()
     assert 'id="download-link"' in page and state["url"].split("?")[0] in page
     kinds = set(AccessEvent.objects.filter(customer=data.alice).values_list("kind", flat=True))
@@ -98,7 +102,8 @@ def test_the_contracts_page_is_a_table_with_field_help_and_no_chart(data):
     # As table cells: a bare "B1" could be inside the page's random CSRF token.
     assert "<td>A1</td>" in page and "<td>A2</td>" in page and "<td>B1</td>" not in page
     assert "The part of a claim you pay yourself, in euros." in page
-    assert "end_date</dt><dd>a date (YYYY-MM-DD); may be empty" in page  # no help written: its type
+    # No help written: its type, under its label.
+    assert "End date <span class=\"muted small\">(end_date)</span></dt><dd>a date (YYYY-MM-DD); may be empty" in page
 
 
 def test_dataset_pages_refuse_strangers_and_unknown_datasets(data):

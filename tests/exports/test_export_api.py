@@ -108,8 +108,10 @@ def test_the_window_and_dataset_choice_are_honoured(data, flow):
     asked = ask(flow, token, datasets=[CURVE], **{"from": "2025-01-02", "to": "2025-01-05"})
     build_now(asked["Content-Location"])
     body = api(flow, "get", asked["Content-Location"], token).json()
-    assert body["manifest"]["request"] == {"datasets": [CURVE], "from": "2025-01-03T00:00:00Z",
-                                           "to": "2025-01-06T00:00:00Z"}  # clipped to the consent
+    # Clipped to the consent, whose days are the customer's (Paris midnight of 3 January is 23:00
+    # UTC); the request's own dates are UTC days.
+    assert body["manifest"]["request"] == {"datasets": [CURVE], "from": "2025-01-02T23:00:00Z",
+                                           "to": "2025-01-06T00:00:00Z"}
     archive, _ = open_checked(b"".join(flow.api.get(body["archive"]["url"]).streaming_content))
     days = sorted({item["data"]["start"][:10] for item in ndjson_items(archive, CURVE)})
     assert days == ["2025-01-03", "2025-01-04", "2025-01-05"]

@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from restitution import retention
+from restitution import audit, retention
 from restitution.metrics import record_api_call
 from restitution.models import AccessEvent, ApiCall, Customer, Dataset, Document, Grant, Record
 from tests.personas import CURVE
@@ -91,7 +92,23 @@ def test_old_access_events_go_but_the_consent_of_a_grant_in_force_stays(personas
     AccessEvent.objects.create(kind=AccessEvent.Kind.DATA_READ, customer=personas.bob, grant=live, created_at=old)
     recent = AccessEvent.objects.create(kind=AccessEvent.Kind.DATA_READ, customer=personas.bob, grant=live)
     assert retention.purge_access_events() == 2
-    assert set(AccessEvent.objects.values_list("pk", flat=True)) == {keep_consent.pk, recent.pk}
+    purges = AccessEvent.objects.filter(kind=AccessEvent.Kind.HISTORY_PURGED)
+    assert set(AccessEvent.objects.exclude(pk__in=purges).values_list("pk", flat=True)) == {keep_consent.pk,
+                                                                                          recent.pk}
+    # Each customer's chain says what was removed, so it still verifies over the gap…
+    assert {p.customer_id: p.record_count for p in purges} == {personas.alice.pk: 1, personas.bob.pk: 1}
+    assert audit.verify_chains() == []
+    first_purges = set(purges.values_list("pk", flat=True))
+    # A gap that no purge event names is still a break.
+    with transaction.atomic():
+        AccessEvent.objects.filter(pk=keep_consent.pk).delete()
+        assert audit.verify_chains() != []
+        transaction.set_rollback(True)
+    # Years later everything else goes, never the purge events, and the chains still verify.
+    assert retention.purge_access_events(now=timezone.now() + timedelta(days=2000)) >= 1
+    remaining = set(AccessEvent.objects.values_list("pk", flat=True))
+    assert recent.pk not in remaining and first_purges <= remaining
+    assert audit.verify_chains() == []
 
 
 def test_operator_rows_are_purged_and_zero_days_keeps_everything(personas, settings):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from restitution.sources import adapter_class
-from restitution.sources.base import RawRow, SourceError
+from restitution.sources.base import RawRow, SourceError, content_hash
 from restitution.sources.files import CSVAdapter, FixedWidthAdapter
 
 CSV_OPTIONS: dict[str, Any] = {
@@ -31,6 +31,13 @@ CSV_LINES = [
     "C001;François Noël;1 234,00;",
 ]
 
+
+
+def where(row: RawRow) -> str:
+    """A file row's place (file and line or record); its locator adds the row's content hash."""
+    place, _, digest = row.locator.rpartition(" ")
+    assert digest.startswith("sha256:") and len(digest) == 23, row.locator
+    return place
 
 def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +69,7 @@ def test_registered_under_their_kinds() -> None:
 
 def test_csv_full_scan(csv_base: Path, limiter: Any) -> None:
     rows = read(csv_adapter(csv_base, limiter), None)
-    by_line = {row.locator: row for row in rows}
+    by_line = {where(row): row for row in rows}
     assert list(by_line) == [f"exports/2024/day1.csv:{n}" for n in (2, 3, 4, 5, 7, 9, 10)]
     first = by_line["exports/2024/day1.csv:2"]
     assert first.error is None
@@ -79,7 +86,7 @@ def test_csv_full_scan(csv_base: Path, limiter: Any) -> None:
 
 def test_csv_customer_filter(csv_base: Path) -> None:
     rows = read(csv_adapter(csv_base), "C001")
-    assert [(row.locator.rsplit(":", 1)[1], row.error) for row in rows] == [
+    assert [(where(row).rsplit(":", 1)[1], row.error) for row in rows] == [
         ("2", None),
         ("4", "bad encoding: control character U+0001"),
         ("5", "expected 4 fields, got 3"),
@@ -128,7 +135,7 @@ def test_csv_without_header_uses_fieldnames(tmp_path: Path) -> None:
                                          "header": False, "fieldnames": ["NUM_CLIENT", "NOM"]}}}
     rows = read(csv_adapter(tmp_path, options=options), "C002")
     assert [(row.values, row.locator) for row in rows] == [
-        ({"NUM_CLIENT": "C002", "NOM": "y"}, "exports/a.csv:2")]
+        ({"NUM_CLIENT": "C002", "NOM": "y"}, f"exports/a.csv:2 {content_hash('C002;y')}")]
     options["datasets"]["invoices"].pop("fieldnames")
     with pytest.raises(SourceError) as caught:
         read(csv_adapter(tmp_path, options=options), "C002")
@@ -147,8 +154,9 @@ def test_csv_files_are_read_in_sorted_order_one_wait_per_file(tmp_path: Path,
         write(tmp_path / "exports" / name, f"NUM_CLIENT;F\nC001;{name}\n".encode())
     options = {"datasets": {"invoices": {"pattern": "exports/**/*.csv", "delimiter": ";"}}}
     rows = read(csv_adapter(tmp_path, limiter, options), "C001")
-    assert [row.locator for row in rows] == ["exports/a.csv:2", "exports/b.csv:2",
-                                             "exports/sub/c.csv:2"]
+    assert [row.locator for row in rows] == [
+        f"exports/a.csv:2 {content_hash('C001;a.csv')}", f"exports/b.csv:2 {content_hash('C001;b.csv')}",
+        f"exports/sub/c.csv:2 {content_hash('C001;sub/c.csv')}"]
     assert limiter.calls == 3
 
 
@@ -190,7 +198,7 @@ def test_overlong_line_is_an_error_row(tmp_path: Path) -> None:
     rows = read(csv_adapter(tmp_path, options=options), None)
     assert [row.error for row in rows] == ["line longer than 1000 bytes", None]
     assert rows[1].values == {"NUM_CLIENT": "C001", "NOM": "ok"}
-    assert rows[1].locator == "exports/a.csv:3"
+    assert rows[1].locator == f"exports/a.csv:3 {content_hash('C001;ok')}"
 
 
 def test_csv_reading_streams(tmp_path: Path) -> None:
@@ -246,7 +254,7 @@ def test_fixed_width_ebcdic_records(tmp_path: Path, limiter: Any) -> None:
     source = fw_adapter(tmp_path, {"record_length": 40}, limiter)
 
     rows = read(source, "12345678901234", dataset="readings", field="PDL")
-    assert [(row.locator, row.error) for row in rows] == [
+    assert [(where(row), row.error) for row in rows] == [
         ("releves/f1.dat#record 2", None),
         ("releves/f1.dat#record 4", "bad encoding: control character U+0000"),
         ("releves/f1.dat#record 5", None),
@@ -258,7 +266,7 @@ def test_fixed_width_ebcdic_records(tmp_path: Path, limiter: Any) -> None:
     assert [row.values.get("PDL") for row in everyone if row.error is None] == [
         "12345678901234", "99999999999999", "12345678901234"]
     assert everyone[-1].error == "expected 40 bytes, got 10"
-    assert everyone[-1].locator == "releves/f1.dat#record 7"
+    assert everyone[-1].locator == f"releves/f1.dat#record 7 {content_hash('1234567890'.encode('cp500'))}"
     assert limiter.calls == 2
 
 
@@ -269,7 +277,7 @@ def test_fixed_width_lines_in_ebcdic(tmp_path: Path) -> None:
     write(tmp_path / "releves" / "f.dat", newline.join(lines).encode("cp500"))
     rows = read(fw_adapter(tmp_path, {"record_length": None}), "22222222222222",
                 dataset="readings", field="PDL")
-    assert [(row.locator, row.error) for row in rows] == [
+    assert [(where(row), row.error) for row in rows] == [
         ("releves/f.dat:4", None),
         ("releves/f.dat:5", "expected 3 fields, got 2"),
     ]
@@ -283,7 +291,7 @@ def test_fixed_width_latin1_lines_with_crlf(tmp_path: Path) -> None:
                 field="PDL")
     assert [row.values for row in rows] == [{"PDL": "11111111111111", "NOM": "Éric",
                                              "KWH": "5"}]
-    assert rows[0].locator == "releves/f.dat:1"
+    assert rows[0].locator.startswith("releves/f.dat:1 sha256:")
 
 
 @pytest.mark.parametrize("bad", [

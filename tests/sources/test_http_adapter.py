@@ -16,7 +16,7 @@ import pytest
 
 from restitution.mapping import Attachment
 from restitution.sources import adapter_class
-from restitution.sources.base import RawRow, SourceError
+from restitution.sources.base import RawRow, SourceError, content_hash
 from restitution.sources.http import HTTPJSONAdapter, safe_url
 
 TOKEN = "tok-Secret-123"
@@ -122,8 +122,11 @@ def test_pages_are_followed(api: FakeAPI, limiter: Any) -> None:
         2: json_response({"items": [{"id": 3}], "next_page": None}),
     })
     rows = read(api, limiter=limiter)
+    # Without an `id_field`, an item is located by its endpoint and its content, not its page.
     assert [(row.locator, row.values["id"]) for row in rows] == [
-        ("calls page 1 item 1", 1), ("calls page 1 item 2", 2), ("calls page 2 item 1", 3)]
+        ("/v2/accounts/C1/calls " + content_hash({"id": 1, "account": "C1"}), 1),
+        ("/v2/accounts/C1/calls " + content_hash({"id": 2}), 2),
+        ("/v2/accounts/C1/calls " + content_hash({"id": 3}), 3)]
     assert all(row.error is None and row.values["account"] == "C1" for row in rows)
     assert rows[1].extra == {"customer_from_request": True}
     assert [r["query"] for r in api.requests] == [{"page": "1", "per_page": "2"},
@@ -131,6 +134,17 @@ def test_pages_are_followed(api: FakeAPI, limiter: Any) -> None:
     assert {r["authorization"] for r in api.requests} == {f"Bearer {TOKEN}"}
     assert {r["method"] for r in api.requests} == {"GET"}
     assert limiter.calls == len(api.requests) == 2
+
+
+def test_an_id_field_locates_an_item_by_endpoint_and_id_whatever_its_page(api: FakeAPI) -> None:
+    api.routes["/v2/accounts/C1/calls"] = paged({
+        1: json_response({"items": [{"id": 7}, {"id": None, "x": 1}], "next_page": 2}),
+        2: json_response({"items": [{"id": 9}], "next_page": None}),
+    })
+    rows = read(api, opts=options(id_field="id"))
+    assert [row.locator for row in rows] == [
+        "/v2/accounts/C1/calls id=7", "/v2/accounts/C1/calls " + content_hash({"id": None, "x": 1}),
+        "/v2/accounts/C1/calls id=9"]
 
 
 def test_customer_is_quoted_in_the_path(api: FakeAPI) -> None:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event
 
 from restitution.sources import adapter_class
-from restitution.sources.base import SourceError
+from restitution.sources.base import SourceError, content_hash
 from restitution.sources.sql import SQLAdapter
 from tests.conftest import missing
 
@@ -72,8 +72,8 @@ def test_reads_only_the_customers_rows(sqlite_url: str, limiter: Any) -> None:
         {"NUM_CONTRAT": "C-2", "NUM_SOCIETAIRE": "S001", "NOM": "Hélène Dupré", "PRIME": 80,
          "DT_FIN": None},
     ]
-    assert [row.locator for row in rows] == ["contracts row 1 (customer S001)",
-                                             "contracts row 2 (customer S001)"]
+    # Without a declared row key, a row is located by its content, not its position.
+    assert [row.locator for row in rows] == [f"contracts {content_hash(row.values)}" for row in rows]
     assert all(row.error is None for row in rows)
     assert limiter.calls == 1
 
@@ -81,7 +81,29 @@ def test_reads_only_the_customers_rows(sqlite_url: str, limiter: Any) -> None:
 def test_full_scan_reads_everyone(sqlite_url: str) -> None:
     rows = read_all(adapter(sqlite_url), None)
     assert [row.values["NUM_CONTRAT"] for row in rows] == ["C-1", "C-2", "C-3", "C-4"]
-    assert rows[0].locator == "contracts row 1"
+    assert rows[0].locator == f"contracts {content_hash(rows[0].values)}"
+
+
+def test_a_row_key_locates_a_row_by_table_and_primary_key_wherever_it_moves(sqlite_url: str) -> None:
+    options = {"datasets": {"contracts": {"query": QUERY, "customer_column": "c.NUM_SOCIETAIRE",
+                                          "table": "CONTRATS", "row_key": ["NUM_CONTRAT"]}}}
+    before = {row.values["NUM_CONTRAT"]: row.locator for row in read_all(adapter(sqlite_url, options=options), None)}
+    assert before["C-3"] == "CONTRATS NUM_CONTRAT=C-3"
+    # A row above it disappears: C-3 is now the second row of the result, its locator stays.
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("DELETE FROM CONTRATS WHERE NUM_CONTRAT IN ('C-1', 'C-2')")
+    after = {row.values["NUM_CONTRAT"]: row.locator for row in read_all(adapter(sqlite_url, options=options), None)}
+    assert after == {"C-3": before["C-3"], "C-4": before["C-4"]}
+    # …and a customer's own read locates it the same way as the full scan.
+    assert [row.locator for row in read_all(adapter(sqlite_url, options=options), "S002")] == [before["C-3"]]
+
+
+@pytest.mark.parametrize("bad", [{"row_key": ["NOPE"]}, {"row_key": [1]}, {"table": 3}])
+def test_a_row_key_that_is_not_a_result_column_is_permanent(sqlite_url: str, bad: dict) -> None:
+    options = {"datasets": {"contracts": {"query": QUERY, "customer_column": "c.NUM_SOCIETAIRE", **bad}}}
+    with pytest.raises(SourceError) as caught:
+        read_all(adapter(sqlite_url, options=options), None)
+    assert caught.value.permanent
 
 
 @pytest.mark.parametrize("attempt",

@@ -34,7 +34,7 @@ def test_admin_login(live_server, staff_user, page: Page, artifacts_dir: Path) -
 
     log_in(page, live_server.url, PASSWORD)
     expect(page).to_have_url(f"{live_server.url}/admin/")
-    expect(page.locator("h1")).to_have_text("Site administration")
+    expect(page.locator("h1")).to_have_text("What needs attention")
     expect(page.locator("#user-tools")).to_contain_text(USERNAME)
     page.screenshot(path=str(artifacts_dir / "admin-smoke.png"), full_page=True)
     assert (artifacts_dir / "admin-smoke.png").stat().st_size > 0

@@ -51,3 +51,39 @@ def test_a_customer_connects_a_remotestorage_through_its_authorization_page(live
                          "Content-Type": "application/json"}).status_code in (200, 201)
     finally:
         storage.process.stop()
+
+
+def test_a_customer_who_denies_at_the_storage_is_told_and_the_pending_connection_ends(
+        live_server, personas, page, artifacts_dir, tmp_path):
+    """armadietto answers a refusal with `#error=access_denied` in the fragment and no state: the
+    callback page's script carries it to the gateway, which ends the connection and says so."""
+    from tests.connectors_out.peers import ArmadiettoServer
+
+    storage = ArmadiettoServer(tmp_path, tmp_path)
+    try:
+        user, password = f"u{uuid.uuid4().hex[:8]}", "storage-pw-1234"
+        httpx.post(f"{storage.origin}/signup", data={"username": user, "email": f"{user}@example.org",
+                                                     "password": password}).raise_for_status()
+        page.goto(live_server.url + "/account/destinations/connect/remotestorage/")
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_label("Your remoteStorage address").fill(f"{user}@127.0.0.1:{storage.port}")
+        page.get_by_label("Insurance contracts").check()
+        page.get_by_role("button", name="Connect", exact=True).click()
+
+        page.wait_for_url(f"{storage.origin}/oauth/**")
+        assert Destination.objects.get(customer=personas.alice).status() == "pending"
+        page.locator("#password").fill(password)
+        page.get_by_role("button", name="Deny").click()
+
+        page.wait_for_url(live_server.url + "/account/destinations/")
+        page.get_by_text("Your cloud did not authorize the gateway").wait_for()
+        page.screenshot(path=str(artifacts_dir / "destinations-denied.png"), full_page=True)
+        destination = Destination.objects.get(customer=personas.alice)
+        assert destination.status() == "revoked" and destination.revoked_at is not None
+        assert destination.revoked_reason == "authorization refused at the cloud"
+        assert not destination.deliveries.exists()
+        assert "waiting for your authorization" not in page.content()
+    finally:
+        storage.process.stop()

@@ -13,17 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .base import (
-    Change,
-    DeliveryError,
-    File,
-    Transport,
-    check_response,
-    file_name,
-    http_client,
-    network_error,
-    resource_name,
-)
+from ...base import Change, File, Transport, file_name, resource_name
+from ...http import DeliveryError, check_response, http_client, network_error
 
 DAV_FILES_PATH = "/remote.php/dav/files/"
 
@@ -84,6 +75,10 @@ class WebDavTransport(Transport):
         self._collection(folder)
         self.request("PUT", f"{folder}{quote(file_name(file), safe='')}", what="write a document",
                      content=file.content, headers={"Content-Type": file.content_type})
+
+    def delete_file(self, file: File) -> None:
+        url = f"{self._dataset_url(file.dataset)}files/{quote(file_name(file), safe='')}"
+        self.request("DELETE", url, what="remove a document", ok_missing=True)
 
 
 # --- Nextcloud Login Flow v2: an app password without the customer typing one -------------------

@@ -14,21 +14,25 @@ from urllib.parse import quote, urlencode
 import httpx
 from django.conf import settings as django_settings
 
-from .base import (
-    Change,
-    DestinationURLError,
-    File,
-    Transport,
-    check_destination_url,
-    file_name,
-    http_client,
-    resource_name,
-)
+from ...base import Change, File, Transport, file_name, resource_name
+from ...http import DestinationURLError, check_destination_url, http_client
 
 #: The category (top folder, and OAuth scope) the gateway asks for.
 CATEGORY = "restitution"
+#: The `@context` of every record, as remotestorage.js's `declareType` names a module's types
+#: (`http://remotestorage.io/spec/modules/<module>/<type>`): apps recognise the documents by it.
+RECORD_CONTEXT = f"http://remotestorage.io/spec/modules/{CATEGORY}/record"
 STORAGE_RELS = ("http://tools.ietf.org/id/draft-dejong-remotestorage", "remotestorage")
 AUTH_PROPERTY = "http://tools.ietf.org/html/rfc6749#section-4.2"
+
+
+def binary_content_type(content_type: str) -> str:
+    """The content type a document is stored with: remoteStorage apps read it through
+    remotestorage.js, which returns a body as bytes only when its type says `charset=binary`
+    (what the library itself sends for binary data) and decodes anything else as text."""
+    if "charset=" in content_type.lower():
+        return content_type
+    return f"{content_type}; charset=binary"
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,20 @@ class RemoteStorageTransport(Transport):
 
     def put_record(self, change: Change) -> None:
         self.request("PUT", self._url(change.dataset, f"{resource_name(change.key)}.json"), what="write a record",
-                     content=json.dumps(change.document(), ensure_ascii=False).encode(),
+                     content=json.dumps({"@context": RECORD_CONTEXT, **change.document()}, ensure_ascii=False).encode(),
                      headers={"Content-Type": "application/json; charset=utf-8"})
 
     def delete_record(self, change: Change) -> None:
         self.request("DELETE", self._url(change.dataset, f"{resource_name(change.key)}.json"),
                      what="remove a record", ok_missing=True)
 
+    def _file_url(self, file: File) -> str:
+        return f"{self.root}{quote(file.dataset, safe='')}/files/{quote(file_name(file), safe='')}"
+
+    def delete_file(self, file: File) -> None:
+        self.request("DELETE", self._file_url(file), what="remove a document", ok_missing=True)
+
     def put_file(self, file: File) -> None:
-        self.request("PUT", f"{self.root}{quote(file.dataset, safe='')}/files/{quote(file_name(file), safe='')}",
-                     what="write a document", content=file.content, headers={"Content-Type": file.content_type})
+        self.request("PUT", self._file_url(file), what="write a document", content=file.content,
+                     headers={"Content-Type": binary_content_type(file.content_type)})
 

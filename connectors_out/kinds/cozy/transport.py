@@ -17,17 +17,8 @@ from urllib.parse import quote, urlencode
 import httpx
 from django.conf import settings as django_settings
 
-from .base import (
-    ADVICE_REAUTHORIZE,
-    Change,
-    DeliveryError,
-    File,
-    Transport,
-    check_response,
-    file_name,
-    http_client,
-    network_error,
-)
+from ...base import Change, File, Transport, file_name
+from ...http import ADVICE_REAUTHORIZE, DeliveryError, check_response, http_client, network_error
 
 SOFTWARE_ID = "restitution-gateway"
 ROOT_DIR_ID = "io.cozy.files.root-dir"
@@ -170,10 +161,22 @@ class CozyTransport(Transport):
         raise DeliveryError("write a record: HTTP 409", permanent=False, status_code=409)
 
     def delete_record(self, change: Change) -> None:
-        path = self._doc_path(change.dataset, change.key)
+        self._delete_document(self._doc_path(change.dataset, change.key))
+        # the record's bill goes with it (its files are removed by delete_file)
+        self._delete_document(f"/data/{BILLS_DOCTYPE}/{document_id(change.dataset, change.key)}")
+
+    def _delete_document(self, path: str) -> None:
         rev = self._rev(path)
         if rev:
             self._call("DELETE", f"{path}?rev={quote(rev)}", what="remove a record", ok_missing=True)
+
+    def delete_file(self, file: File) -> None:
+        """Into the Cozy's trash (`DELETE /files/:id`), where the owner may still restore it."""
+        found = self._call("GET", "/files/metadata?" + urlencode(
+            {"Path": f"/{FILES_FOLDER}/{file.dataset}/{file_name(file)}"}), what="find a document", ok_missing=True)
+        if found.status_code == 200:
+            self._call("DELETE", f"/files/{quote(found.json()['data']['id'], safe='')}", what="remove a document",
+                       ok_missing=True)
 
     def _folder(self, path: str) -> str:
         """The id of a drive folder, created (with its parents) when missing."""

@@ -22,21 +22,20 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from .base import (
-    ADVICE_REAUTHORIZE,
-    Change,
-    DeliveryError,
-    File,
-    Transport,
-    check_response,
-    file_name,
-    network_error,
-    resource_name,
-)
+from ...base import Change, File, Transport, file_name, resource_name
+from ...http import ADVICE_REAUTHORIZE, DeliveryError, check_response, network_error
 
 #: The vocabulary of the records' JSON-LD; `data` is a JSON literal (kept exactly as extracted).
 VOCAB = "urn:restitution:"
 CONTEXT = {"@version": 1.1, "@vocab": VOCAB, "data": {"@id": f"{VOCAB}data", "@type": "@json"}}
+
+
+SOLID_TERMS = "http://www.w3.org/ns/solid/terms#"
+PIM_SPACE = "http://www.w3.org/ns/pim/space#"
+#: The class the records' containers are registered for in the pod's type index.
+RECORD_CLASS = f"{VOCAB}Record"
+#: Where the gateway creates a private type index when the pod has none (beside the records).
+TYPE_INDEX_NAME = "privateTypeIndex.ttl"
 
 
 _TURTLE_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -97,6 +96,8 @@ class SolidTransport(Transport):
         self.issuer = (settings.get("issuer") or f"{parts.scheme}://{parts.netloc}").rstrip("/") + "/"
         self._dpop = DPoPKey()
         self._token: str | None = None
+        self._registered: set[str] = set()
+        self._type_index: str | None = None
 
     # --- authentication ---
     def _fetch_token(self) -> str:
@@ -141,7 +142,74 @@ class SolidTransport(Transport):
     def record_url(self, dataset: str, key: str, extension: str = "jsonld") -> str:
         return f"{self.container}{quote(dataset, safe='')}/{resource_name(key)}.{extension}"
 
+    # --- the type index (Solid Type Indexes): apps find the containers by class ---
+    def _webid(self) -> str | None:
+        if self._token is None:
+            self._token = self._fetch_token()
+        try:
+            payload = self._token.split(".")[1]
+            return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("webid")
+        except (IndexError, ValueError):
+            return None
+
+    def _link(self, document: str, subject: str, predicate: str) -> str | None:
+        """The object of `subject predicate ?` in an RDF document read as JSON-LD."""
+        response = self._call("GET", document, what="read the profile", ok_missing=True,
+                              headers={"Accept": "application/ld+json"})
+        if response.status_code != 200:
+            return None
+        nodes = response.json()
+        for node in nodes if isinstance(nodes, list) else nodes.get("@graph", [nodes]):
+            if node.get("@id") == subject:
+                for value in node.get(predicate, []):
+                    if isinstance(value, dict) and value.get("@id"):
+                        return value["@id"]
+        return None
+
+    def _n3_insert(self, url: str, triples: str, what: str) -> None:
+        patch = (f"@prefix solid: <{SOLID_TERMS}>.\n"
+                 f"_:patch a solid:InsertDeletePatch; solid:inserts {{ {triples} }}.\n")
+        self._call("PATCH", url, what=what, content=patch.encode(), headers={"Content-Type": "text/n3"})
+
+    def type_index(self) -> str | None:
+        """The pod owner's private type index: the one their profile (or preferences file) names,
+        else one the gateway creates beside the records and links from the profile."""
+        if self._type_index is not None:
+            return self._type_index
+        webid = self._webid()
+        if not webid:
+            return None
+        profile = webid.split("#")[0]
+        index = self._link(profile, webid, f"{SOLID_TERMS}privateTypeIndex")
+        if index is None:
+            preferences = self._link(profile, webid, f"{PIM_SPACE}preferencesFile")
+            index = preferences and self._link(preferences, webid, f"{SOLID_TERMS}privateTypeIndex")
+        if not index:
+            index = f"{self.container}{TYPE_INDEX_NAME}"
+            self._call("PUT", index, what="create a type index", headers={"Content-Type": "text/turtle"},
+                       content=f"@prefix solid: <{SOLID_TERMS}>.\n<> a solid:TypeIndex, solid:UnlistedDocument.\n"
+                       .encode())
+            self._n3_insert(profile, f"<{webid}> solid:privateTypeIndex <{index}>.", "link the type index")
+        self._type_index = index
+        return index
+
+    def register(self, dataset: str) -> None:
+        """Register the dataset's container in the type index (once per delivery; the same
+        triples again change nothing)."""
+        if dataset in self._registered:
+            return
+        index = self.type_index()
+        if index:
+            container = f"{self.container}{quote(dataset, safe='')}/"
+            # one registration per container (a pod may hold several destinations' containers)
+            node = f"{index}#restitution-{hashlib.sha256(container.encode()).hexdigest()[:16]}"
+            self._n3_insert(index, f"<{node}> a solid:TypeRegistration; "
+                                   f"solid:forClass <{RECORD_CLASS}>; solid:instanceContainer <{container}>.",
+                            "register the data in the type index")
+        self._registered.add(dataset)
+
     def put_record(self, change: Change) -> None:
+        self.register(change.dataset)
         body = {"@context": CONTEXT, "@id": "", "@type": "Record", **change.document()}
         body = {k: v for k, v in body.items() if v is not None}
         self._call("PUT", self.record_url(change.dataset, change.key), what="write a record",
@@ -155,7 +223,13 @@ class SolidTransport(Transport):
             self._call("DELETE", self.record_url(change.dataset, change.key, extension), what="remove a record",
                        ok_missing=True)
 
+    def file_url(self, file: File) -> str:
+        return f"{self.container}{quote(file.dataset, safe='')}/files/{quote(file_name(file), safe='')}"
+
+    def delete_file(self, file: File) -> None:
+        self._call("DELETE", self.file_url(file), what="remove a document", ok_missing=True)
+
     def put_file(self, file: File) -> None:
-        url = f"{self.container}{quote(file.dataset, safe='')}/files/{quote(file_name(file), safe='')}"
+        url = self.file_url(file)
         self._call("PUT", url, what="write a document", content=file.content,
                    headers={"Content-Type": file.content_type})

@@ -1,0 +1,1 @@
+"""Nextcloud / WebDAV: app password typed or brought by Nextcloud's Login Flow v2."""
