@@ -5,8 +5,9 @@ too, on first use. No Django import here."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
+
+from tests.npm_install import ensure_binaries
 
 TOOLS_DIR = Path(os.environ.get("RESTITUTION_API_TOOLS_DIR", Path.home() / ".cache" / "restitution-apitools"))
 TOOL_PACKAGES = ["@stoplight/spectral-cli@6.16.3", "@redocly/cli@2.77.0"]
@@ -15,12 +16,7 @@ BINARIES = ["spectral", "redocly"]
 
 def api_tools() -> Path:
     """The node_modules/.bin directory holding both linters, installing them if missing."""
-    bin_dir = TOOLS_DIR / "node_modules" / ".bin"
-    if not all((bin_dir / name).exists() for name in BINARIES):
-        TOOLS_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(TOOLS_DIR), *TOOL_PACKAGES],
-                       check=True, stdout=subprocess.DEVNULL, timeout=900)
-    return bin_dir
+    return ensure_binaries(TOOLS_DIR, TOOL_PACKAGES, BINARIES)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ it before the tests); the fixtures call it too, on first use. No Django import h
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
+
+from tests.npm_install import ensure_binaries, npm_install
 
 PEERS_DIR = Path(os.environ.get("RESTITUTION_PEERS_DIR", Path.home() / ".cache" / "restitution-peers"))
 PEER_PACKAGES = ["@solid/community-server@7.2.0", "armadietto@0.6.6"]
@@ -15,11 +16,7 @@ BINARIES = ["community-solid-server", "armadietto"]
 
 def npm_peers() -> Path:
     """The directory holding node_modules/ with both peers, installing them if missing."""
-    bin_dir = PEERS_DIR / "node_modules" / ".bin"
-    if not all((bin_dir / name).exists() for name in BINARIES):
-        PEERS_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PEERS_DIR), *PEER_PACKAGES],
-                       check=True, stdout=subprocess.DEVNULL, timeout=900)
+    ensure_binaries(PEERS_DIR, PEER_PACKAGES, BINARIES)
     return PEERS_DIR
 
 
@@ -41,9 +38,7 @@ def _installed(package: str) -> bool:
 def npm_clients() -> Path:
     """The directory holding node_modules/ with remotestorage.js, installing it if missing."""
     if not all(_installed(package) for package in CLIENT_PACKAGES):
-        CLIENTS_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(CLIENTS_DIR), *CLIENT_PACKAGES],
-                       check=True, stdout=subprocess.DEVNULL, timeout=900)
+        npm_install(CLIENTS_DIR, CLIENT_PACKAGES)
     return CLIENTS_DIR
 
 
