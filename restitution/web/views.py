@@ -121,9 +121,13 @@ def revoke(request: HttpRequest, receipt_id) -> HttpResponse:
 @login_required
 def receipt(request: HttpRequest, receipt_id) -> HttpResponse:
     grant = get_object_or_404(Grant, receipt_id=receipt_id, customer=signed_in_customer(request))
-    response = HttpResponse(json.dumps(grant.receipt, indent=2, ensure_ascii=False),
+    return _json_download(grant.receipt, f"consent-receipt-{grant.receipt_id}.json", indent=2)
+
+
+def _json_download(body, filename: str, *, indent: int) -> HttpResponse:
+    response = HttpResponse(json.dumps(body, indent=indent, ensure_ascii=False),
                             content_type="application/json; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.receipt_id}.json"'
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -131,11 +135,7 @@ def receipt(request: HttpRequest, receipt_id) -> HttpResponse:
 def history_json(request: HttpRequest) -> HttpResponse:
     """The customer's whole access history, hash-chained and signed (docs/history.md)."""
     customer = signed_in_customer(request)
-    body = audit.signed_history(customer)
-    response = HttpResponse(json.dumps(body, indent=1, ensure_ascii=False),
-                            content_type="application/json; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="access-history-{customer.reference}.json"'
-    return response
+    return _json_download(audit.signed_history(customer), f"access-history-{customer.reference}.json", indent=1)
 
 
 @login_required
