@@ -17,6 +17,7 @@ from connectors_out import webhooks
 from connectors_out.models import Delivery, DeliveryAttempt, WebhookAttempt, WebhookDelivery
 from restitution import consent
 from restitution.models import Grant
+from tests.conftest import deliver_events
 from tests.connectors_out.conftest import connect, run_queued
 from tests.connectors_out.peers import WebDavPeer
 from tests.connectors_out.receiver import Receiver
@@ -97,6 +98,7 @@ def test_a_webhook_makes_no_attempt_before_its_backoff_step(personas):
         grant = consent.create_grant(customer=personas.alice, client=personas.trusted, duration="3m",
                                      datasets=list(personas.trusted.allowed_datasets.all()))
         consent.revoke_grant(grant=Grant.objects.get(pk=grant.pk))
+        assert deliver_events() == 1  # the grant-revoked event's subscriber writes the webhook
         row = WebhookDelivery.objects.get(event="grant-revoked")
         assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "retry"
         assert webhooks.execute_webhook(webhook_delivery_id=row.pk).status == "waiting"
