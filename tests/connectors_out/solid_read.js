@@ -1,7 +1,8 @@
 // Read a Solid container back with @inrupt/solid-client, the library Solid apps use, logged in
 // with the pod owner's client credentials through @inrupt/solid-client-authn-node:
 //   node solid_read.js ISSUER CLIENT_ID CLIENT_SECRET CONTAINER
-// Prints {webId, records: {url: JSON}, files: {url: {contentType, sha256, length}},
+// Prints {webId, records: {url: JSON}, turtle: [url of each record's .ttl],
+//         files: {url: {contentType, sha256, length}}, others: [any other member],
 //         registrations: [{forClass, instanceContainer}]} (the private type index's entries).
 const crypto = require("crypto");
 const { Session } = require("@inrupt/solid-client-authn-node");
@@ -26,12 +27,14 @@ async function members(url, fetch) {
   if (!session.info.isLoggedIn) throw new Error("not logged in");
   const fetch = session.fetch;
   const webId = session.info.webId;
-  const out = { webId, records: {}, files: {}, registrations: [] };
+  const out = { webId, records: {}, turtle: [], files: {}, others: [], registrations: [] };
   for (const folder of await members(container, fetch)) {
     for (const url of await members(folder, fetch)) {
       if (url.endsWith(".jsonld")) {
         const file = await sc.getFile(url, { fetch });
         out.records[url] = JSON.parse(await file.text());
+      } else if (url.endsWith(".ttl")) {
+        out.turtle.push(url);
       } else if (url.endsWith("/files/")) {
         for (const fileUrl of await members(url, fetch)) {
           const file = await sc.getFile(fileUrl, { fetch });
@@ -41,6 +44,8 @@ async function members(url, fetch) {
             sha256: crypto.createHash("sha256").update(bytes).digest("hex"),
           };
         }
+      } else {
+        out.others.push(url);
       }
     }
   }

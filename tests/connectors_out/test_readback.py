@@ -103,6 +103,9 @@ def test_solid_client_reads_the_pod_and_finds_the_containers_in_the_type_index(c
         read = peer.read_with_library()
         assert read["webId"] == f"{solid_server.base}alice/profile/card#me"
         _records_equal_the_api(list(read["records"].values()), demo)
+        assert sorted(url[:-len(".ttl")] for url in read["turtle"]) == sorted(
+            url[:-len(".jsonld")] for url in read["records"])  # each record's Turtle, and no other
+        assert read["others"] == []
         documents = _documents(demo)
         assert sorted(item["sha256"] for item in read["files"].values()) == sorted(documents)
         for item in read["files"].values():
