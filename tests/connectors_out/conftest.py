@@ -4,6 +4,7 @@ that deliver and read back."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -21,9 +22,10 @@ from django.contrib.auth import get_user_model
 from connectors_out import delivery as deliveries
 from connectors_out.models import Delivery, Destination
 from demo.install import install_demo
+from demo.pdf import text_pdf
 from restitution import extraction
 from restitution.models import Customer, Dataset, Record, Source
-from tests.conftest import ROOT, deliver_events, demo_env_for, load_ground_truth
+from tests.conftest import ROOT, TELCO_TOKEN, deliver_events, demo_env_for, load_ground_truth
 from tests.connectors_out.peers_install import npm_peers  # noqa: F401 - used by peers.py
 
 INSURANCE = ["insurance-claims", "insurance-contracts"]
@@ -197,3 +199,48 @@ def tmp_peer_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "peer"
     path.mkdir()
     yield path
+
+
+class ChangingTelco:
+    """C00001's telco invoices served from a private copy of the billing system, which the test
+    changes: an invoice's PDF re-issued, an invoice withdrawn."""
+
+    def __init__(self, demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = demo_dir / "telco"
+        self.monkeypatch = monkeypatch
+        self.demo_dir = demo_dir
+        self.server = None
+        self.url = self.serve()
+
+    def serve(self) -> str:
+        from demo.telco_server import serve_in_thread
+
+        if self.server is not None:  # the billing API reads its invoice lists once
+            self.server.shutdown()
+        self.server, url = serve_in_thread(self.root, token=TELCO_TOKEN)
+        for name, value in demo_env_for(self.demo_dir, url).items():
+            self.monkeypatch.setenv(name, value)
+        return url
+
+    def _pdf(self, key: str) -> Path:
+        return next(self.root.rglob(f"accounts/*/invoices/{key}.pdf"))
+
+    def reissue(self, key: str) -> None:
+        path = self._pdf(key)
+        path.write_bytes(text_pdf(f"Facture {key} (rectificative)", ["Montant corrigé"]))
+
+    def withdraw(self, key: str) -> None:
+        listing = self._pdf(key).parent.parent / "invoices.json"
+        invoices = json.loads(listing.read_text())
+        kept = [item for item in invoices if item.get("invoice_id") != key]
+        assert len(kept) == len(invoices) - 1
+        listing.write_text(json.dumps(kept))
+        self.url = self.serve()
+
+
+@pytest.fixture
+def changing_telco(db, fresh_demo_dir, monkeypatch, flush_gate):
+    telco = ChangingTelco(fresh_demo_dir, monkeypatch)
+    demo = _demo_customer(fresh_demo_dir, telco.url, monkeypatch, ["telco-invoices"], "telco-billing")
+    yield demo, telco
+    telco.server.shutdown()

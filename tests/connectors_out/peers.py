@@ -19,6 +19,8 @@ import httpx
 from tests.connectors_out.conftest import PeerProcess, free_port, python_server
 from tests.connectors_out.peers_install import npm_peers
 
+DAV_FILES = "/remote.php/dav/files/"
+
 
 class WebDavPeer:
     kind = "webdav"
@@ -70,6 +72,39 @@ class WebDavPeer:
         with self._http() as http:
             folder = f"/remote.php/dav/files/{self.user}/Restitution/{dataset}/files/"
             return sorted(_sha(http.get(href).raise_for_status().content) for href in self._listing(http, folder))
+
+    def read_with_webdav4(self, folder: str = "Restitution") -> tuple[dict[str, dict], dict[str, bytes]]:
+        """Everything under the folder as a WebDAV app reads it, through the `webdav4` client:
+        ({path: record JSON}, {path: document bytes}), from the server's own listings."""
+        import io
+
+        from webdav4.client import Client
+
+        records: dict[str, dict] = {}
+        files: dict[str, bytes] = {}
+        client = Client(f"{self.server}{DAV_FILES}{self.user}", auth=(self.user, self.password))
+
+        def download(path: str) -> bytes:
+            buffer = io.BytesIO()
+            client.download_fileobj(path, buffer)
+            return buffer.getvalue()
+
+        try:
+            if not client.exists(folder):
+                return records, files
+            for dataset in client.ls(folder, detail=True):
+                assert dataset["type"] == "directory", dataset
+                for item in client.ls(dataset["name"], detail=True):
+                    if item["type"] == "directory":
+                        assert item["name"].endswith("/files"), item
+                        for document in client.ls(item["name"], detail=True):
+                            files[document["name"]] = download(document["name"])
+                    else:
+                        assert item["name"].endswith(".json"), item
+                        records[item["name"]] = json.loads(download(item["name"]))
+        finally:
+            client.http.close()
+        return records, files
 
     @staticmethod
     def _listing(http: httpx.Client, path: str) -> list[str]:
@@ -197,6 +232,21 @@ class SolidPeer:
             return {url: transport._call("HEAD", url, what="head").headers["etag"] for url in self.resources(transport)}
         finally:
             transport.close()
+
+    def read_with_library(self) -> dict[str, Any]:
+        """The container as Solid apps read it, through @inrupt/solid-client, logged in with the
+        pod owner's client credentials: {webId, records, files, registrations} (solid_read.js)."""
+        import subprocess
+
+        from tests.connectors_out.peers_install import npm_clients
+
+        script = Path(__file__).with_name("solid_read.js")
+        result = subprocess.run(
+            ["node", str(script), self.server.base, self.credential["id"], self.credential["secret"], self.container],
+            cwd=npm_clients(), capture_output=True, text=True, timeout=120,
+            env={"NODE_PATH": str(npm_clients() / "node_modules"), "PATH": "/usr/bin:/bin:/usr/local/bin"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout)
 
     def file_hashes(self, dataset: str) -> list[str]:
         transport = self._transport()

@@ -24,19 +24,22 @@ def npm_peers() -> Path:
 CLIENTS_DIR = Path(os.environ.get("RESTITUTION_CLIENTS_DIR", Path.home() / ".cache" / "restitution-clients"))
 #: webfinger.js is pinned to 2.7.1 (within remotestorage.js's ^2.7.0): 2.8 ships an ES module that
 #: Node 20's require() loads without a global object, and the library fails on it.
-CLIENT_PACKAGES = ["remotestoragejs@1.2.3", "webfinger.js@2.7.1"]
+#: Solid apps read pods with @inrupt/solid-client, logged in through @inrupt/solid-client-authn-node
+#: (4.0.0: the newest whose declared engines include Node 20; 5.x declares Node 22 and later).
+CLIENT_PACKAGES = ["remotestoragejs@1.2.3", "webfinger.js@2.7.1", "@inrupt/solid-client@3.0.0",
+                   "@inrupt/solid-client-authn-node@4.0.0"]
 
 
 def _installed(package: str) -> bool:
     import json
 
-    name, _, version = package.rpartition("@")
+    name, _, version = package.rpartition("@")  # "@scope/name@1.2.3" splits on the last "@"
     manifest = CLIENTS_DIR / "node_modules" / name / "package.json"
     return manifest.exists() and json.loads(manifest.read_text()).get("version") == version
 
 
 def npm_clients() -> Path:
-    """The directory holding node_modules/ with remotestorage.js, installing it if missing."""
+    """The directory holding node_modules/ with the clients' libraries, installing them if missing."""
     if not all(_installed(package) for package in CLIENT_PACKAGES):
         npm_install(CLIENTS_DIR, CLIENT_PACKAGES)
     return CLIENTS_DIR

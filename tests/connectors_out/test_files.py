@@ -6,8 +6,6 @@ the old one, which is never sent again."""
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,10 +14,8 @@ from connectors_out.delivery import named_documents
 from connectors_out.kinds.remotestorage.transport import RECORD_CONTEXT
 from connectors_out.kinds.solid.transport import RECORD_CLASS, SOLID_TERMS
 from connectors_out.models import Delivery
-from demo.pdf import text_pdf
 from restitution.models import Document, Record
-from tests.conftest import TELCO_TOKEN, demo_env_for
-from tests.connectors_out.conftest import _demo_customer, connect, run_queued
+from tests.connectors_out.conftest import connect, run_queued
 from tests.connectors_out.peers import CozyPeer, RemoteStoragePeer, SolidPeer, WebDavPeer
 
 
@@ -86,51 +82,6 @@ def test_a_solid_pod_lists_the_containers_in_its_type_index(demo_customer, solid
 
 
 # --- A record's files are the ones its current version names ------------------------------------
-
-class ChangingTelco:
-    """C00001's telco invoices served from a private copy of the billing system, which the test
-    changes: an invoice's PDF re-issued, an invoice withdrawn."""
-
-    def __init__(self, demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.root = demo_dir / "telco"
-        self.monkeypatch = monkeypatch
-        self.demo_dir = demo_dir
-        self.server = None
-        self.url = self.serve()
-
-    def serve(self) -> str:
-        from demo.telco_server import serve_in_thread
-
-        if self.server is not None:  # the billing API reads its invoice lists once
-            self.server.shutdown()
-        self.server, url = serve_in_thread(self.root, token=TELCO_TOKEN)
-        for name, value in demo_env_for(self.demo_dir, url).items():
-            self.monkeypatch.setenv(name, value)
-        return url
-
-    def _pdf(self, key: str) -> Path:
-        return next(self.root.rglob(f"accounts/*/invoices/{key}.pdf"))
-
-    def reissue(self, key: str) -> None:
-        path = self._pdf(key)
-        path.write_bytes(text_pdf(f"Facture {key} (rectificative)", ["Montant corrigé"]))
-
-    def withdraw(self, key: str) -> None:
-        listing = self._pdf(key).parent.parent / "invoices.json"
-        invoices = json.loads(listing.read_text())
-        kept = [item for item in invoices if item.get("invoice_id") != key]
-        assert len(kept) == len(invoices) - 1
-        listing.write_text(json.dumps(kept))
-        self.url = self.serve()
-
-
-@pytest.fixture
-def changing_telco(db, fresh_demo_dir, monkeypatch, flush_gate):
-    telco = ChangingTelco(fresh_demo_dir, monkeypatch)
-    demo = _demo_customer(fresh_demo_dir, telco.url, monkeypatch, ["telco-invoices"], "telco-billing")
-    yield demo, telco
-    telco.server.shutdown()
-
 
 @pytest.fixture(params=["webdav", "solid", "remotestorage", "cozy"])
 def file_peer(request, tmp_peer_dir, peers_log_dir):
