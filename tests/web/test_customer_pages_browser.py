@@ -81,9 +81,11 @@ def rich_alice(personas):
 
 
 def customer_pages() -> list[str]:
+    from connectors_out import registry
     from restitution.models import Grant
 
     pages = ["/account/", "/account/destinations/", "/account/history/"]
+    pages += [f"/account/destinations/connect/{name}/" for name in registry.names()]
     pages += [f"/account/grants/{receipt_id}/receipt/" for receipt_id in
               Grant.objects.order_by("created_at").values_list("receipt_id", flat=True)]
     pages += [f"/account/data/{slug}/" for slug in
