@@ -44,7 +44,7 @@ def check(kind: str, settings_: dict[str, Any], credentials: dict[str, Any]) -> 
     try:
         transport.check()
     except DeliveryError as exc:
-        raise ConnectError(exc.advice) from None
+        raise ConnectError(exc.connect_advice) from None
     finally:
         transport.close()
 

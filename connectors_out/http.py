@@ -39,6 +39,22 @@ ADVICE_NOT_PUBLIC = _("The address of your cloud now leads to a private network,
                       "write. Check the address, then disconnect and connect the destination again.")
 ADVICE_OTHER = _("Your cloud refused the data. Press “Try again”; if it fails again, contact us.")
 
+#: The same failures met while connecting (the first check, a login flow, an authorization):
+#: there is no destination yet, so no “Try again” button; the customer connects again.
+CONNECT_ADVICE = (
+    (ADVICE_REAUTHORIZE, _("Your cloud refused the gateway's access: check the credentials or grant access "
+                           "again, then connect again.")),
+    (ADVICE_FULL, _("Your cloud says it is full. Free some space there, then connect again.")),
+    (ADVICE_MISSING, _("The folder or storage to write to does not exist at this address. Check the address, "
+                       "then connect again.")),
+    (ADVICE_UNREACHABLE, _("Your cloud could not be reached. Check the address and that your cloud is online, "
+                           "then connect again.")),
+    (ADVICE_NOT_PUBLIC, _("This address leads to a private network, where the gateway does not write. Use your "
+                          "cloud's public address.")),
+    (ADVICE_OTHER, _("Your cloud refused the connection. Check the address, then connect again; if it fails "
+                     "again, contact us.")),
+)
+
 
 class DeliveryError(Exception):
     """A write that failed. `permanent` says whether trying again later can help."""
@@ -48,7 +64,11 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.status_code = status_code
-        self.advice = str(advice) if advice else str(ADVICE_OTHER if permanent else ADVICE_UNREACHABLE)
+        source = advice or (ADVICE_OTHER if permanent else ADVICE_UNREACHABLE)
+        self.advice = str(source)
+        #: What to do when this failure happens while connecting (no “Try again” button there).
+        self.connect_advice = next((str(on_connect) for on_delivery, on_connect in CONNECT_ADVICE
+                                    if on_delivery is source), self.advice)
 
 
 def check_response(response: httpx.Response, *, what: str, ok_missing: bool = False) -> httpx.Response:

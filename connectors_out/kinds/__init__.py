@@ -34,6 +34,9 @@ class Kind:
     name: ClassVar[str]
     #: Shown to the customer (a lazy translation).
     label: ClassVar[Any]
+    #: For the customer who has never heard of it: what this kind of cloud is and how to get one
+    #: (a lazy translation; shown beside the connect link and on the connect page).
+    about: ClassVar[Any] = ""
     #: Writes records and files to a store of this kind.
     transport: ClassVar[type[Transport]]
     #: The connect page's form: where to write (its own fields) plus what and for how long.

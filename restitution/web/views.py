@@ -66,6 +66,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "past_grants": [g for g in grants if g.current_status != "active"],
         "history_days": history.page(customer, number=1, language=language, size=10)[1],
         "runs": runs,
+        # Said by the page from the runs still under way when it is drawn (never a flash
+        # message, which would outlive runs that ended before the page loaded).
+        "updating": _("Updating your data from %(n)d system(s)…") % {"n": len({r.source_id for r in runs})}
+        if runs else "",
         "progress": int(100 * progress) if runs else None,
         "language": language,
         "download": latest_download(customer=customer),
@@ -97,7 +101,10 @@ def refresh(request: HttpRequest) -> HttpResponse:
             "Your data was updated a moment ago; you can ask again in %(n)d minute.",
             "Your data was updated a moment ago; you can ask again in %(n)d minutes.", minutes) % {"n": minutes})
         return redirect("dashboard")
-    messages.info(request, _("Updating your data from %(n)d system(s)…") % {"n": len(runs)})
+    if not runs:
+        messages.info(request, _("None of our systems knows you yet: there is nothing to update."))
+    # Otherwise the dashboard says "Updating your data from N system(s)…" while the runs are under
+    # way, from the runs themselves: nothing is left to say once they ended.
     return redirect("dashboard")
 
 

@@ -60,8 +60,40 @@ def test_a_customer_connects_a_webdav_cloud_from_the_dashboard(personas, webdav)
 def test_a_wrong_app_password_is_refused_and_nothing_is_saved(personas, webdav):
     response = _browser(personas.alice).post("/account/destinations/connect/webdav/",
                                              _form(webdav, app_password="wrong"))
-    assert response.status_code == 200 and "refused the gateway" in response.content.decode()
+    page = response.content.decode()
+    assert response.status_code == 200 and "refused the gateway" in page
+    assert "Try again" not in page and "connect again" in page  # no such button on the connect page
     assert not Destination.objects.exists()
+
+
+def test_a_cloud_unreachable_at_first_connect_says_to_check_it_and_connect_again(personas, webdav):
+    closed = "http://127.0.0.1:9"  # discard port: nothing listens there
+    response = _browser(personas.alice).post("/account/destinations/connect/webdav/", _form(webdav, server=closed))
+    page = response.content.decode()
+    assert response.status_code == 200 and "could not be reached" in page
+    assert "Try again" not in page and "for a long time" not in page and "then connect again" in page
+    assert not Destination.objects.exists()
+
+
+def test_each_kind_says_what_it_is_and_how_to_get_one_in_both_languages(personas):
+    from django.utils import translation
+
+    from connectors_out import registry
+
+    browser = _browser(personas.alice)
+    english = browser.get("/account/destinations/").content.decode()
+    french = browser.get("/account/destinations/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    for kind in registry.kinds():
+        if kind.name == "localfolder":
+            continue
+        assert kind.about, kind.name
+        with translation.override("en"):
+            assert str(kind.about) in english, kind.name
+        with translation.override("fr"):
+            assert str(kind.about) in french and str(kind.about) not in english, kind.name
+        connect_page = browser.get(f"/account/destinations/connect/{kind.name}/").content.decode()
+        with translation.override("en"):
+            assert str(kind.about) in connect_page, kind.name
 
 
 def test_a_private_address_is_refused_in_production(personas, settings):

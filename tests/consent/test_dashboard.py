@@ -229,3 +229,21 @@ def test_a_replaced_consent_says_so_and_its_receipt_reads_as_a_page_to_its_custo
     bob = _login(personas.bob)
     assert bob.get(f"/account/grants/{first.receipt_id}/receipt/").status_code == 404
     assert bob.get(f"/account/grants/{first.receipt_id}/receipt.json").status_code == 404
+
+
+def test_the_updating_message_goes_once_the_runs_ended(personas):
+    """The runs may end before the page loads: the page then says nothing of an update."""
+    _alice_has_one_source(personas)
+    browser = _login(personas.alice)
+    browser.post("/account/refresh/")
+    assert "Updating your data from 1 system" in browser.get("/account/").content.decode()
+    ExtractionRun.objects.update(status=ExtractionRun.Status.SUCCEEDED)
+    page = browser.get("/account/").content.decode()
+    assert "Updating your data" not in page
+    assert '<div id="refresh-progress" role="status" hidden>' in page
+
+
+def test_update_my_data_with_no_system_that_knows_the_customer_says_so(personas):
+    response = _login(personas.alice).post("/account/refresh/", follow=True)
+    page = response.content.decode()
+    assert "there is nothing to update" in page and "Updating your data" not in page

@@ -54,14 +54,14 @@ def test_a_customer_consents_sees_the_grant_and_revokes_it(live_server, personas
     assert list(grant.datasets.values_list("slug", flat=True)) == [CURVE]
 
     page.goto(live_server.url + "/account/")
-    page.get_by_role("heading", name="Connected clouds and apps").wait_for()
+    page.get_by_role("heading", name="Where your data goes").wait_for()
     assert page.get_by_text("Trusted cloud").first.is_visible()
     page.screenshot(path=str(artifacts_dir / "dashboard.png"), full_page=True)
     page.get_by_role("button", name="Revoke access for Trusted cloud").click()
     page.get_by_text("can no longer read your data").wait_for()
     grant.refresh_from_db()
     assert grant.revoked_at is not None
-    assert page.get_by_text("No cloud or app can read your data.").is_visible()
+    assert page.get_by_text("No app or service can read your data.").is_visible()
 
 
 def test_the_consent_page_works_with_the_keyboard_alone(live_server, personas, page):

@@ -58,18 +58,22 @@ def sample_records(dataset: Dataset, count: int = 12) -> list[dict]:
 
 @pytest.fixture
 def rich_alice(personas):
-    """Alice with data in every dataset, a grant with history, and a connected destination."""
+    """Alice with data in every dataset, a revoked grant, a grant with history, and a connected
+    destination."""
     from connectors_out.models import Destination
 
     for dataset in Dataset.objects.filter(is_published=True):
         write(personas.alice, dataset.slug, readings(10) if dataset.slug == CURVE else sample_records(dataset))
+    earlier = consent.create_grant(customer=personas.alice, client=personas.trusted,
+                                   datasets=list(Dataset.objects.filter(slug=CURVE)), duration="1m")
+    consent.revoke_grant(grant=earlier)
     grant = consent.create_grant(customer=personas.alice, client=personas.trusted,
                                  datasets=list(Dataset.objects.filter(slug__in=[CURVE, CONTRACTS])), duration="12m")
     for kind in (AccessEvent.Kind.TOKEN_ISSUED, AccessEvent.Kind.DATA_READ, AccessEvent.Kind.TOKEN_REFRESHED):
         AccessEvent.objects.create(kind=kind, customer=personas.alice, grant=grant, client=personas.trusted,
                                    dataset=Dataset.objects.get(slug=CURVE), record_count=480)
     destination = Destination.objects.create(
-        receipt_id=uuid.uuid4(), customer=personas.alice, kind=Destination.Kind.WEBDAV,
+        receipt_id=uuid.uuid4(), customer=personas.alice, kind="webdav",
         label="https://cloud.a-rather-long-personal-server-name.example/remote.php/dav/files/alice/",
         duration="12m", expires_at=timezone.now() + timedelta(days=365))
     destination.datasets.set(Dataset.objects.filter(slug__in=[CURVE, CONTRACTS]))
@@ -77,7 +81,13 @@ def rich_alice(personas):
 
 
 def customer_pages() -> list[str]:
-    pages = ["/account/", "/account/destinations/"]
+    from connectors_out import registry
+    from restitution.models import Grant
+
+    pages = ["/account/", "/account/destinations/", "/account/history/"]
+    pages += [f"/account/destinations/connect/{name}/" for name in registry.names()]
+    pages += [f"/account/grants/{receipt_id}/receipt/" for receipt_id in
+              Grant.objects.order_by("created_at").values_list("receipt_id", flat=True)]
     pages += [f"/account/data/{slug}/" for slug in
               Dataset.objects.filter(is_published=True).order_by("slug").values_list("slug", flat=True)]
     return pages
@@ -130,6 +140,16 @@ def test_no_customer_page_is_wider_than_the_screen_and_axe_finds_nothing_serious
             found = axe_violations(page)
             if found:
                 violations[name] = found
+        # The dashboard with a message at its top (here: nothing to update, no system knows Alice).
+        page.goto(base + "/account/")
+        page.locator("form[action$='/account/refresh/'] button").click()
+        page.locator("ul.messages li").wait_for()
+        name = f"{width}-{language}-account-message"
+        page.screenshot(path=str(artifacts_dir / f"pages-{name}.png"), full_page=True)
+        if overflow(page) > 0:
+            wide[name] = [f"{overflow(page)} px too wide", *wider_elements(page)]
+        if found := axe_violations(page):
+            violations[name] = found
         context.close()
     report = "\n".join([f"{k}: {v}" for k, v in wide.items()] + [f"{k}: {v}" for k, v in violations.items()])
     assert not wide and not violations, report
@@ -189,3 +209,24 @@ def test_long_actions_show_they_are_busy(live_server, rich_alice, page):
     button = form.locator("button")
     page.wait_for_function("() => document.querySelector('form[data-busy][aria-busy=true] button').disabled")
     assert button.inner_text() == "Revoking…"
+
+
+def test_the_update_message_goes_when_the_runs_end(live_server, personas, page):
+    """“Updating your data from 1 system(s)…” while the run is under way; once it ended, the page
+    (polling the status endpoint) says nothing of it, and a page drawn after the end neither."""
+    from restitution.models import ExtractionRun, LegacyIdentity, Source
+
+    LegacyIdentity.objects.create(customer=personas.alice, system="insurer", value="S0000001")
+    Source.objects.create(slug="insurer", name="Insurer", kind="sql", connection_env="NOPE",
+                          identity_system="insurer")
+    base = live_server.url
+    log_in(page, base, "en")
+    page.get_by_role("button", name="Update my data").click()
+    box = page.locator("#refresh-progress")
+    box.get_by_text("Updating your data from 1 system(s)…").wait_for()
+    ExtractionRun.objects.filter(customer=personas.alice).update(status=ExtractionRun.Status.SUCCEEDED)
+    box.wait_for(state="hidden")
+    page.wait_for_load_state("load")
+    assert "Updating your data" not in page.content()
+    page.goto(base + "/account/")
+    assert box.is_hidden() and "Updating your data" not in page.content()

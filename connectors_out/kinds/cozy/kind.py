@@ -23,6 +23,9 @@ from .transport import CozyTransport, authorization_url, exchange_code, register
 class Cozy(Kind):
     name = "cozy"
     label = gettext_lazy("Cozy")
+    about = gettext_lazy("Cozy is a personal cloud that gathers your documents and data from many services in "
+                         "one place. Create a free Cozy at cozy.io, or host your own; its address looks like "
+                         "https://you.mycozy.cloud.")
     transport = CozyTransport
     form = CozyForm
 
@@ -38,7 +41,7 @@ class Cozy(Kind):
         except DestinationURLError as exc:
             raise connect.ConnectError(str(exc)) from None
         except DeliveryError as exc:
-            raise connect.ConnectError(exc.advice) from None
+            raise connect.ConnectError(exc.connect_advice) from None
         datasets = connection["datasets"]
         destination = connect_destination(kind=self.name, label=instance, settings_={"instance": instance},
                                           credentials=registration, pending_authorization=True, **connection)
@@ -59,7 +62,7 @@ def _finish(destination: Any, code: str) -> None:
         credentials = exchange_code(instance=destination.settings["instance"],
                                     credentials=crypto.decrypt_json(destination.credentials), code=code)
     except DeliveryError as exc:
-        raise connect.ConnectError(exc.advice) from None
+        raise connect.ConnectError(exc.connect_advice) from None
     authorize_destination(destination=destination, credentials=credentials)
 
 

@@ -23,6 +23,9 @@ from .transport import CATEGORY, RemoteStorageTransport, authorization_url, disc
 class RemoteStorage(Kind):
     name = "remotestorage"
     label = gettext_lazy("remoteStorage")
+    about = gettext_lazy("remoteStorage is an open protocol for a personal storage space that apps write to "
+                         "with your permission, under an address like you@example.org. Get an account from a "
+                         "remoteStorage provider listed on remotestorage.io, or run your own server.")
     transport = RemoteStorageTransport
     form = RemoteStorageForm
 

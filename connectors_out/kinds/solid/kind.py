@@ -15,6 +15,9 @@ from .transport import SolidTransport
 class Solid(Kind):
     name = "solid"
     label = gettext_lazy("Solid pod")
+    about = gettext_lazy("A Solid pod is a personal online data store built on open web standards: you decide "
+                         "which apps may read or write it. Get one free from a pod provider listed on "
+                         "solidproject.org, or run your own Solid server.")
     transport = SolidTransport
     form = SolidForm
     renewable = (Renewable("client_id", gettext_lazy("Client credential id"), secret=False),

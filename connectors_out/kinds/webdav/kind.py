@@ -30,6 +30,9 @@ LOGIN_FLOW_KEY = "connectors_out_nextcloud_login"
 class WebDav(Kind):
     name = "webdav"
     label = gettext_lazy("Nextcloud / WebDAV")
+    about = gettext_lazy("Nextcloud is a file cloud you can host yourself or rent from a provider (many "
+                         "offer a free account); most file clouds that speak WebDAV work too. Sign up at a "
+                         "Nextcloud provider, or use the one your household or association already runs.")
     transport = WebDavTransport
     form = WebDavForm
     renewable = (Renewable("app_password", gettext_lazy("App password")),)
@@ -53,7 +56,7 @@ class WebDav(Kind):
         except DestinationURLError as exc:
             raise connect.ConnectError(str(exc)) from None
         except DeliveryError as exc:
-            raise connect.ConnectError(exc.advice) from None
+            raise connect.ConnectError(exc.connect_advice) from None
         request.session[LOGIN_FLOW_KEY] = {
             "flow": crypto.encrypt_json(flow), "folder": data["folder"].strip("/"),
             "datasets": [d.pk for d in data["datasets"]], "duration": data["duration"],
@@ -98,7 +101,7 @@ def nextcloud_login(request: HttpRequest) -> HttpResponse:
                 return connect.connected(request)
         except DeliveryError as exc:
             request.session.pop(LOGIN_FLOW_KEY, None)
-            messages.error(request, exc.advice)
+            messages.error(request, exc.connect_advice)
             return redirect("connectors_out:destinations")
         except connect.ConnectError as exc:
             request.session.pop(LOGIN_FLOW_KEY, None)
