@@ -110,6 +110,12 @@ def test_the_operator_state_shows_in_the_counts_and_a_fixed_row_rejected_again_i
     staff = Client()
     staff.force_login(admin)
     change = f"/admin/restitution/rejectedrow/{claim.pk}/change/"
+    # Rejected rows hold customers' data: without a reason the admin asks for one and changes nothing.
+    asked = staff.post(change, {"state": "fixed", "note": "no reason given"})
+    assert asked.status_code == 302 and "/rejectedrow/reason/" in asked["Location"]
+    claim.refresh_from_db()
+    assert claim.state == "open"
+    staff.post("/admin/restitution/rejectedrow/reason/", {"reason": "Sorting out the quarantine", "next": change})
     response = staff.post(change, {"state": "fixed", "note": "claim number restored in the claims system"})
     assert response.status_code == 302, response.content[:500]
     staff.post(f"/admin/restitution/rejectedrow/{call.pk}/change/", {"state": "accepted", "note": "test call"})

@@ -94,8 +94,17 @@ def test_the_home_lists_what_needs_attention_with_counts_and_links(personas, ope
     assert "Honest cloud" in pending
     failed = operator.get(links["failed-runs"]).content.decode()
     assert failed.count('class="action-select"') == 2  # both failed runs; the successful one is not there
-    for url in links.values():
-        assert operator.get(url.replace("&amp;", "&")).status_code == 200
+    asked = []
+    for key, url in links.items():
+        url = url.replace("&amp;", "&")
+        response = operator.get(url)
+        if response.status_code == 302 and "/reason/" in response["Location"]:
+            # rows holding customers' data: the operator says why first (docs/history.md)
+            asked.append(key)
+            operator.post(response["Location"].split("?")[0], {"reason": "Checking the console's links", "next": url})
+            response = operator.get(url)
+        assert response.status_code == 200, key
+    assert asked == ["quarantine"]
 
 
 def test_a_registration_key_about_to_expire_is_listed(personas, operator):
