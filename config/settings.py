@@ -381,6 +381,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "customer": env.str("API_RATE_PER_CUSTOMER", default="10/s"),
         "client": env.str("API_RATE_PER_CLIENT", default="50/s"),
+        # Documents (PDFs) are counted apart from the other calls, with budgets of their own.
+        "customer_documents": env.str("API_DOCUMENT_RATE_PER_CUSTOMER", default="5/s"),
+        "client_documents": env.str("API_DOCUMENT_RATE_PER_CLIENT", default="25/s"),
     },
     "UNAUTHENTICATED_USER": None,
     # DRF's own address key (SimpleRateThrottle.get_ident) with the same trusted proxies: without
