@@ -71,6 +71,10 @@ LIVE_RECORD = {
         "extracted_at": {"type": "string", "format": "date-time", "description": "When it was read from the "
                          "holder's systems (RFC 3339, UTC)."},
         "data": {"type": "object", "description": "The record, in the shape of its dataset's JSON Schema."},
+        "document_url": {"type": "string", "format": "uri-reference",
+                         "description": "Only on a record that has a document (e.g. an invoice's PDF): where "
+                         "to get it, `/api/v1/datasets/{slug}/documents/{sha256}`, relative to the API's origin. "
+                         "Since API version 1.1.0."},
     },
     "required": ["dataset", "key", "seq", "date", "extracted_at", "data"],
 }
