@@ -83,3 +83,25 @@ def test_a_relaxed_client_that_sends_pkce_is_held_to_it(vault_flow, vault):  # n
     response = _exchange_without_verifier(code, client_id="vault", redirect_uri=VAULT_REDIRECT, secret=VAULT_SECRET)
     assert response.status_code == 400 and response.json()["error"] in ("invalid_grant", "invalid_request")
     assert vault_flow.exchange(vault_flow.code(), client_secret=VAULT_SECRET).status_code == 200
+
+
+def _admin_post(operator, client_type: str, client_id: str):
+    return operator.post("/admin/restitution/pimsclient/add/", {
+        "client_id": client_id, "client_secret": "s" * 40, "client_type": client_type,
+        "authorization_grant_type": "authorization-code", "name": client_id.title(),
+        "redirect_uris": f"https://{client_id}.example/cb", "post_logout_redirect_uris": "", "allowed_origins": "",
+        "approval": "pending", "algorithm": "", "hash_client_secret": "on", "pkce_optional": "on"})
+
+
+def test_the_operator_sets_the_flag_in_the_admin_on_a_confidential_client_only(personas):
+    from django.contrib.auth import get_user_model
+
+    operator = Client()
+    operator.force_login(get_user_model().objects.create_superuser("operator", "op@holder.example", "op-pw-2025-x"),
+                         backend="django.contrib.auth.backends.ModelBackend")
+    refused = _admin_post(operator, "public", "phone-app")
+    assert refused.status_code == 200 and "A public client always needs PKCE" in refused.content.decode()
+    assert not PimsClient.objects.filter(client_id="phone-app").exists()
+    accepted = _admin_post(operator, "confidential", "cozy")
+    assert accepted.status_code == 302, accepted.content.decode()[:2000]
+    assert PimsClient.objects.get(client_id="cozy").pkce_optional is True
