@@ -111,3 +111,18 @@ def test_the_openapi_description_declares_both_fields(client, personas):
     # The signed archive link counts against no token's limits: nothing declared there.
     archive = schema["paths"]["/api/v1/exports/{export_id}/archive"]["get"]["responses"]["200"]
     assert "RateLimit" not in archive.get("headers", {})
+
+
+def test_the_embedded_mode_counts_in_memory_and_says_so_too(flow, token, monkeypatch):
+    # No Redis (the embedded mode): DRF's own throttles in the process's memory, same headers.
+    from django.core.cache.backends.locmem import LocMemCache
+
+    memory = LocMemCache("ratelimit-test", {})
+    monkeypatch.setattr(PerCustomerThrottle, "cache", memory)
+    monkeypatch.setattr(PerClientThrottle, "cache", memory)
+    rates(monkeypatch, customer="2/min")
+    first, second = (get(flow, token, "/api/v1/datasets") for _ in range(2))
+    assert parse(first["RateLimit"])["customer"]["r"] == 1 and parse(second["RateLimit"])["customer"]["r"] == 0
+    assert parse(second["RateLimit-Policy"])["customer"] == {"q": 2, "w": 60}
+    refused = get(flow, token, "/api/v1/datasets")
+    assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 60
