@@ -381,6 +381,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "customer": env.str("API_RATE_PER_CUSTOMER", default="10/s"),
         "client": env.str("API_RATE_PER_CLIENT", default="50/s"),
+        # Documents (PDFs) are counted apart from the other calls, with budgets of their own.
+        "customer_documents": env.str("API_DOCUMENT_RATE_PER_CUSTOMER", default="5/s"),
+        "client_documents": env.str("API_DOCUMENT_RATE_PER_CLIENT", default="25/s"),
     },
     "UNAUTHENTICATED_USER": None,
     # DRF's own address key (SimpleRateThrottle.get_ident) with the same trusted proxies: without
@@ -402,7 +405,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Restitution gateway — portability API",
     "DESCRIPTION": "Your customers' own data, with their consent: datasets, records, changes, documents. "
     "OAuth 2.0 bearer tokens, one scope per dataset (`dataset:<slug>`). Errors are RFC 9457 problems.",
-    "VERSION": "1.0.0",
+    # The API's version (semantic versioning): 1.1.0 added `document_url` to a record's item.
+    "VERSION": "1.1.0",
     # OpenAPI 3.1: its schema dialect is JSON Schema 2020-12, the dialect of the dataset schemas.
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

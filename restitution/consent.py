@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from . import audit, events, store
+from . import audit, events, processing, store
 from .models import AccessEvent, Customer, Dataset, Grant, PimsClient
 
 #: The longest a customer may consent for (12 months, as Australia's CDR and our promise).
@@ -65,11 +65,20 @@ def customer_of(user) -> Customer | None:
     return Customer.objects.filter(user=user).first()
 
 
+def _processing_at_consent(dataset: Dataset) -> dict[str, Any]:
+    """The dataset's processing facts (restitution/processing.py) as they stand now, to be kept
+    in the receipt: a later edit of the catalogue does not change what the customer was told."""
+    facts = processing.facts(dataset)
+    last = facts["last_extraction"]
+    return {**facts, "last_extraction": last.isoformat() if last else None}
+
+
 def _receipt(grant: Grant, datasets: list[Dataset], language: str) -> dict[str, Any]:
-    """A consent receipt modelled on ISO/IEC TS 27560 and the Kantara consent receipt."""
+    """A consent receipt modelled on ISO/IEC TS 27560 and the Kantara consent receipt. Version
+    1.1 added each dataset's processing facts (`data_categories[].processing`)."""
     client = grant.client
     return {
-        "receipt_version": "1.0",
+        "receipt_version": "1.1",
         "schema": "ISO/IEC TS 27560:2023 consent record (subset); Kantara Consent Receipt v1.1",
         "receipt_id": str(grant.receipt_id),
         "language": language,
@@ -85,7 +94,8 @@ def _receipt(grant: Grant, datasets: list[Dataset], language: str) -> dict[str, 
                       "data subject's choice", "legal_basis": "consent", "termination": "revocable at "
                       "any time from the customer dashboard"}],
         "data_categories": [{"dataset": d.slug, "title": d.title_fr if language == "fr" else d.title_en,
-                             "scope": d.scope, "schema_version": d.schema_version} for d in datasets],
+                             "scope": d.scope, "schema_version": d.schema_version,
+                             "processing": _processing_at_consent(d)} for d in datasets],
         "data_period": {"from": grant.window_start.isoformat() if grant.window_start else None,
                         "to": grant.window_end.isoformat() if grant.window_end else None},
         "duration": {"type": "one-time" if grant.is_one_time else "ongoing", "choice": grant.duration,

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from . import audit, consent, events, outbox, portability, processing
 from .catalogue import field_descriptions, field_order
-from .items import utc_text
+from .items import document_url, utc_text
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
 log = logging.getLogger(__name__)
@@ -400,9 +400,10 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
         with archive.open(base + "records.ndjson", "w", force_zip64=True) as entry:
             ndjson = _HashingWriter(entry)
             for seq, key, date, extracted_at, data in rows:
-                ndjson.write(portability.record_line_text(head, seq, key, date, extracted_at, data)
-                             .encode("utf-8") + b"\n")
-                writer.writerow(portability.csv_row(dataset.slug, key, seq, date, False, json.loads(data), fields))
+                parsed = json.loads(data)
+                ndjson.write(portability.record_line_text(head, seq, key, date, extracted_at, data,
+                                                          document_url(dataset.slug, parsed)).encode("utf-8") + b"\n")
+                writer.writerow(portability.csv_row(dataset.slug, key, seq, date, False, parsed, fields))
                 count += 1
                 progress.add()
             ndjson.flush()

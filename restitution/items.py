@@ -8,6 +8,7 @@ checked against it by tests/api/test_record_item.py. This module never queries t
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,23 @@ class UtcText(Func):
     output_field = TextField()
 
 
+#: Where a record's document is served, relative to the API's origin (an absolute-path reference,
+#: RFC 3986 §4.2): a record whose `data.document.sha256` is a SHA-256 in hex links it.
+DOCUMENT_PATH = "/api/v1/datasets/{slug}/documents/{sha256}"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: _SHA256 in PostgreSQL.
+SQL_SHA256 = "^[0-9a-f]{64}$"
+
+
+def document_url(dataset_slug: str, data: Any) -> str | None:
+    """The link of a record's document (None when it has none)."""
+    document = data.get("document") if isinstance(data, dict) else None
+    sha256 = document.get("sha256") if isinstance(document, dict) else None
+    if isinstance(sha256, str) and _SHA256.fullmatch(sha256):
+        return DOCUMENT_PATH.format(slug=dataset_slug, sha256=sha256)
+    return None
+
+
 def record_item(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any, record_at: datetime | None,
                 extracted_at: datetime) -> dict[str, Any]:
     """One record as the API's item (a dict): record_line() parsed."""
@@ -42,6 +60,9 @@ def record_item(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any,
     item["date"] = utc_text(record_at) if record_at else None
     item["extracted_at"] = utc_text(extracted_at)
     item["data"] = data
+    link = document_url(dataset_slug, data)
+    if link:
+        item["document_url"] = link
     return item
 
 
@@ -51,13 +72,14 @@ def record_line_head(dataset_slug: str) -> str:
 
 
 def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetime | None,
-                extracted_at: datetime, text: str | None) -> str:
+                extracted_at: datetime, text: str | None, document: str | None = None) -> str:
     """One record as the API's JSON item, around its stored JSON text (never parsed, never dumped
-    again: only the envelope is built here). `head` comes from record_line_head()."""
+    again: only the envelope is built here). `head` comes from record_line_head(); `document`
+    is the record's document_url(), when it has one."""
     if deleted:
         return record_line_deleted(head, seq, key)
     return record_line_text(head, seq, key, utc_text(record_at) if record_at else None, utc_text(extracted_at),
-                            text)
+                            text, document)
 
 
 def record_line_deleted(head: str, seq: int, key: str) -> str:
@@ -65,11 +87,13 @@ def record_line_deleted(head: str, seq: int, key: str) -> str:
     return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
 
 
-def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str) -> str:
+def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str,
+                     document: str | None = None) -> str:
     """record_line() of a live record whose moments are already utc_text() texts."""
     date_json = f'"{date}"' if date else "null"
+    link = f',"document_url":{json.dumps(document, ensure_ascii=False)}' if document else ""
     return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date_json},'
-            f'"extracted_at":"{extracted_at}","data":{text}}}')
+            f'"extracted_at":"{extracted_at}","data":{text}{link}}}')
 
 
 #: record_line_head() in SQL, for each row of a page joined with its dataset (alias `d`): the
@@ -77,7 +101,8 @@ def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_
 SQL_ITEM_HEAD = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"
 
 #: The body of the PostgreSQL trigger function restitution_record_item() (migration
-#: 0008_record_item), which keeps each row's `item` column printed: record_line() after its head.
+#: 0008_record_item, 0015_record_document_url), which keeps each row's `item` column printed:
+#: record_line() after its head, with the record's document_url().
 #: A migration that changes the function must change this text too (the test compares them).
 SQL_ITEM_TRIGGER_BODY = f"""
 BEGIN
@@ -90,7 +115,13 @@ BEGIN
             ',"date":', coalesce('"' || to_char(NEW.record_at AT TIME ZONE 'UTC',
                                                 '{SQL_UTC_FORMAT}') || '"', 'null'),
             ',"extracted_at":"', to_char(NEW.extracted_at AT TIME ZONE 'UTC', '{SQL_UTC_FORMAT}'),
-            '","data":', NEW.data::text, '}}');
+            '","data":', NEW.data::text,
+            CASE WHEN NEW.data -> 'document' ->> 'sha256' ~ '{SQL_SHA256}' THEN
+                ',"document_url":' || to_json(
+                    '/api/v1/datasets/' || (SELECT slug FROM restitution_dataset WHERE id = NEW.dataset_id)
+                    || '/documents/' || (NEW.data -> 'document' ->> 'sha256'))::text
+            ELSE '' END,
+            '}}');
     END IF;
     RETURN NEW;
 END

@@ -6,6 +6,7 @@ Never put business logic in save() or signals: extraction.py, store.py and conse
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -309,10 +310,26 @@ class PimsClient(AbstractApplication):
                   "applies them.")
     proposed_at = models.DateTimeField(null=True, blank=True)
     deprovisioned_at = models.DateTimeField(null=True, blank=True)
+    pkce_optional = models.BooleanField(
+        "PKCE optional", default=False,
+        help_text="Confidential clients only: let this client exchange a code without PKCE (e.g. a "
+                  "personal cloud whose OAuth flow sends none). Its secret then alone binds the code to "
+                  "it; an intercepted code plus a leaked secret gives a token (docs/security.md). Public "
+                  "clients always need PKCE.")
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
         verbose_name = "PIMS client"
+
+    def clean(self):
+        super().clean()
+        if self.pkce_optional and self.client_type != self.CLIENT_CONFIDENTIAL:
+            raise ValidationError({"pkce_optional": "A public client always needs PKCE (RFC 9700 §2.1.1)."})
+
+    @property
+    def needs_pkce(self) -> bool:
+        """PKCE is required unless the operator relaxed it for this confidential client."""
+        return not (self.pkce_optional and self.client_type == self.CLIENT_CONFIDENTIAL)
 
     def is_usable(self, request) -> bool:
         """DOT asks this before issuing or honouring a token: unapproved clients get nothing."""

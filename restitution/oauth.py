@@ -24,7 +24,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from . import audit, bearer, consent
-from .models import AccessEvent, Dataset, ExchangedCode
+from .models import AccessEvent, Dataset, ExchangedCode, PimsClient
 
 SCOPE_PREFIX = "dataset:"
 ALLOWED_GRANT_TYPES = ("authorization_code", "refresh_token")
@@ -143,6 +143,14 @@ def _refuse(request, description: str) -> bool:
 
 class GatewayOAuth2Validator(OAuth2Validator):
     """DOT's validator, plus: no grant in force, no token (RFC 6750 §3.1 invalid_token)."""
+
+    def is_pkce_required(self, client_id, request):
+        """Always for public clients; for a confidential one unless the operator relaxed it
+        (PimsClient.pkce_optional). An unknown client: required (it is refused anyway)."""
+        client = getattr(request, "client", None)
+        if not isinstance(client, PimsClient) or client.client_id != client_id:
+            client = PimsClient.objects.filter(client_id=client_id).first()
+        return client is None or client.needs_pkce
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
         """Authorization code and refresh only, whatever a client was registered with."""

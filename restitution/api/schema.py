@@ -27,6 +27,14 @@ HEADERS = {
     "X-Schema-Version": {"description": "The dataset schema's version (semantic versioning).",
                          "schema": {"type": "string"}},
     "Content-Disposition": {"description": "`attachment` with the file's name.", "schema": {"type": "string"}},
+    "RateLimit-Policy": {"description": "The rate limits that counted this request "
+                         "(draft-ietf-httpapi-ratelimit-headers), one item each: `\"customer\";q=10;w=1, "
+                         "\"client\";q=50;w=1` (`q` requests per `w` seconds). Documents have limits of their "
+                         "own (`customer_documents`, `client_documents`). Absent while the counters are "
+                         "unreachable (the limits then fail open).", "schema": {"type": "string"}},
+    "RateLimit": {"description": "What is left of each limit after this request: `\"customer\";r=7;t=1` "
+                  "(`r` requests left, `t` seconds until one more is allowed again). At `r=0`, wait `t` seconds "
+                  "before the next call under that limit.", "schema": {"type": "string"}},
     "WWW-Authenticate": {"description": "The Bearer challenge (RFC 6750 §3): `error`, and `scope` when a "
                          "narrower token lacks the dataset's scope.", "schema": {"type": "string"}},
 }
@@ -63,6 +71,10 @@ LIVE_RECORD = {
         "extracted_at": {"type": "string", "format": "date-time", "description": "When it was read from the "
                          "holder's systems (RFC 3339, UTC)."},
         "data": {"type": "object", "description": "The record, in the shape of its dataset's JSON Schema."},
+        "document_url": {"type": "string", "format": "uri-reference",
+                         "description": "Only on a record that has a document (e.g. an invoice's PDF): where "
+                         "to get it, `/api/v1/datasets/{slug}/documents/{sha256}`, relative to the API's origin. "
+                         "Since API version 1.1.0."},
     },
     "required": ["dataset", "key", "seq", "date", "extracted_at", "data"],
 }
@@ -252,6 +264,8 @@ def _document_responses(path: str, method: str, operation: dict, *, authenticate
             headers = {}
             if code in ("429", "503"):
                 headers["Retry-After"] = _header_ref("Retry-After", code == "429")
+            if code == "429" and authenticated:
+                headers.update({name: _header_ref(name, False) for name in ("RateLimit-Policy", "RateLimit")})
             if code in ("401", "403"):
                 headers["WWW-Authenticate"] = _header_ref("WWW-Authenticate", code == "401")
             description = response.get("description", "")
@@ -266,6 +280,9 @@ def _document_responses(path: str, method: str, operation: dict, *, authenticate
                                    NDJSON_MEDIA_TYPE: {"schema": NDJSON_PAGE}, "text/csv": {"schema": CSV_PAGE}}
         for name, required in SUCCESS_HEADERS.get((path, method, code), {}).items():
             response.setdefault("headers", {})[name] = _header_ref(name, required)
+        if authenticated:
+            for name in ("RateLimit-Policy", "RateLimit"):
+                response.setdefault("headers", {})[name] = _header_ref(name, False)
         if not response.get("description"):
             response["description"] = {"200": "OK.", "202": "Accepted.", "304": "Not modified."}.get(code, "Done.")
     if (path, method) == ("/api/v1/extractions", "post"):

@@ -7,8 +7,10 @@ serving from the record store rather than answering 500 to every request."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
@@ -71,6 +73,17 @@ class PerClientThrottle(_TokenThrottle):
         return str(token.application_id)
 
 
+class PerCustomerDocumentThrottle(PerCustomerThrottle):
+    """Documents (PDFs) have a budget of their own: a client paging records does not spend the
+    budget of the invoices it then fetches, and the reverse."""
+
+    scope = "customer_documents"
+
+
+class PerClientDocumentThrottle(PerClientThrottle):
+    scope = "client_documents"
+
+
 class PerAddressRegistrationThrottle(_SharedThrottle):
     """Open dynamic registration (RFC 7591), counted per client address at
     GATEWAY_REGISTRATION_RATE: one address cannot fill the approval queue."""
@@ -85,8 +98,9 @@ class PerAddressRegistrationThrottle(_SharedThrottle):
 
 
 #: Every counter of a request in one round trip: for each key (a sorted set of request moments),
-#: forget the moments older than its window, then record this request if the key still has room,
-#: else answer how long until its oldest moment leaves the window. Atomic, unlike DRF's get + set.
+#: forget the moments older than its window, then record this request if the key still has room.
+#: Each answer reads "<allowed 1|0> <remaining> <seconds until the oldest moment leaves the window>".
+#: Atomic, unlike DRF's get + set.
 _COUNT_ALL = """
 local now = tonumber(ARGV[1])
 local answers = {}
@@ -94,32 +108,73 @@ for i, key in ipairs(KEYS) do
   local limit = tonumber(ARGV[1 + 2 * i])
   local window = tonumber(ARGV[2 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) < limit then
+  local count = redis.call('ZCARD', key)
+  local allowed = 0
+  if count < limit then
     redis.call('ZADD', key, now, ARGV[2])
     redis.call('PEXPIRE', key, math.ceil(window * 1000))
-    answers[i] = ''
-  else
-    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    answers[i] = tostring(tonumber(oldest[2]) + window - now)
+    count = count + 1
+    allowed = 1
   end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  answers[i] = allowed .. ' ' .. tostring(limit - count) .. ' ' .. tostring(tonumber(oldest[2]) + window - now)
 end
 return answers
 """
 
 
+@dataclass(frozen=True)
+class Quota:
+    """One limit's state after a request: the IETF RateLimit-Policy / RateLimit items."""
+
+    policy: str  # the throttle's scope
+    limit: int  # q: requests per window
+    window: int  # w: seconds
+    remaining: int  # r
+    reset: float  # t: seconds until one more request is allowed again (the oldest leaves the window)
+    allowed: bool
+
+
+def ratelimit_headers(quotas: list[Quota]) -> dict[str, str]:
+    """draft-ietf-httpapi-ratelimit-headers: both fields as structured-field lists, one item per
+    limit that counted the request ({} when none did, e.g. while the counters are unreachable)."""
+    if not quotas:
+        return {}
+    return {
+        "RateLimit-Policy": ", ".join(f'"{q.policy}";q={q.limit};w={q.window}' for q in quotas),
+        "RateLimit": ", ".join(f'"{q.policy}";r={q.remaining};t={math.ceil(q.reset)}' for q in quotas),
+    }
+
+
 def check_all(throttles: list[_SharedThrottle], request, view) -> list[float]:
-    """The waits of the throttles that refuse this request ([] when all allow it), every
-    counter of one cache read and updated in a single Redis round trip.
+    """The waits of the throttles that refuse this request ([] when all allow it); see count_all."""
+    return [q.reset for q in count_all(throttles, request, view) if not q.allowed]
+
+
+def count_all(throttles: list[_SharedThrottle], request, view) -> list[Quota]:
+    """Each throttle's quota after this request, every counter of one cache read and updated in
+    a single Redis round trip; those with allowed=False refuse it.
 
     Same rules as each throttle's own allow_request() (rate from THROTTLE_RATES, key from
     get_cache_key, a request counted by every throttle that allows it), failing open the same
-    way while the cache is unreachable."""
-    groups: dict[int, tuple[RedisCache, list[tuple[str, int, int]]]] = {}
-    waits: list[float] = []
+    way while the cache is unreachable (no quota then: nothing is known)."""
+    groups: dict[int, tuple[RedisCache, list[tuple[str, _SharedThrottle]]]] = {}
+    quotas: list[Quota] = []
     for throttle in throttles:
         if not isinstance(throttle.cache, RedisCache):  # embedded mode: the process's own memory
-            if not throttle.allow_request(request, view):
-                waits.append(throttle.wait() or 0.0)
+            if throttle.rate is None:
+                continue
+            try:
+                allowed = throttle.allow_request(request, view)
+            except CACHE_DOWN as exc:  # pragma: no cover - a local memory cache is never away
+                _warn_cache_down(exc)
+                continue
+            history = getattr(throttle, "history", None)
+            if history is None:
+                continue
+            reset = (history[-1] - (throttle.now - throttle.duration)) if history else 0.0
+            quotas.append(Quota(throttle.scope, throttle.num_requests, throttle.duration,
+                                max(throttle.num_requests - len(history), 0), max(reset, 0.0), allowed))
             continue
         key = throttle.get_cache_key(request, view) if throttle.rate is not None else None
         if key is None:
@@ -127,21 +182,24 @@ def check_all(throttles: list[_SharedThrottle], request, view) -> list[float]:
         # Sorted sets under keys of their own (":z"): never a value DRF's list-based throttles wrote.
         key += ":z"
         entry = groups.setdefault(id(throttle.cache), (throttle.cache, []))
-        entry[1].append((throttle.cache.make_and_validate_key(key), throttle.num_requests, throttle.duration))
+        entry[1].append((throttle.cache.make_and_validate_key(key), throttle))
     now = time.time()
     member = f"{now:.6f}:{os.urandom(4).hex()}"  # two requests in one microsecond stay two
     for cache, counters in groups.values():
         try:
             client = cache._cache.get_client(write=True)
             arguments = [repr(now), member]
-            for _, limit, window in counters:
-                arguments += [limit, window]
-            answers = client.eval(_COUNT_ALL, len(counters), *(key for key, _, _ in counters), *arguments)
+            for _, throttle in counters:
+                arguments += [throttle.num_requests, throttle.duration]
+            answers = client.eval(_COUNT_ALL, len(counters), *(key for key, _ in counters), *arguments)
         except CACHE_DOWN as exc:
             _warn_cache_down(exc)
             continue
-        waits += [max(float(answer), 0.0) for answer in answers if answer]
-    return waits
+        for (_, throttle), answer in zip(counters, answers, strict=True):
+            allowed, remaining, reset = (answer.decode() if isinstance(answer, bytes) else answer).split()
+            quotas.append(Quota(throttle.scope, throttle.num_requests, throttle.duration,
+                                max(int(float(remaining)), 0), max(float(reset), 0.0), allowed == "1"))
+    return quotas
 
 
 def claim_refresh_slot(*, grant_id: int, interval: int) -> bool:

@@ -28,7 +28,15 @@ from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Recor
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
 from .renderers import CSVRenderer, DocumentRenderer, NDJSONRenderer
-from .throttling import PerClientThrottle, PerCustomerThrottle, check_all, claim_refresh_slot
+from .throttling import (
+    PerClientDocumentThrottle,
+    PerClientThrottle,
+    PerCustomerDocumentThrottle,
+    PerCustomerThrottle,
+    claim_refresh_slot,
+    count_all,
+    ratelimit_headers,
+)
 
 PROBLEM = OpenApiResponse(description="An RFC 9457 problem (application/problem+json) with a stable `code`.")
 ERRORS = {400: PROBLEM, 401: PROBLEM, 404: PROBLEM, 429: PROBLEM}
@@ -43,10 +51,19 @@ class GrantedTokenView(APIView):
     throttle_classes = [PerCustomerThrottle, PerClientThrottle]
 
     def check_throttles(self, request: Request) -> None:
-        """Both limits in one Redis round trip (DRF would ask the cache twice per throttle)."""
-        waits = check_all(self.get_throttles(), request, self)
+        """Both limits in one Redis round trip (DRF would ask the cache twice per throttle); their
+        state after this request goes out as the IETF RateLimit headers (finalize_response)."""
+        quotas = count_all(self.get_throttles(), request, self)
+        request._ratelimit_quotas = quotas
+        waits = [q.reset for q in quotas if not q.allowed]
         if waits:
             self.throttled(request, max(waits))
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in ratelimit_headers(getattr(request, "_ratelimit_quotas", [])).items():
+            response[name] = value
+        return response
 
     def grant(self, request: Request) -> Grant:
         grant = getattr(request.auth, "consent_grant", None) or consent.active_grant(
@@ -344,6 +361,8 @@ class ChangeFeedView(_PagedView):
 
 class DocumentView(GrantedTokenView):
     renderer_classes = [JSONRenderer, DocumentRenderer]  # `Accept: application/pdf` is not a 406
+    # Their own budget: paging records never leaves a client a 429 body in place of a PDF.
+    throttle_classes = [PerCustomerDocumentThrottle, PerClientDocumentThrottle]
 
     @extend_schema(summary="A record's document (e.g. an invoice PDF)",
                    description="Streamed with its content type and length. `sha256` is the one in the record.",

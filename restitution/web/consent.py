@@ -44,10 +44,18 @@ class ConsentView(AuthorizationView):
         if not credentials.get("state"):
             # The client's CSRF protection: required here, not merely recommended.
             self._refuse(credentials, "The state parameter is required.")
-        if credentials.get("code_challenge_method") != "S256":
-            # RFC 9700 §2.1.1: S256 only. Refused before the customer is asked anything.
+        method = credentials.get("code_challenge_method")
+        relaxed = not method and not credentials.get("code_challenge") and not self._needs_pkce(credentials)
+        if method != "S256" and not relaxed:
+            # RFC 9700 §2.1.1: S256 only, and from every client but a confidential one the operator
+            # let go without (PimsClient.pkce_optional). Refused before the customer is asked anything.
             self._refuse(credentials, 'PKCE with code_challenge_method "S256" is required.')
         return scopes, credentials
+
+    @staticmethod
+    def _needs_pkce(credentials) -> bool:
+        client = PimsClient.objects.filter(client_id=credentials.get("client_id") or "").first()
+        return client is None or client.needs_pkce
 
     def redirect(self, redirect_to, application):
         # RFC 9207 §2: `iss` in every authorization response to the client, errors included.

@@ -20,7 +20,7 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import audit, consent, history, quarantine, store
+from .. import audit, consent, history, processing, quarantine, store
 from .. import runs as run_requests
 from ..models import Customer, Dataset, Grant, PimsClient
 from .customers import signed_in_customer
@@ -186,6 +186,16 @@ def asking_client(next_url: str) -> PimsClient | None:
     return PimsClient.objects.filter(client_id=client_id, approval=PimsClient.Approval.APPROVED).first()
 
 
+def _receipt_datasets(grant: Grant, language: str) -> list[dict]:
+    """The consent's datasets with the processing facts its receipt kept (receipts before
+    version 1.1 kept none: those show the titles only)."""
+    french = language.startswith("fr")
+    kept = {c.get("dataset"): c.get("processing") for c in grant.receipt.get("data_categories", [])}
+    return [{"title": d.title_fr if french else d.title_en, "scope": d.scope, "slug": d.slug,
+             "processing": processing.in_language(kept[d.slug], language) if kept.get(d.slug) else None}
+            for d in grant.datasets.order_by("slug")]
+
+
 @login_required
 def receipt_page(request: HttpRequest, receipt_id) -> HttpResponse:
     """The consent receipt as a page the customer can read (FR/EN), next to its JSON."""
@@ -197,9 +207,7 @@ def receipt_page(request: HttpRequest, receipt_id) -> HttpResponse:
     _link_replacements(grants)
     grant = next(g for g in grants if g.pk == grant.pk)
     language = get_language() or "en"
-    french = language.startswith("fr")
     return render(request, "restitution/receipt.html", {
         "grant": grant, "receipt": grant.receipt, "language": language,
-        "datasets": [{"title": d.title_fr if french else d.title_en, "scope": d.scope}
-                     for d in grant.datasets.order_by("slug")],
+        "datasets": _receipt_datasets(grant, language),
     })

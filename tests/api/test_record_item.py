@@ -21,18 +21,20 @@ from tests.personas import CONTRACTS, CURVE
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the printed item is PostgreSQL's")
 
-ITEM_SQL = "SELECT id, seq, key, deleted, record_at, extracted_at, data::text, item FROM restitution_record"
+ITEM_SQL = ("SELECT r.id, seq, key, deleted, record_at, extracted_at, data::text, item, d.slug "
+            "FROM restitution_record r JOIN restitution_dataset d ON d.id = r.dataset_id")
 
 
 def _wrong_items() -> list[tuple[int, str, str]]:
     """(id, expected, stored) of every row whose item is not its columns printed."""
     with connection.cursor() as cursor:
-        cursor.execute(ITEM_SQL + " ORDER BY id")
+        cursor.execute(ITEM_SQL + " ORDER BY r.id")
         rows = cursor.fetchall()
     assert rows, "no record to check"
     wrong = []
-    for pk, seq, key, deleted, record_at, extracted_at, text, item in rows:
-        expected = portability.record_line("", seq, key, deleted, record_at, extracted_at, text)
+    for pk, seq, key, deleted, record_at, extracted_at, text, item, slug in rows:
+        document = None if deleted else items.document_url(slug, json.loads(text))
+        expected = portability.record_line("", seq, key, deleted, record_at, extracted_at, text, document)
         if item != expected:
             wrong.append((pk, expected, item))
     return wrong
@@ -55,6 +57,41 @@ def test_every_write_path_leaves_the_item_right(changed_data):  # noqa: F811
                        "(SELECT min(id) FROM restitution_record WHERE NOT deleted)")
         cursor.execute("UPDATE restitution_record SET item = 'stale' WHERE id = "
                        "(SELECT max(id) FROM restitution_record)")
+    assert _wrong_items() == []
+
+
+def test_a_record_with_a_document_links_it_on_every_write_path(changed_data):  # noqa: F811
+    dataset = Dataset.objects.get(slug=CONTRACTS)
+    digest = "ab" * 32
+    linked = Record.objects.create(customer=changed_data.bob, dataset=dataset, key="with-document",
+                                   data={"document": {"sha256": digest, "filename": "a.pdf"}}, content_hash="x",
+                                   extracted_at=datetime(2025, 1, 2, tzinfo=UTC), seq=10_000_001)
+    # The refused side: no link for a document whose sha256 is not one (nor for none at all).
+    for n, document in enumerate([{"sha256": "../../../etc"}, {"sha256": "AB" * 32}, "a.pdf", None]):
+        Record.objects.create(customer=changed_data.bob, dataset=dataset, key=f"odd-{n}", data={"document": document},
+                              content_hash="x", extracted_at=datetime(2025, 1, 2, tzinfo=UTC), seq=10_000_010 + n)
+    assert _wrong_items() == []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key, item FROM restitution_record WHERE item LIKE '%%document_url%%'")
+        printed = dict(cursor.fetchall())
+    assert list(printed) == ["with-document"]
+    assert json.loads('{"dataset":"x","key":' + printed["with-document"])["document_url"] == (
+        f"/api/v1/datasets/{CONTRACTS}/documents/{digest}")
+    linked.data = {"document": None}
+    linked.save()
+    assert _wrong_items() == []
+
+
+def test_the_document_link_migration_prints_the_records_already_stored(changed_data):  # noqa: F811
+    migration = importlib.import_module("restitution.migrations.0015_record_document_url")
+    Record.objects.create(customer=changed_data.bob, dataset=Dataset.objects.get(slug=CONTRACTS), key="doc",
+                          data={"document": {"sha256": "cd" * 32}}, content_hash="x",
+                          extracted_at=datetime(2025, 1, 2, tzinfo=UTC), seq=10_000_002)
+    with connection.schema_editor() as editor:
+        migration.unlink_documents(None, editor)
+    assert [pk for pk, _, _ in _wrong_items()] == list(Record.objects.filter(key="doc").values_list("pk", flat=True))
+    with connection.schema_editor() as editor:
+        migration.link_documents(None, editor)
     assert _wrong_items() == []
 
 
@@ -114,8 +151,9 @@ moments = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 
        data=st.dictionaries(st.text(), st.one_of(st.none(), st.integers(), st.text(), st.booleans())),
        record_at=st.one_of(st.none(), moments), extracted_at=moments)
 def test_the_item_as_text_is_the_item_as_a_dict(key, seq, deleted, data, record_at, extracted_at):
+    document = None if deleted else items.document_url("a-dataset", data)
     line = items.record_line(items.record_line_head("a-dataset"), seq, key, deleted, record_at, extracted_at,
-                             json.dumps(data))
+                             json.dumps(data), document)
     assert json.loads(line) == items.record_item("a-dataset", key, seq, deleted, data, record_at, extracted_at)
 
 
