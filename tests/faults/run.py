@@ -590,7 +590,9 @@ def scenario_5(suite: Suite, result: Result) -> None:
         _request_all([energy])
         _drain(timeout=300)
         run = ExtractionRun.objects.get(source=energy)
-        rejected = dict(RejectedRow.objects.filter(run=run).values_list("locator", "reason"))
+        # A file row's locator is "<file>:<line> sha256:<content hash>": matched on file and line.
+        rejected = {locator.split(" ")[0]: reason for locator, reason
+                    in RejectedRow.objects.filter(run=run).values_list("locator", "reason")}
         planted = [m for m in load_malformed(suite.demo_dir) if m["source"] == energy.slug]
         # The exports also hold people who are not the gateway's customers: their rows are not
         # processed at all (skipped, not quarantined), unless the line cannot even be read or
