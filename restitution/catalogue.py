@@ -104,6 +104,13 @@ DEFINITIONS: list[DatasetDefinition] = [
         required=["contract_id", "product_code", "product", "status", "start_date", "end_date",
                   "annual_premium", "currency", "insured_object", "deductible"],
         field_help={
+            "product_code": {"en": "Our short code for the product, as on your documents.",
+                             "fr": "Notre code court du produit, tel qu'il figure sur vos documents."},
+            "start_date": {"en": "The day the contract began.", "fr": "Le jour où le contrat a commencé."},
+            "end_date": {"en": "The day the contract ended; empty while it runs.",
+                         "fr": "Le jour où le contrat a pris fin ; vide tant qu'il est en cours."},
+            "currency": {"en": "The currency of the amounts (EUR: euros).",
+                         "fr": "La devise des montants (EUR : euros)."},
             "contract_id": {"en": "Your contract number.", "fr": "Votre numéro de contrat."},
             "product": {"en": "The kind of insurance.", "fr": "Le type d'assurance."},
             "status": {"en": "Whether the contract is running.", "fr": "Si le contrat est en cours."},
@@ -139,6 +146,19 @@ DEFINITIONS: list[DatasetDefinition] = [
         required=["claim_id", "contract_id", "occurred_on", "declared_on", "kind", "status",
                   "description", "amount_claimed", "amount_paid", "currency"],
         field_help={
+            "claim_id": {"en": "Your claim number.", "fr": "Votre numéro de sinistre."},
+            "contract_id": {"en": "The contract the claim was declared on.",
+                            "fr": "Le contrat sur lequel le sinistre a été déclaré."},
+            "occurred_on": {"en": "The day it happened.", "fr": "Le jour où il est survenu."},
+            "declared_on": {"en": "The day you told us.", "fr": "Le jour où vous nous l'avez déclaré."},
+            "status": {"en": "Where the claim stands: open, settled or rejected.",
+                       "fr": "Où en est le sinistre : en cours, réglé ou refusé."},
+            "description": {"en": "What you told us about it; may be empty.",
+                            "fr": "Ce que vous nous en avez dit ; peut être vide."},
+            "amount_claimed": {"en": "What you asked for, in euros; empty when no amount was asked.",
+                               "fr": "Ce que vous avez demandé, en euros ; vide sans montant demandé."},
+            "currency": {"en": "The currency of the amounts (EUR: euros).",
+                         "fr": "La devise des montants (EUR : euros)."},
             "kind": {"en": "What happened (water damage, theft…).",
                      "fr": "Ce qui s'est passé (dégât des eaux, vol…)."},
             "amount_paid": {"en": "What we paid you, in euros.", "fr": "Ce que nous vous avons versé, en euros."},
@@ -164,6 +184,7 @@ DEFINITIONS: list[DatasetDefinition] = [
             "delivery_point": {"en": "Your 14-digit delivery point number (PDL).",
                                "fr": "Votre numéro de point de livraison (PDL), 14 chiffres."},
             "start": {"en": "Start of the half hour, in UTC.", "fr": "Début de la demi-heure, en UTC."},
+            "end": {"en": "End of the half hour, in UTC.", "fr": "Fin de la demi-heure, en UTC."},
             "average_power_kw": {"en": "Average power drawn during the half hour, in kW.",
                                  "fr": "Puissance moyenne appelée pendant la demi-heure, en kW."},
         },
@@ -184,6 +205,12 @@ DEFINITIONS: list[DatasetDefinition] = [
         },
         required=["delivery_point", "day", "energy_kwh", "max_power_kva"],
         field_help={
+            "delivery_point": {"en": "Your 14-digit delivery point number (PDL).",
+                               "fr": "Votre numéro de point de livraison (PDL), 14 chiffres."},
+            "max_power_kva": {"en": "The highest power drawn that day, in kVA; empty when the meter "
+                                    "does not measure it.",
+                              "fr": "La puissance maximale appelée ce jour, en kVA ; vide quand le "
+                                    "compteur ne la mesure pas."},
             "day": {"en": "The day, in French local time.", "fr": "Le jour, en heure légale française."},
             "energy_kwh": {"en": "Energy used that day, in kWh.", "fr": "Énergie consommée ce jour, en kWh."},
         },
@@ -208,6 +235,26 @@ DEFINITIONS: list[DatasetDefinition] = [
         },
         required=["delivery_point", "tariff_option", "subscribed_power_kva", "meter_type",
                   "start_date", "end_date", "postcode"],
+        field_help={
+            "delivery_point": {"en": "Your 14-digit delivery point number (PDL).",
+                               "fr": "Votre numéro de point de livraison (PDL), 14 chiffres."},
+            "tariff_option": {"en": "How your electricity is priced: one price all day (Base), peak and "
+                                    "off-peak hours, Tempo or peak-day load shedding (EJP).",
+                              "fr": "Comment votre électricité est facturée : prix unique (Base), heures "
+                                    "pleines / heures creuses, Tempo ou effacement jours de pointe (EJP)."},
+            "subscribed_power_kva": {"en": "The power your contract allows, in kVA: above it, the "
+                                           "breaker trips.",
+                                     "fr": "La puissance que permet votre contrat, en kVA : au-delà, le "
+                                           "disjoncteur coupe."},
+            "meter_type": {"en": "Your meter: Linky (smart meter), electronic or electromechanical.",
+                           "fr": "Votre compteur : Linky (communicant), électronique ou électromécanique."},
+            "start_date": {"en": "The day this contract began at your delivery point.",
+                           "fr": "Le jour où ce contrat a commencé à votre point de livraison."},
+            "end_date": {"en": "The day it ended; empty while it runs.",
+                         "fr": "Le jour où il a pris fin ; vide tant qu'il est en cours."},
+            "postcode": {"en": "The postcode of the delivery point.",
+                         "fr": "Le code postal du point de livraison."},
+        },
     ),
     DatasetDefinition(
         slug="telco-call-log",
@@ -232,6 +279,20 @@ DEFINITIONS: list[DatasetDefinition] = [
         required=["call_id", "line", "started_at", "direction", "kind", "correspondent",
                   "duration_s", "cost"],
         field_help={
+            "call_id": {"en": "Our reference of the call or message.",
+                        "fr": "Notre référence de l'appel ou du message."},
+            "line": {"en": "Your phone line that made or received it.",
+                     "fr": "Votre ligne qui l'a émis ou reçu."},
+            "started_at": {"en": "When it started.", "fr": "Quand il a commencé."},
+            "direction": {"en": "Whether you made it (outgoing) or received it (incoming).",
+                          "fr": "Si vous l'avez émis ou reçu."},
+            "kind": {"en": "A call or a text message.", "fr": "Un appel ou un SMS."},
+            "duration_s": {"en": "How long the call lasted, in seconds (0 for a text message or a missed call).",
+                           "fr": "La durée de l'appel, en secondes (0 pour un SMS ou un appel manqué)."},
+            "cost": {"en": "What was charged for it on top of your plan, in euros; empty when no charge "
+                           "was recorded.",
+                     "fr": "Ce qui vous a été facturé en plus de votre forfait, en euros ; vide quand "
+                           "aucun montant n'a été enregistré."},
             "correspondent": {"en": "The other party's number, partly masked.",
                               "fr": "Le numéro du correspondant, partiellement masqué."},
         },
@@ -256,6 +317,18 @@ DEFINITIONS: list[DatasetDefinition] = [
         },
         required=["invoice_id", "issued_on", "period_start", "period_end", "amount_incl_tax",
                   "currency", "status", "document"],
+        field_help={
+            "invoice_id": {"en": "The invoice number.", "fr": "Le numéro de la facture."},
+            "issued_on": {"en": "The day the invoice was issued.", "fr": "Le jour où la facture a été émise."},
+            "period_start": {"en": "First day the invoice covers.", "fr": "Premier jour couvert par la facture."},
+            "period_end": {"en": "Last day the invoice covers.", "fr": "Dernier jour couvert par la facture."},
+            "amount_incl_tax": {"en": "The total, taxes included, in euros.",
+                                "fr": "Le total, toutes taxes comprises, en euros."},
+            "currency": {"en": "The currency of the amount (EUR: euros).",
+                         "fr": "La devise du montant (EUR : euros)."},
+            "status": {"en": "Whether it is paid, due or late.", "fr": "Si elle est payée, à payer ou en retard."},
+            "document": {"en": "The invoice as a PDF file.", "fr": "La facture en fichier PDF."},
+        },
     ),
 ]
 
