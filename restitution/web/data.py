@@ -35,13 +35,18 @@ def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
     language = _language()
     chart = charts.series(customer=customer, dataset=dataset, resolution=request.GET.get("by"),
                           language=language)
+    fields = field_descriptions(dataset, language, time_zone=settings.GATEWAY_CUSTOMER_TIME_ZONE)
+    table = charts.record_table(customer=customer, dataset=dataset, language=language)
+    # Each cell carries its column's label: on a phone the rows become cards (label: value).
+    labels = [field["label"] for field in fields]
+    table["cells"] = [list(zip(labels, row, strict=False)) for row in table["rows"]]
     return render(request, "restitution/dataset.html", {
         "dataset": dataset,
         "title": dataset.title_fr if language == "fr" else dataset.title_en,
         "description": dataset.description_fr if language == "fr" else dataset.description_en,
         "chart": chart if chart and chart["x"] else None,
-        "fields": field_descriptions(dataset, language, time_zone=settings.GATEWAY_CUSTOMER_TIME_ZONE),
-        "table": charts.record_table(customer=customer, dataset=dataset, language=language),
+        "fields": fields,
+        "table": table,
         "time_zone": settings.GATEWAY_CUSTOMER_TIME_ZONE,
         "withheld": quarantine.withheld(customer).get(dataset.slug, 0),
         "processing": processing.in_language(processing.facts(dataset), language),

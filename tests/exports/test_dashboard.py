@@ -104,7 +104,8 @@ def test_the_contracts_page_is_a_table_with_field_help_and_no_chart(data):
     assert "The part of a claim you pay yourself, in euros." in page
     # Every shipped field has written help, under its label (a type description is the fallback
     # only for fields an operator adds without help).
-    assert "End date <span class=\"muted small\">(end_date)</span></dt><dd>The day the contract ended; empty while it runs." in page
+    assert ("End date <span class=\"muted small\">(end_date)</span></dt>"
+            "<dd>The day the contract ended; empty while it runs.") in page
 
 
 def test_dataset_pages_refuse_strangers_and_unknown_datasets(data):

@@ -230,3 +230,24 @@ def test_the_update_message_goes_when_the_runs_end(live_server, personas, page):
     assert "Updating your data" not in page.content()
     page.goto(base + "/account/")
     assert box.is_hidden() and "Updating your data" not in page.content()
+
+
+def test_on_a_phone_every_value_of_a_record_is_on_screen_under_its_label(live_server, rich_alice, browser: Browser):
+    """Amounts are often the last columns: at 320 px a record is a card, nothing is scrolled away."""
+    base = live_server.url
+    context = browser.new_context(locale="fr-FR", viewport={"width": 320, "height": 800})
+    page = context.new_page()
+    log_in(page, base, "fr")
+    for slug in ("insurance-contracts", "telco-invoices"):
+        page.goto(f"{base}/account/data/{slug}/")
+        cells = page.evaluate("""() => [...document.querySelectorAll('#records tbody td')].map(td => {
+            const box = td.getBoundingClientRect();
+            return {label: td.dataset.label, left: box.left, right: box.right,
+                    before: getComputedStyle(td, '::before').content};})""")
+        assert cells, slug
+        off = [c for c in cells if c["left"] < 0 or c["right"] > 320]
+        assert off == [], (slug, off[:3])
+        assert all(c["before"] == f'"{c["label"]}"' for c in cells), cells[:3]
+        money = {"insurance-contracts": "Prime annuelle", "telco-invoices": "Montant TTC"}[slug]
+        assert money in {c["label"] for c in cells}
+    context.close()
