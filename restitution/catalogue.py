@@ -516,6 +516,42 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
+#: What one record of a dataset is, counted in a sentence ("read 396 days of your electricity load
+#: curve"): per language, the phrase after the number for one and for several. French takes the
+#: singular for 0 and 1. A dataset missing here is counted in "records".
+RECORD_NOUNS: dict[str, dict[str, tuple[str, str]]] = {
+    "insurance-contracts": {"en": ("of your insurance contracts", "of your insurance contracts"),
+                            "fr": ("de vos contrats d'assurance", "de vos contrats d'assurance")},
+    "insurance-claims": {"en": ("of your insurance claims", "of your insurance claims"),
+                         "fr": ("de vos sinistres", "de vos sinistres")},
+    "energy-load-curve": {"en": ("half-hour reading of your electricity load curve",
+                                 "half-hour readings of your electricity load curve"),
+                          "fr": ("relevé à la demi-heure de votre courbe de charge",
+                                 "relevés à la demi-heure de votre courbe de charge")},
+    "energy-daily-consumption": {"en": ("day of your electricity consumption", "days of your electricity consumption"),
+                                 "fr": ("jour de votre consommation d'électricité",
+                                        "jours de votre consommation d'électricité")},
+    "energy-contract": {"en": ("of your electricity supply point contracts",
+                               "of your electricity supply point contracts"),
+                        "fr": ("de vos contrats de point de livraison", "de vos contrats de point de livraison")},
+    "telco-call-log": {"en": ("call or text message from your log", "calls and text messages from your log"),
+                       "fr": ("appel ou SMS de votre journal", "appels et SMS de votre journal")},
+    "telco-invoices": {"en": ("of your telephone invoices", "of your telephone invoices"),
+                       "fr": ("de vos factures téléphoniques", "de vos factures téléphoniques")},
+}
+
+
+def counted(slug: str, count: int, language: str) -> str | None:
+    """`count` records of a dataset in words ("396 days of your electricity consumption"), or None
+    when the catalogue has no noun for it."""
+    nouns = RECORD_NOUNS.get(slug)
+    if nouns is None:
+        return None
+    french = language.startswith("fr")
+    one, several = nouns["fr" if french else "en"]
+    return f"{count} {one if (count <= 1 if french else count == 1) else several}"
+
+
 def field_label(name: str, language: str) -> str:
     labels = FIELD_LABELS.get(name)
     if labels is None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from .catalogue import counted
 from .models import AccessEvent, Customer, Dataset
 
 PAGE_SIZE = 50
@@ -83,9 +84,12 @@ def sentence(event: AccessEvent, language: str = "en") -> str:
     what = _title(event.dataset, language)
     count = event.record_count
     detail = event.detail or {}
+    in_words = counted(event.dataset.slug, count, language) if event.dataset and count is not None else None
     if event.kind == kind.DATA_READ:
         if count is None:
             return _("%(who)s read your %(what)s") % {"who": who, "what": what}
+        if in_words:
+            return _("%(who)s read %(count)s") % {"who": who, "count": in_words}
         return ngettext("%(who)s read %(n)d record of your %(what)s", "%(who)s read %(n)d records of your %(what)s",
                         count) % {"who": who, "n": count, "what": what}
     if event.kind == kind.EXPORT:
@@ -121,6 +125,8 @@ def sentence(event: AccessEvent, language: str = "en") -> str:
         target = detail.get("destination") or _("your cloud")
         if count is None:
             return _("Your %(what)s was delivered to %(where)s") % {"what": what, "where": target}
+        if in_words:
+            return _("%(where)s received %(count)s") % {"where": target, "count": in_words}
         return ngettext("%(n)d record of your %(what)s was delivered to %(where)s",
                         "%(n)d records of your %(what)s were delivered to %(where)s", count) % {
             "n": count, "what": what, "where": target}
