@@ -352,6 +352,11 @@ if not GATEWAY_ENCRYPTION_KEYS and GATEWAY_MODE in {"embedded", "test"}:
     from cryptography.fernet import Fernet
 
     GATEWAY_ENCRYPTION_KEYS = [_install_secret("encryption_key", lambda: Fernet.generate_key().decode())]
+# Ed25519 seeds (base64url, 32 bytes) signing the head of a customer's downloaded history: the
+# first signs, all are published at /.well-known/restitution-history-keys. None: one derived from
+# the secret key (restitution/crypto.py, docs/history.md).
+GATEWAY_HISTORY_SIGNING_KEYS = [k.strip() for k in (_read_secret("GATEWAY_HISTORY_SIGNING_KEYS") or "").split(",")
+                                if k.strip()]
 # Attempts of one delivery before a transient failure becomes final; backoff base·2^n, capped
 # below the broker's visibility timeout, with jitter.
 CONNECTORS_MAX_ATTEMPTS = env.int("CONNECTORS_MAX_ATTEMPTS", default=8)

@@ -7,9 +7,11 @@ sees their own events on the dashboard. Events never hold tokens or record conte
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
 from django.db.models import Model, TextField
@@ -18,6 +20,7 @@ from django.db.models.sql import InsertQuery
 from django.http import HttpRequest
 from django.utils import timezone
 
+from . import crypto
 from .client_address import client_ip
 from .models import AccessEvent, Customer, Dataset, Grant, PimsClient
 
@@ -201,6 +204,11 @@ def signed_history(customer: Customer) -> dict[str, Any]:
             "count": len(events), "head": head, "issued_at": timezone.now().isoformat(), "events": events}
     body["signature"] = signing.Signer(salt=HISTORY_SALT).signature(
         f"{customer.reference}:{len(events)}:{head}")
+    # The same head, signed with the gateway's Ed25519 key: anyone verifies it with the keys at
+    # /.well-known/restitution-history-keys (docs/history.md).
+    body["head_token"] = crypto.sign_history_head({
+        "iss": settings.GATEWAY_ISSUER, "sub": customer.reference, "iat": int(time.time()),
+        "history_count": len(events), "history_head": head, "history_algorithm": body["algorithm"]})
     return body
 
 

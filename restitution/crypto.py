@@ -1,4 +1,5 @@
-"""Encryption at rest for secrets the gateway must keep (destination credentials, webhook secrets).
+"""Encryption at rest for secrets the gateway must keep (destination credentials, webhook secrets),
+and the public-key signature of the customer's history.
 
 Keys come from GATEWAY_ENCRYPTION_KEYS (comma-separated Fernet keys): the first encrypts, all
 decrypt, so a key is rotated by putting a new one first, running `manage.py rotate_secrets`,
@@ -45,6 +46,7 @@ def _fernet() -> MultiFernet:
 def reset_keys() -> None:
     """Forget the cached keys (after the settings changed: tests, a reload)."""
     _fernet.cache_clear()
+    _history_keys.cache_clear()
 
 
 def encrypt(plaintext: str) -> str:
@@ -72,3 +74,77 @@ def rotate(ciphertext: str) -> str:
         return _fernet().rotate(ciphertext.encode("ascii")).decode("ascii")
     except InvalidToken:
         raise DecryptionError("no configured key decrypts this value") from None
+
+
+# --- The history's public-key signature ------------------------------------------------------
+# The customer's downloaded history (docs/history.md) carries its head signed with Ed25519, as a
+# JWT any JOSE library verifies with the public keys published at
+# /.well-known/restitution-history-keys (a JWK Set). Keys: GATEWAY_HISTORY_SIGNING_KEYS
+# (comma-separated base64url 32-byte Ed25519 seeds; the first signs, all are published, so a key
+# is rotated by putting a new one first and dropping the old one once no copy needs it), or one
+# derived from the installation's secret key (HKDF-SHA256) when none is configured.
+
+HISTORY_JWT_TYP = "history-head+jwt"
+
+
+def _b64url(raw: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@cache
+def _history_keys() -> tuple:
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    seeds = list(getattr(settings, "GATEWAY_HISTORY_SIGNING_KEYS", []) or [])
+    keys = []
+    for seed in seeds:
+        try:
+            raw = base64.urlsafe_b64decode(seed + "=" * (-len(seed) % 4))
+            keys.append(Ed25519PrivateKey.from_private_bytes(raw))
+        except ValueError as exc:
+            raise ImproperlyConfigured("GATEWAY_HISTORY_SIGNING_KEYS holds a value that is not a base64url "
+                                       "32-byte Ed25519 seed") from exc
+    if not keys:
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                       info=b"restitution.history.ed25519").derive(settings.SECRET_KEY.encode())
+        keys.append(Ed25519PrivateKey.from_private_bytes(derived))
+    return tuple(keys)
+
+
+def generate_history_key() -> str:
+    """A new random seed, in the form GATEWAY_HISTORY_SIGNING_KEYS expects."""
+    import os
+
+    return _b64url(os.urandom(32))
+
+
+def _public_jwk(key) -> dict[str, str]:
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    x = _b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    # RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order, no spaces.
+    thumbprint = hashlib.sha256(json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x},
+                                           separators=(",", ":"), sort_keys=True).encode()).digest()
+    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": _b64url(thumbprint), "use": "sig", "alg": "EdDSA"}
+
+
+def history_jwks() -> dict[str, list[dict[str, str]]]:
+    """The public keys that verify history heads (RFC 7517 JWK Set)."""
+    return {"keys": [_public_jwk(key) for key in _history_keys()]}
+
+
+def sign_history_head(claims: dict[str, Any]) -> str:
+    """`claims` as a compact JWS (RFC 7515) signed with the current key, EdDSA (RFC 8037)."""
+    import jwt
+
+    key = _history_keys()[0]
+    return jwt.encode(claims, key, algorithm="EdDSA",
+                      headers={"kid": _public_jwk(key)["kid"], "typ": HISTORY_JWT_TYP})

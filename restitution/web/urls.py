@@ -17,6 +17,7 @@ urlpatterns = [
     path("account/data/<slug:slug>/documents/<str:sha256>", data.dataset_document, name="dataset-document"),
     path("account/history/", views.history_page, name="history"),
     path("account/history.json", views.history_json, name="history-json"),
+    path(".well-known/restitution-history-keys", views.history_keys, name="history-keys"),
     path("account/download/", data.download_all, name="download-all"),
     path("account/download/status/", data.download_status, name="download-status"),
 ]

@@ -20,7 +20,7 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import audit, consent, history, processing, quarantine, store
+from .. import audit, consent, crypto, history, processing, quarantine, store
 from .. import runs as run_requests
 from ..models import Customer, Dataset, Grant, PimsClient
 from .customers import signed_in_customer
@@ -143,6 +143,14 @@ def history_json(request: HttpRequest) -> HttpResponse:
     """The customer's whole access history, hash-chained and signed (docs/history.md)."""
     customer = signed_in_customer(request)
     return _json_download(audit.signed_history(customer), f"access-history-{customer.reference}.json", indent=1)
+
+
+def history_keys(request: HttpRequest) -> HttpResponse:
+    """The public keys that verify a downloaded history's head_token (a JWK Set, RFC 7517)."""
+    response = HttpResponse(json.dumps(crypto.history_jwks()), content_type="application/jwk-set+json")
+    response["Cache-Control"] = "public, max-age=3600"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 @login_required

@@ -5,6 +5,7 @@ signed download verifies with nothing but the documented algorithm (docs/history
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -124,6 +125,56 @@ def test_the_signed_download_verifies_with_the_documented_algorithm_alone(histor
     signer = signing.Signer(salt="restitution.history")
     assert body["signature"] == signer.signature(f"{body['customer']}:{body['count']}:{body['head']}")
     assert body["signature"] != signer.signature(f"{body['customer']}:{body['count']}:{'0' * 64}")
+
+
+def test_anyone_verifies_the_downloaded_head_with_the_published_public_key(histories, settings):
+    """The head_token is an EdDSA JWT: a third party needs only /.well-known/restitution-history-keys."""
+    import jwt
+
+    from restitution import crypto
+
+    browser = Client()
+    browser.force_login(histories.alice.user)
+    body = browser.get("/account/history.json").json()
+    published = Client().get("/.well-known/restitution-history-keys")  # no login: public keys only
+    assert published.status_code == 200 and published["Content-Type"] == "application/jwk-set+json"
+    jwks = published.json()
+    assert all(set(key) == {"kty", "crv", "x", "kid", "use", "alg"} for key in jwks["keys"])  # nothing private
+    header = jwt.get_unverified_header(body["head_token"])
+    assert header["alg"] == "EdDSA" and header["typ"] == "history-head+jwt"
+    key = next(jwt.PyJWK(k) for k in jwks["keys"] if k["kid"] == header["kid"])
+    claims = jwt.decode(body["head_token"], key, algorithms=["EdDSA"])
+    assert (claims["sub"], claims["history_count"], claims["history_head"]) == (
+        body["customer"], body["count"], body["head"])
+    assert claims["iss"] == settings.GATEWAY_ISSUER
+
+    # Refused: a head changed in the token (the signature no longer matches) ...
+    head, payload, signature = body["head_token"].split(".")
+    forged = jwt.utils.base64url_encode(json.dumps({**claims, "history_head": "0" * 64}).encode()).decode()
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(f"{head}.{forged}.{signature}", key, algorithms=["EdDSA"])
+    # ... and a token signed by any other key, even one naming the published kid.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    other = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": header["kid"]})
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(other, key, algorithms=["EdDSA"])
+
+    # Rotation: a new key signs, the old one stays published, so copies already held still verify.
+    settings.GATEWAY_HISTORY_SIGNING_KEYS = [crypto.generate_history_key(), crypto.generate_history_key()]
+    crypto.reset_keys()
+    try:
+        first = crypto.sign_history_head({"sub": "x"})
+        settings.GATEWAY_HISTORY_SIGNING_KEYS = [crypto.generate_history_key(), *settings.GATEWAY_HISTORY_SIGNING_KEYS]
+        crypto.reset_keys()
+        rotated = Client().get("/.well-known/restitution-history-keys").json()["keys"]
+        assert len(rotated) == 3
+        old = next(jwt.PyJWK(k) for k in rotated if k["kid"] == jwt.get_unverified_header(first)["kid"])
+        assert jwt.decode(first, old, algorithms=["EdDSA"]) == {"sub": "x"}
+        assert jwt.get_unverified_header(crypto.sign_history_head({}))["kid"] == rotated[0]["kid"]
+    finally:
+        settings.GATEWAY_HISTORY_SIGNING_KEYS = []
+        crypto.reset_keys()
 
 
 def test_the_history_download_needs_a_login(histories):
