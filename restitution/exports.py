@@ -441,7 +441,8 @@ def _write_espi(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, dataset
         holder=settings.GATEWAY_HOLDER_NAME, time_zone=settings.GATEWAY_CUSTOMER_TIME_ZONE,
         updated=job.transaction_time or timezone.now(),
         subject=consent.pairwise_subject(customer_reference=job.customer.reference, client_id=audience))
-    rows = (data for (data,) in _rows(snapshot, portability.espi_order(_records(job, dataset)), ("data",)))
+    rows = (json.loads(data) if isinstance(data, str) else data  # the snapshot's connection leaves JSON as text
+            for (data,) in _rows(snapshot, portability.espi_order(_records(job, dataset)), ("data",)))
     path = espi_entry(dataset)
     with archive.open(path, "w", force_zip64=True) as entry:
         out = _HashingWriter(entry)
