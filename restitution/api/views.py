@@ -148,6 +148,9 @@ DATASET_FIELDS = {
     "date_range": serializers.DictField(child=serializers.DateTimeField(allow_null=True)),
     "extracted_at": serializers.DateTimeField(allow_null=True), "schema_url": serializers.URLField(),
     "records_url": serializers.URLField(),
+    "formats": serializers.ListField(child=serializers.CharField(), help_text="The `format` values its records "
+                                     "are served in: `json`, `ndjson`, `csv`, and `espi` (Green Button ESPI XML) "
+                                     "for the energy datasets that offer it."),
     "processing": inline_serializer("Processing", {
         "purposes": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
         "legal_basis": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
@@ -191,6 +194,7 @@ class DatasetListView(GrantedTokenView):
                 "extracted_at": summary["extracted_at"],
                 "schema_url": _url(request, f"/api/v1/datasets/{dataset.slug}/schema"),
                 "records_url": _url(request, f"/api/v1/datasets/{dataset.slug}/records"),
+                "formats": ["json", "ndjson", "csv"] + (["espi"] if catalogue.espi_kind(dataset.slug) else []),
                 "processing": processing.facts(dataset),
                 "withheld": {"count": withheld.get(dataset.slug, 0), "last_checked": checked.get(dataset.slug)},
             })

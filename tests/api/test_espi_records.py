@@ -111,10 +111,18 @@ def test_a_dataset_that_offers_no_espi_is_a_406_by_accept_and_a_400_by_format(fl
     assert get(flow, token, f"/api/v1/datasets/{CURVE}/records").status_code == 200
 
 
+def test_the_dataset_list_names_the_formats_of_each_dataset(flow, energy):
+    token = flow.tokens()["access_token"]
+    formats = {d["slug"]: d["formats"] for d in get(flow, token, "/api/v1/datasets").json()["items"]}
+    assert formats == {CURVE: ["json", "ndjson", "csv", "espi"], CONTRACTS: ["json", "ndjson", "csv"]}
+
+
 def test_the_load_curve_offers_no_espi_until_the_catalogue_declares_it(flow, personas):
     """Without the flag (the shipped half-hour shape), the load curve is refused like any other."""
     token = flow.tokens()["access_token"]
     assert get(flow, token, f"/api/v1/datasets/{CURVE}/records", HTTP_ACCEPT=ATOM).status_code == 406
+    items = get(flow, token, "/api/v1/datasets").json()["items"]
+    assert all("espi" not in d["formats"] for d in items)
 
 
 @pytest.mark.parametrize("query", ["since=1", "cursor=eyJhZnRlciI6IDN9", "page_size=10"])
