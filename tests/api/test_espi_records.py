@@ -5,7 +5,7 @@ the JSON API's records, within the consent — and refused everywhere else."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from restitution import catalogue
 from restitution.models import AccessEvent, Dataset
 from tests.api.test_records_api import _contract, all_pages, get, write
-from tests.greenbutton.espi import assert_valid, day_record, epoch, kw, read
+from tests.greenbutton.espi import PARIS, assert_valid, day_record, epoch, kw, read
 from tests.personas import CONTRACTS, CURVE, scope_of
 
 ATOM = "application/atom+xml"
@@ -159,3 +159,30 @@ def test_daily_consumption_is_served_as_espi_as_shipped(flow, personas):
     readings = [r for block in feed.blocks for r in block.readings]
     assert [r["duration"] for r in readings] == [86400, 82800, 86400, 86400]
     assert [Decimal(r["value"]) / 1_000_000 for r in readings] == [Decimal(str(r["energy_kwh"])) for r in records]
+
+
+def test_the_demos_daily_consumption_reads_back_equal_to_the_api(flow, personas, demo_dir):
+    """Every energy dataset the catalogue ships with Green Button, on the demo generator's data (its
+    DST days included): the feed is valid and each reading equals the API's JSON record."""
+    from tests.conftest import load_ground_truth
+
+    truth = load_ground_truth(demo_dir)
+    customer = sorted({k[0] for k in truth if k[1] == DAILY})[0]
+    write(personas.alice, DAILY, [data for key, data in sorted(truth.items()) if key[:2] == (customer, DAILY)])
+    personas.trusted.allowed_datasets.add(Dataset.objects.get(slug=DAILY))
+    token = flow.tokens(datasets=[DAILY], scope=scope_of(DAILY))["access_token"]
+    items = all_pages(flow, token, f"/api/v1/datasets/{DAILY}/records")
+    _, body = _espi(flow, token, path=f"/api/v1/datasets/{DAILY}/records?format=espi")
+    assert_valid(body)
+    feed = read(body)
+    readings = {r["start"]: r for block in feed.blocks for r in block.readings}
+    assert len(readings) == len(items) > 0
+    for item in items:
+        day = date.fromisoformat(item["data"]["day"])
+        start = datetime(day.year, day.month, day.day, tzinfo=PARIS)
+        following = day + timedelta(days=1)
+        end = datetime(following.year, following.month, following.day, tzinfo=PARIS)
+        reading = readings[int(start.timestamp())]
+        assert reading["duration"] == int(end.timestamp() - start.timestamp())  # 82 800 or 90 000 on DST days
+        assert Decimal(reading["value"]) / 1_000_000 == Decimal(str(item["data"]["energy_kwh"]))
+    assert {r["duration"] for r in readings.values()} >= {86400, 90000}  # the demo spans a fall-back day
