@@ -357,8 +357,10 @@ class _Writer:
     def _time_path(self, time_zone: str) -> str:
         return f"{RESOURCE_ROOT}/LocalTimeParameters/{_short_id(self.context.holder, time_zone)}"
 
-    def _reading_type_path(self) -> str:
-        return f"{RESOURCE_ROOT}/ReadingType/{_short_id(self.context.holder, 'reading-type', self.kind)}"
+    def _reading_type_path(self, meter: str) -> str:
+        """One ReadingType per meter and kind, like its entry's id."""
+        context = self.context
+        return f"{RESOURCE_ROOT}/ReadingType/{_short_id(context.holder, context.subject, meter, self.kind)}"
 
     def meter(self, meter: str, time_zone: str, interval: int) -> str:
         """The UsagePoint, MeterReading and ReadingType of a meter, the first time it is seen."""
@@ -368,7 +370,7 @@ class _Writer:
         context = self.context
         paths = _paths(context, meter)
         kind = _METER_READINGS[self.kind]
-        reading_type_path = self._reading_type_path()
+        reading_type_path = self._reading_type_path(meter)
         usage_point = _entry(
             context, entry_id=atom_id(context, "usage-point", meter),
             links=[("self", paths.usage_point_self()), ("up", paths.usage_points()),

@@ -151,3 +151,21 @@ def test_records_out_of_order_are_refused_rather_than_written_twice():
                for d in ("2025-03-01", "2025-04-01", "2025-03-02")]
     with pytest.raises(greenbutton.EspiError):
         _feed(greenbutton.ESPI_DAILY_ENERGY, records)
+
+
+def test_each_resource_has_one_self_link_and_the_meter_reading_points_to_its_reading_type():
+    records = [day_record(ORDINARY), day_record(ORDINARY, meter="98765432109876")]
+    feed = read(_feed(greenbutton.ESPI_DAY_BLOCKS, records))
+    atom = "{http://www.w3.org/2005/Atom}"
+    selves = {}
+    for entry in feed.root.iter(f"{atom}entry"):
+        self_link = next(link.get("href") for link in entry.iter(f"{atom}link") if link.get("rel") == "self")
+        assert self_link not in selves, self_link  # no two entries share a resource URL
+        selves[self_link] = entry
+    meter_readings = [href for href in selves if href.endswith("/MeterReading/01")]
+    assert len(meter_readings) == 2
+    for href in meter_readings:
+        related = [link.get("href") for link in selves[href].iter(f"{atom}link") if link.get("rel") == "related"]
+        assert f"{href}/IntervalBlock" in related
+        reading_type = next(r for r in related if "/ReadingType/" in r)
+        assert reading_type in selves
