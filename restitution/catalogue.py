@@ -50,6 +50,10 @@ class DatasetDefinition:
     #: operator, so re-publishing gives it the current text. List the old text here when you
     #: change a shipped title, description or field help.
     former_texts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Also served as Green Button ESPI XML (API `format=espi`, `<slug>.espi.xml` in archives):
+    #: the shape of its records, one of `greenbutton.KINDS` ("day-blocks": one record per meter
+    #: and local day with its readings; "daily-energy": one kWh figure per meter and local day).
+    espi: str | None = None
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -204,6 +208,7 @@ DEFINITIONS: list[DatasetDefinition] = [
             "max_power_kva": _nullable({"type": "number", "minimum": 0}),
         },
         required=["delivery_point", "day", "energy_kwh", "max_power_kva"],
+        espi="daily-energy",
         field_help={
             "delivery_point": {"en": "Your 14-digit delivery point number (PDL).",
                                "fr": "Votre numéro de point de livraison (PDL), 14 chiffres."},
@@ -333,6 +338,12 @@ DEFINITIONS: list[DatasetDefinition] = [
 ]
 
 BY_SLUG: dict[str, DatasetDefinition] = {d.slug: d for d in DEFINITIONS}
+
+
+def espi_kind(slug: str) -> str | None:
+    """The Green Button ESPI shape a shipped dataset declares (None: not offered as ESPI)."""
+    definition = BY_SLUG.get(slug)
+    return definition.espi if definition is not None else None
 
 
 #: What always follows the code (an operator cannot edit them: restitution/admin.py).

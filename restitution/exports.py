@@ -32,8 +32,8 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import audit, consent, events, outbox, portability, processing
-from .catalogue import field_descriptions, field_order
+from . import audit, consent, events, greenbutton, outbox, portability, processing
+from .catalogue import espi_kind, field_descriptions, field_order
 from .items import document_url, utc_text
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
@@ -346,6 +346,8 @@ def build_archive(*, job: ExportJob) -> None:
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for dataset in datasets:
                 files += _write_dataset(archive, snapshot, job, dataset, progress)
+                if espi_kind(dataset.slug):
+                    files.append(_write_espi(archive, snapshot, job, dataset))
                 if job.for_customer:
                     files += _write_documents(archive, job, dataset)
             if job.for_customer:
@@ -422,6 +424,32 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
         _write_bytes(archive, base + "schema.json", schema, kind="schema", dataset=dataset.slug,
                      content_type="application/schema+json"),
     ]
+
+
+#: The audience of a customer's own archive, for the pairwise subject in Green Button identifiers.
+CUSTOMER_AUDIENCE = "customer-archive"
+
+
+def espi_entry(dataset: Dataset) -> str:
+    return f"{entry_part(dataset.slug)}.espi.xml"
+
+
+def _write_espi(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, dataset: Dataset) -> dict[str, Any]:
+    """The dataset's records again, as one Green Button ESPI feed (restitution/greenbutton.py)."""
+    audience = job.grant.client.client_id if job.grant is not None else CUSTOMER_AUDIENCE
+    context = greenbutton.FeedContext(
+        holder=settings.GATEWAY_HOLDER_NAME, time_zone=settings.GATEWAY_CUSTOMER_TIME_ZONE,
+        updated=job.transaction_time or timezone.now(),
+        subject=consent.pairwise_subject(customer_reference=job.customer.reference, client_id=audience))
+    rows = (json.loads(data) if isinstance(data, str) else data  # the snapshot's connection leaves JSON as text
+            for (data,) in _rows(snapshot, portability.espi_order(_records(job, dataset)), ("data",)))
+    path = espi_entry(dataset)
+    with archive.open(path, "w", force_zip64=True) as entry:
+        out = _HashingWriter(entry)
+        for chunk in greenbutton.feed_bytes(espi_kind(dataset.slug) or "", rows, context):
+            out.write(chunk)
+        out.flush()
+    return _file(path, out, kind="espi", dataset=dataset.slug, content_type=greenbutton.MEDIA_TYPE)
 
 
 class _Sink(io.RawIOBase):
@@ -548,6 +576,8 @@ _README_TEXT = {
         "documents": "documents/: the files attached to your records (e.g. invoice PDFs), by record. A "
                      "record key or file name that is not a plain name is shortened to a safe one followed "
                      "by a short code; manifest.json gives each file's record key as it is.",
+        "espi": "{file}: the same records as Green Button XML (ESPI \"Download My Data\"), for energy "
+                "apps and services; one block per meter and day, energy in thousandths of a Wh.",
         "rights": "You may give this archive to any service you choose (GDPR Art. 20).",
         "processing": ("How we process it (GDPR Art. 15):", "Purposes", "Legal basis", "Recipients", "Retention",
                        "Source systems", "Automated decisions", "yes", "no"),
@@ -571,6 +601,9 @@ _README_TEXT = {
                      "enregistrement. Un identifiant ou un nom de fichier qui n'est pas un nom simple est "
                      "raccourci en un nom sûr suivi d'un court code ; manifest.json donne l'identifiant "
                      "exact de chaque fichier.",
+        "espi": "{file} : les mêmes enregistrements au format Green Button (XML ESPI, « Download My Data »), "
+                "pour les applications et services d'énergie ; un bloc par compteur et par jour, l'énergie en "
+                "millièmes de Wh.",
         "rights": "Vous pouvez confier cette archive au service de votre choix (RGPD, art. 20).",
         "processing": ("Comment nous les traitons (RGPD, art. 15) :", "Finalités", "Base légale", "Destinataires",
                        "Durée de conservation", "Systèmes sources", "Décisions automatisées", "oui", "non"),
@@ -589,7 +622,10 @@ def _readme_part(language: str, job: ExportJob, datasets: list[Dataset], counts:
         title = dataset.title_fr if language == "fr" else dataset.title_en
         description = dataset.description_fr if language == "fr" else dataset.description_en
         lines += [f"{dataset.slug}/ — {title} ({text['records'].format(n=counts[dataset.slug])})",
-                  f"  {description}", f"  {text['fields']}"]
+                  f"  {description}"]
+        if espi_kind(dataset.slug):
+            lines.append("  " + text["espi"].format(file=espi_entry(dataset)))
+        lines.append(f"  {text['fields']}")
         lines += [f"    - {field['name']} ({field['label']}): {field['help']}"
                   for field in field_descriptions(dataset, language)]
         lines += _processing_lines(text["processing"], processing.in_language(processing.facts(dataset), language))

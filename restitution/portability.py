@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Count, Max, Min, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 
 # The record item and the UTC format are defined in .items; the names stay importable from here.
 from .items import UtcText, record_line, record_line_deleted, record_line_head, record_line_text  # noqa: F401
@@ -181,6 +182,17 @@ def dataset_summary(grant: Grant, dataset: Dataset, window: Window) -> dict[str,
                            extracted=Max("extracted_at"))
     return {"count": stats["count"], "first": stats["first"], "last": stats["last"],
             "extracted_at": stats["extracted"]}
+
+
+def espi_order(records: QuerySet) -> QuerySet:
+    """Records in the order a Green Button feed is written: by meter, then date."""
+    return records.order_by(KeyTextTransform("delivery_point", "data"), "record_at", "key")
+
+
+def espi_records(grant: Grant, dataset: Dataset, window: Window) -> QuerySet:
+    """Every live record of the dataset in the window, for one Green Button feed (no paging)."""
+    return espi_order(window.filter(Record.objects.filter(customer_id=grant.customer_id, dataset=dataset,
+                                                          deleted=False)))
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""NDJSON and CSV renderings of record pages, beside JSON (chosen by Accept or ?format=)."""
+"""NDJSON and CSV renderings of record pages, beside JSON (chosen by Accept or ?format=), and the
+Green Button ESPI media type of the energy datasets (the feed itself is streamed by the view)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,18 @@ class CSVRenderer(BaseRenderer):
                                     bool(item.get("deleted")), item.get("data") or {}, fields))
         return buffer.getvalue().encode()
 
+
+class ESPIRenderer(BaseRenderer):
+    """Green Button ESPI XML (`Accept: application/atom+xml` or `format=espi`). The view streams
+    the feed itself (restitution/greenbutton.py); only an error reaches this renderer, written as
+    its JSON problem document (its Content-Type says so)."""
+
+    media_type = "application/atom+xml"
+    format = "espi"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data, ensure_ascii=False, default=str).encode()
 
 
 class DocumentRenderer(BaseRenderer):

@@ -9,6 +9,7 @@ from django.conf import settings
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
+ESPI_MEDIA_TYPE = "application/atom+xml"
 
 #: Response headers, described once and copied into each response that sends them.
 HEADERS = {
@@ -105,6 +106,13 @@ NDJSON_PAGE = {"type": "string", "description": "One `RecordItem` JSON object pe
 CSV_PAGE = {"type": "string", "description": "RFC 4180 CSV (UTF-8, CRLF): a header row `dataset,key,seq,date,"
             "deleted` then the dataset's fields in schema order (nested values as JSON text); one row per item, "
             "`deleted` is `true` or `false`. The next page is in the `Link` header."}
+ESPI_FEED = {"type": "string", "description": "Green Button ESPI XML (NAESB REQ.21, ESPI 3.3), only for the "
+             "energy datasets that offer it (else 406, or 400 with `format=espi`): one Atom feed of every record "
+             "in the period, not paged (`cursor`, `since` and `page_size` are refused), streamed. LocalTimeParameters "
+             "of the customers' time zone; per meter a UsagePoint, a MeterReading and its ReadingType (energy, "
+             "uom 72 = Wh, powerOfTenMultiplier -3); IntervalBlocks of one local day (the load curve: one "
+             "IntervalReading per reading present, a missing one is absent) or one local month (daily "
+             "consumption: one IntervalReading per day). Times are seconds since 1970 (UTC)."}
 EXTRACTION_ITEM = {
     "type": "object",
     "properties": {
@@ -145,7 +153,8 @@ Every error is an RFC 9457 problem (`application/problem+json`) with a stable `c
 
 TAGS = [
     {"name": "me", "description": "Who the token speaks for, and under which consent."},
-    {"name": "datasets", "description": "The granted datasets: their JSON Schemas, records (JSON, NDJSON, CSV; "
+    {"name": "datasets", "description": "The granted datasets: their JSON Schemas, records (JSON, NDJSON, CSV, "
+     "Green Button ESPI XML for energy; "
      "full reads and incremental syncs with `since`) and documents (e.g. invoice PDFs)."},
     {"name": "changes", "description": "One feed of creations, updates and deletions across the granted datasets."},
     {"name": "exports", "description": "Archives of the consented data (ZIP), built in the background and "
@@ -278,6 +287,8 @@ def _document_responses(path: str, method: str, operation: dict, *, authenticate
                 "/RecordPage"):
             response["content"] = {"application/json": content["application/json"],
                                    NDJSON_MEDIA_TYPE: {"schema": NDJSON_PAGE}, "text/csv": {"schema": CSV_PAGE}}
+            if path == "/api/v1/datasets/{slug}/records":
+                response["content"][ESPI_MEDIA_TYPE] = {"schema": ESPI_FEED}
         for name, required in SUCCESS_HEADERS.get((path, method, code), {}).items():
             response.setdefault("headers", {})[name] = _header_ref(name, required)
         if authenticated:

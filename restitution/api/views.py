@@ -11,23 +11,24 @@ import json
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotAcceptable, NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import audit, consent, portability, processing, quarantine
+from .. import audit, catalogue, consent, greenbutton, portability, processing, quarantine
 from .. import runs as run_requests
 from ..models import AccessEvent, Dataset, Document, ExtractionRun, Grant, Record
 from .authentication import BearerAuthentication, InsufficientScope
 from .problems import problem
-from .renderers import CSVRenderer, DocumentRenderer, NDJSONRenderer
+from .renderers import CSVRenderer, DocumentRenderer, ESPIRenderer, NDJSONRenderer
 from .throttling import (
     PerClientDocumentThrottle,
     PerClientThrottle,
@@ -147,6 +148,9 @@ DATASET_FIELDS = {
     "date_range": serializers.DictField(child=serializers.DateTimeField(allow_null=True)),
     "extracted_at": serializers.DateTimeField(allow_null=True), "schema_url": serializers.URLField(),
     "records_url": serializers.URLField(),
+    "formats": serializers.ListField(child=serializers.CharField(), help_text="The `format` values its records "
+                                     "are served in: `json`, `ndjson`, `csv`, and `espi` (Green Button ESPI XML) "
+                                     "for the energy datasets that offer it."),
     "processing": inline_serializer("Processing", {
         "purposes": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
         "legal_basis": serializers.DictField(child=serializers.CharField(), help_text="{en, fr}"),
@@ -190,6 +194,7 @@ class DatasetListView(GrantedTokenView):
                 "extracted_at": summary["extracted_at"],
                 "schema_url": _url(request, f"/api/v1/datasets/{dataset.slug}/schema"),
                 "records_url": _url(request, f"/api/v1/datasets/{dataset.slug}/records"),
+                "formats": ["json", "ndjson", "csv"] + (["espi"] if catalogue.espi_kind(dataset.slug) else []),
                 "processing": processing.facts(dataset),
                 "withheld": {"count": withheld.get(dataset.slug, 0), "last_checked": checked.get(dataset.slug)},
             })
@@ -211,6 +216,12 @@ PAGE_PARAMETERS = [
     OpenApiParameter("page_size", int, description=f"Items per page (default {portability.DEFAULT_PAGE_SIZE}, "
                      f"at most {portability.MAX_PAGE_SIZE})."),
     OpenApiParameter("format", str, enum=["json", "ndjson", "csv"], description="Overrides the Accept header."),
+]
+RECORD_PAGE_PARAMETERS = [
+    *PAGE_PARAMETERS[:2],
+    OpenApiParameter("format", str, enum=["json", "ndjson", "csv", "espi"],
+                     description="Overrides the Accept header. `espi`: Green Button ESPI XML "
+                     "(`application/atom+xml`), only for the energy datasets that offer it."),
 ]
 WINDOW_PARAMETERS = [
     OpenApiParameter("from", str, description="Oldest record date, YYYY-MM-DD or RFC 3339; clipped to the consent."),
@@ -289,12 +300,17 @@ def _floor(page, grant: Grant):
 
 
 class RecordListView(_PagedView):
+    renderer_classes = [*_PagedView.renderer_classes, ESPIRenderer]
+
     @extend_schema(summary="A dataset's records",
                    description="Records in change-sequence order, cursor-paginated (stable under concurrent "
                    "writes). `from`/`to` filter on the record's date, always within the consent's period. "
                    "`since=<seq>` returns only what changed after that sequence, deletions included "
-                   "(`deleted: true`), to keep a mirror exact. JSON, NDJSON or CSV.",
-                   parameters=[*PAGE_PARAMETERS, *WINDOW_PARAMETERS,
+                   "(`deleted: true`), to keep a mirror exact. JSON, NDJSON or CSV; the energy datasets "
+                   "also as Green Button ESPI XML (`application/atom+xml` or `format=espi`): one Atom feed "
+                   "of every record in the period (no paging, no `since`), one IntervalBlock per local day; "
+                   "406 (Accept) or 400 (`format=espi`) for a dataset that does not offer it.",
+                   parameters=[*RECORD_PAGE_PARAMETERS, *WINDOW_PARAMETERS,
                                OpenApiParameter("since", int, description="Change sequence already synced.")],
                    responses={200: PAGE, 304: OpenApiResponse(description="Not modified (If-None-Match)."),
                               **ERRORS})
@@ -302,6 +318,8 @@ class RecordListView(_PagedView):
         grant = self.grant(request)
         dataset = self.dataset(request, grant, slug)
         params = request.query_params
+        if request.accepted_renderer.format == "espi":
+            return self.espi_feed(request, grant, dataset)
         window = portability.request_window(grant, since_date=params.get("from"), until_date=params.get("to"))
         size = portability.parse_int("page_size", params.get("page_size"), default=portability.DEFAULT_PAGE_SIZE,
                                      minimum=1, maximum=portability.MAX_PAGE_SIZE)
@@ -323,6 +341,33 @@ class RecordListView(_PagedView):
 
     def get_renderer_context(self):
         return {**super().get_renderer_context(), "csv_fields": getattr(self, "csv_fields", [])}
+
+    def espi_feed(self, request: Request, grant: Grant, dataset: Dataset) -> StreamingHttpResponse:
+        """Every record of the period as one Green Button feed, streamed from the database."""
+        params = request.query_params
+        kind = catalogue.espi_kind(dataset.slug)
+        if kind is None:
+            if params.get("format") == "espi":
+                raise portability.BadParameter("format", f"{dataset.slug!r} is not offered as Green Button ESPI "
+                                               "XML; ask json, ndjson or csv")
+            raise NotAcceptable(f"{dataset.slug!r} is not offered as Green Button ESPI XML (application/atom+xml);"
+                                " ask application/json, application/x-ndjson or text/csv.")
+        for name in ("cursor", "since", "page_size"):
+            if params.get(name):
+                raise portability.BadParameter(name, "not with Green Button ESPI XML: one feed holds every "
+                                               "record of the period")
+        window = portability.request_window(grant, since_date=params.get("from"), until_date=params.get("to"))
+        records = portability.espi_records(grant, dataset, window)
+        self.log(request, grant, dataset=dataset, count=records.count(), format="espi")
+        context = greenbutton.FeedContext(
+            holder=settings.GATEWAY_HOLDER_NAME, time_zone=settings.GATEWAY_CUSTOMER_TIME_ZONE, updated=timezone.now(),
+            subject=consent.pairwise_subject(customer_reference=grant.customer.reference,
+                                             client_id=request.auth.application.client_id))
+        rows = records.values_list("data", flat=True).iterator(chunk_size=500)
+        response = StreamingHttpResponse(greenbutton.feed_bytes(kind, rows, context),
+                                         content_type=f"{greenbutton.MEDIA_TYPE}; charset=utf-8")
+        response["Vary"] = "Accept, Authorization"
+        return response
 
 
 class ChangeFeedView(_PagedView):

@@ -77,8 +77,14 @@ def test_the_description_says_what_the_api_does(served_schema):
     assert "date" not in schemas["Tombstone"]["required"] and "deleted" in schemas["Tombstone"]["required"]
     assert "date" in schemas["Record"]["required"] and "deleted" not in schemas["Record"]["properties"]
     records = paths["/api/v1/datasets/{slug}/records"]["get"]["responses"]["200"]
-    assert set(records["content"]) == {"application/json", "application/x-ndjson", "text/csv"}
+    assert set(records["content"]) == {"application/json", "application/x-ndjson", "text/csv",
+                                       "application/atom+xml"}
     assert records["content"]["text/csv"]["schema"]["type"] == "string"
+    assert "Green Button" in records["content"]["application/atom+xml"]["schema"]["description"]
+    formats = next(p for p in paths["/api/v1/datasets/{slug}/records"]["get"]["parameters"] if p["name"] == "format")
+    assert set(formats["schema"]["enum"]) == {"json", "ndjson", "csv", "espi"}
+    changes = paths["/api/v1/changes"]["get"]["responses"]["200"]
+    assert "application/atom+xml" not in changes["content"]  # one dataset per feed: records only
     assert records["content"]["application/x-ndjson"]["schema"]["type"] == "string"
     assert {"ETag", "Link"} <= set(records["headers"])
     refresh = paths["/api/v1/extractions"]["post"]["responses"]["202"]
