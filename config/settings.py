@@ -108,6 +108,8 @@ if GATEWAY_MODE in {"embedded", "test"}:
 MIDDLEWARE = [
     "config.health.LivenessMiddleware",
     "restitution.web.middleware.RequestIdMiddleware",
+    # The customer's access log: the events a view records are written before its response leaves.
+    "restitution.access_log.AccessLogMiddleware",
     "restitution.web.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -446,11 +448,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 # --- Operations: readiness, metrics, logs, security headers, customer login, retention --------
 INSTALLED_APPS += ["django_prometheus", "csp"]
 # Prometheus timing wraps everything; CSP headers after the security middleware; the API call
-# recorder sits inside the request id so its rows and log lines share it.
+# recorder sits inside the access log, whose statement may carry its row (restitution/access_log.py).
 MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "csp.middleware.CSPMiddleware")
-MIDDLEWARE.insert(MIDDLEWARE.index("restitution.web.middleware.RequestIdMiddleware") + 1,
+MIDDLEWARE.insert(MIDDLEWARE.index("restitution.access_log.AccessLogMiddleware") + 1,
                   "restitution.observability.ApiMetricsMiddleware")
 MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
 

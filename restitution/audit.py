@@ -7,13 +7,15 @@ sees their own events on the dashboard. Events never hold tokens or record conte
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Model, TextField
 from django.db.models.functions import Cast
 from django.db.models.sql import InsertQuery
@@ -23,6 +25,8 @@ from django.utils import timezone
 from . import crypto
 from .client_address import client_ip
 from .models import AccessEvent, Customer, Dataset, Grant, PimsClient
+
+logger = logging.getLogger(__name__)
 
 
 def new_event(*, kind: str, customer: Customer, grant: Grant | None = None,
@@ -49,22 +53,50 @@ def record_event(*, kind: str, customer: Customer, grant: Grant | None = None,
     return event
 
 
-#: Set on a request by the API call recorder (observability.ApiMetricsMiddleware), which then
-#: writes the request's access events together with its ApiCall row, before the response leaves.
-PENDING_ATTRIBUTE = "gateway_access_events"
+class PendingAccess:
+    """The access events a request's views recorded, to be written before its response leaves
+    (by access_log.AccessLogMiddleware, which sets one on each request as `request.access_log`).
+
+    Another recorder of the same request — the operator metrics' ApiCall row — may hand over one
+    unsaved row to go into the same statement (`write_along`): it observes the access log, it
+    never owns it."""
+
+    def __init__(self) -> None:
+        self.events: list[AccessEvent] = []
+        self.companion: Model | None = None
+        self.written = False
+
+    def add(self, event: AccessEvent) -> bool:
+        """Keep an event for the write after the view; False once that write is done (then the
+        caller saves the event itself)."""
+        if self.written:
+            return False
+        self.events.append(event)
+        return True
+
+    def write_along(self, row: Model) -> bool:
+        """Write this unsaved row with the events, in their statement. False when there is nothing
+        to go with (no event, or they are already written): the caller saves the row itself."""
+        if self.written or not self.events or self.companion is not None:
+            return False
+        self.companion = row
+        return True
+
+
+#: The request attribute holding the request's PendingAccess.
+PENDING_ATTRIBUTE = "access_log"
 
 
 def record_access(request: HttpRequest, *, kind: str, grant: Grant, dataset: Dataset | None,
                   record_count: int | None, detail: dict[str, Any]) -> None:
-    """The event of an API data access: handed to the API call recorder when it follows this
-    request (one database round trip for both rows), written at once otherwise."""
+    """The event of an API data access: kept for the access log middleware, which writes it
+    before the response leaves (with the request's other rows, in one round trip); written at once
+    when no middleware follows this request."""
     event = new_event(kind=kind, customer=grant.customer, grant=grant, client=grant.client, dataset=dataset,
                       record_count=record_count, request=request, detail=detail)
-    pending = getattr(request, PENDING_ATTRIBUTE, None)
-    if pending is None:
+    pending: PendingAccess | None = getattr(request, PENDING_ATTRIBUTE, None)
+    if pending is None or not pending.add(event):
         event.save()
-    else:
-        pending.append(event)
 
 
 def write_access_events(events: list[AccessEvent], *, with_row: Model | None = None) -> None:
@@ -83,6 +115,26 @@ def write_access_events(events: list[AccessEvent], *, with_row: Model | None = N
     row_sql, row_params = _insert_sql(type(with_row), [with_row])
     with connection.cursor() as cursor:
         cursor.execute(f"WITH events AS ({events_sql}) {row_sql}", [*events_params, *row_params])
+
+
+def write_pending(pending: PendingAccess) -> None:
+    """Write a request's kept events, with the row handed over to go with them (one statement).
+    Should that statement fail, the events are written alone and the row is dropped; a
+    DatabaseError from that write means the events could not be written."""
+    pending.written = True
+    events, row = pending.events, pending.companion
+    if not events:
+        return
+    if row is not None:
+        try:
+            # Inside a transaction a failed statement would spoil it for the write after it.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                write_access_events(events, with_row=row)
+            return
+        except DatabaseError:
+            logger.warning("could not write a %s row with the access events; writing the events alone",
+                           type(row).__name__)
+    write_access_events(events)
 
 
 def _insert_sql(model: type[Model], objects: list) -> tuple[str, list]:

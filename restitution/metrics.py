@@ -18,8 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from . import audit
-from .audit import client_ip
+from .client_address import client_ip
 from .models import AccessEvent, ApiCall, ConsentFlow, Customer, Grant, PimsClient
 from .portability import BadParameter
 
@@ -40,17 +39,20 @@ def tier_threshold_ms(tier: str) -> int:
     return settings.GATEWAY_TIER_THRESHOLDS_MS.get(tier, 1500)
 
 
-def record_api_call(*, tier: str, endpoint: str, status: int, duration_ms: int,
-                    client_id: int | None = None, at: datetime | None = None,
-                    access_events: list[AccessEvent] = ()) -> ApiCall:
-    """One ApiCall row, and the request's access events with it: on PostgreSQL all of them in one
-    statement (`WITH … INSERT`), so in one round trip and one transaction."""
-    call = ApiCall(at=at or timezone.now(), tier=tier, endpoint=endpoint[:64], status=status,
+def new_api_call(*, tier: str, endpoint: str, status: int, duration_ms: int,
+                 client_id: int | None = None, at: datetime | None = None) -> ApiCall:
+    """One ApiCall row, not saved yet (the API call recorder may have it written with the
+    request's access events, in their statement)."""
+    return ApiCall(at=at or timezone.now(), tier=tier, endpoint=endpoint[:64], status=status,
                    duration_ms=max(0, duration_ms), client_id=client_id)
-    if not access_events:
-        call.save()
-        return call
-    audit.write_access_events(access_events, with_row=call)  # the access log's own writer
+
+
+def record_api_call(*, tier: str, endpoint: str, status: int, duration_ms: int,
+                    client_id: int | None = None, at: datetime | None = None) -> ApiCall:
+    """One ApiCall row, saved."""
+    call = new_api_call(tier=tier, endpoint=endpoint, status=status, duration_ms=duration_ms,
+                        client_id=client_id, at=at)
+    call.save()
     return call
 
 

@@ -166,7 +166,11 @@ def endpoint_of(path: str) -> tuple[str, str] | None:
 
 
 class ApiMetricsMiddleware:
-    """Times every API/OAuth2 call: a Prometheus observation and one ApiCall row (no content)."""
+    """Times every API/OAuth2 call: a Prometheus observation and one ApiCall row (no content).
+
+    It observes the customer's access log, never owns it: when the request's access events are
+    still to be written (`request.access_log`, set by access_log.AccessLogMiddleware, which sits
+    outside this one), the row goes into their statement; otherwise it is saved on its own."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -175,48 +179,34 @@ class ApiMetricsMiddleware:
         endpoint = endpoint_of(request.path_info)
         if endpoint is None:
             return self.get_response(request)
-        from .audit import PENDING_ATTRIBUTE
-
-        recording = settings.GATEWAY_RECORD_API_CALLS
-        if recording:
-            setattr(request, PENDING_ATTRIBUTE, [])  # the views' access events, written below
         started = time.perf_counter()
         response = self.get_response(request)
         elapsed = time.perf_counter() - started
         name, tier = endpoint
         API_LATENCY.labels(tier=tier).observe(elapsed)
         API_RESPONSES.labels(tier=tier, status_class=f"{response.status_code // 100}xx").inc()
-        if recording:
-            return self.record(request, response, name=name, tier=tier, elapsed=elapsed,
-                               events=getattr(request, PENDING_ATTRIBUTE))
+        if settings.GATEWAY_RECORD_API_CALLS:
+            self.record(request, response, name=name, tier=tier, elapsed=elapsed)
         return response
 
     @staticmethod
-    def record(request, response, *, name: str, tier: str, elapsed: float, events: list):
-        """The ApiCall row and the access events in one round trip. If that fails the events
-        are written alone; if they cannot be, the response does not leave (an access that
-        succeeded is never missing from the customer's history): a 503 instead."""
+    def record(request, response, *, name: str, tier: str, elapsed: float) -> None:
+        """The ApiCall row: with the access events when there are some to go with, alone otherwise.
+        A failure is logged: the answer matters more than its statistics."""
         from django.db import DatabaseError
 
-        from . import audit
-        from .metrics import record_api_call
+        from .metrics import new_api_call
 
         token = getattr(request, "auth", None)
+        call = new_api_call(tier=tier, endpoint=name, status=response.status_code,
+                            duration_ms=round(elapsed * 1000), client_id=getattr(token, "application_id", None))
+        access_log = getattr(request, "access_log", None)
+        if access_log is not None and access_log.write_along(call):
+            return
         try:
-            record_api_call(tier=tier, endpoint=name, status=response.status_code,
-                            duration_ms=round(elapsed * 1000), client_id=getattr(token, "application_id", None),
-                            access_events=events)
-            return response
-        except DatabaseError:  # the answer matters more than its statistics
+            call.save()
+        except DatabaseError:
             logging.getLogger(__name__).warning("could not record an API call for the operator metrics")
-        if not events:
-            return response
-        try:
-            audit.write_access_events(events)
-        except DatabaseError as exc:
-            response.close()
-            return database_unavailable(request, exc)
-        return response
 
 
 #: How long a client should wait before retrying while the database cannot be reached.

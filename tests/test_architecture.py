@@ -113,6 +113,10 @@ def test_the_copy_of_the_product_is_accepted_as_it_is(product_copy):
      "restitution.web.views -> connectors_out.models"),
     ("restitution/outbox.py", "from restitution.runs import ACTIVE",  # runs.py imports outbox.py
      "No cycles are allowed in restitution."),
+    ("restitution/metrics.py", "from restitution.audit import write_access_events",
+     "restitution.metrics -> restitution.audit"),
+    ("restitution/observability.py", "from restitution.access_log import AccessLogMiddleware",
+     "restitution.observability -> restitution.access_log"),
 ])
 def test_the_contracts_refuse_an_import_that_breaks_a_rule(product_copy, module, line, broken):
     result = _with_import(product_copy, module, line)

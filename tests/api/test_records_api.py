@@ -304,3 +304,48 @@ def test_without_the_api_call_recorder_the_access_event_is_still_written(flow, d
     assert response.status_code == 200
     assert AccessEvent.objects.get(request_id="no-recorder").record_count == 3
     assert not ApiCall.objects.filter(endpoint="api-records").exists()
+
+
+def test_with_the_api_call_recorder_left_out_the_access_event_is_still_written(flow, data, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from restitution.models import ApiCall
+
+    token = flow.tokens()["access_token"]
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "restitution.observability.ApiMetricsMiddleware"]
+    api = type(flow.api)()  # a client loads the middleware once: a new one for the new list
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(f"/api/v1/datasets/{CURVE}/records?page_size=2", HTTP_AUTHORIZATION=f"Bearer {token}",
+                           HTTP_X_REQUEST_ID="no-metrics")
+    assert response.status_code == 200
+    inserts = [q["sql"] for q in queries if "INSERT" in q["sql"]]
+    assert len(inserts) == 1 and "restitution_accessevent" in inserts[0] and "restitution_apicall" not in inserts[0]
+    assert AccessEvent.objects.get(request_id="no-metrics").record_count == 2
+    assert not ApiCall.objects.filter(endpoint="api-records").exists()
+
+
+def _table_gone(model) -> None:
+    """The model's table renamed away (in the test's transaction, so rolled back with it)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {model._meta.db_table} RENAME TO {model._meta.db_table}_away")
+
+
+def test_when_the_api_call_cannot_be_written_the_access_event_still_is(flow, data):
+    from restitution.models import ApiCall
+
+    token = flow.tokens()["access_token"]
+    _table_gone(ApiCall)  # the operator metrics fail: their row's insert is refused
+    response = get(flow, token, f"/api/v1/datasets/{CURVE}/records?page_size=4", HTTP_X_REQUEST_ID="metrics-down")
+    assert response.status_code == 200 and len(response.json()["items"]) == 4
+    assert AccessEvent.objects.get(request_id="metrics-down").record_count == 4
+
+
+def test_when_the_access_event_cannot_be_written_the_data_does_not_leave(flow, data):
+    token = flow.tokens()["access_token"]
+    _table_gone(AccessEvent)
+    response = get(flow, token, f"/api/v1/datasets/{CURVE}/records?page_size=4", HTTP_X_REQUEST_ID="log-down")
+    assert response.status_code == 503 and response["Content-Type"] == PROBLEM
+    assert response["Retry-After"] and b"delivery_point" not in response.content

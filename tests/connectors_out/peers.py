@@ -285,16 +285,30 @@ class _SolidProcess:
         self.server._wait_ready()
 
 
-def _browser(demo):
+def customer_browser(customer, **kwargs):
+    """A test browser logged in as this customer (a `Customer`)."""
     from django.test import Client
 
-    browser = Client()
-    browser.force_login(demo.customer.user, backend="django.contrib.auth.backends.ModelBackend")
+    browser = Client(**kwargs)
+    browser.force_login(customer.user, backend="django.contrib.auth.backends.ModelBackend")
     return browser
+
+
+def _browser(demo):
+    return customer_browser(demo.customer)
 
 
 def _connect_form(demo, **fields) -> dict[str, Any]:
     return {"datasets": [d.pk for d in demo.datasets], "duration": "3m", **fields}
+
+
+#: The message of the destinations page after a refusal at the cloud's authorization page.
+REFUSED = "Your cloud did not authorize the gateway"
+
+
+def messages_of(response) -> str:
+    """The messages a page shows (Django's messages framework), joined."""
+    return " ".join(str(m) for m in response.context["messages"]) if response.context else ""
 
 
 class ArmadiettoServer:

@@ -1,6 +1,6 @@
-"""A refusal at the cloud's authorization page ends the pending connection with a message, for
-every kind whose cloud authorizes the gateway on its own page (remoteStorage, Cozy) — and only
-the connection this browser started; a success still needs the state this browser was given."""
+"""remoteStorage: a refusal at the storage's authorization page (armadietto's) ends the pending
+connection with a message — only the connection this browser started; a success still needs the
+state this browser was given."""
 
 from __future__ import annotations
 
@@ -9,13 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from connectors_out.models import Delivery, Destination
-from tests.connectors_out.peers import CozyPeer, RemoteStoragePeer, _browser, _connect_form
-
-REFUSED = "Your cloud did not authorize the gateway"
-
-
-def _messages(response) -> str:
-    return " ".join(str(m) for m in response.context["messages"]) if response.context else ""
+from tests.connectors_out.peers import REFUSED, RemoteStoragePeer, _browser, _connect_form, messages_of
 
 
 def test_a_refusal_at_the_remotestorage_ends_the_pending_connection(demo_customer, armadietto):
@@ -43,7 +37,7 @@ def test_a_refusal_at_the_remotestorage_ends_the_pending_connection(demo_custome
     assert destination.status() == "pending"
 
     done = browser.post(callback.path, {"access_token": "", "state": "", "error": "access_denied"}, follow=True)
-    assert done.redirect_chain[-1][0] == "/account/destinations/" and REFUSED in _messages(done)
+    assert done.redirect_chain[-1][0] == "/account/destinations/" and REFUSED in messages_of(done)
     destination.refresh_from_db()
     assert destination.status() == "revoked" and destination.revoked_reason == "authorization refused at the cloud"
     assert not Delivery.objects.filter(destination=destination).exists()
@@ -60,29 +54,3 @@ def test_a_remotestorage_callback_without_error_still_needs_its_state(demo_custo
     assert Destination.objects.get(customer=demo_customer.customer).status() == "pending"
 
 
-def test_a_refusal_at_the_cozy_ends_the_pending_connection(demo_customer, tmp_peer_dir, peers_log_dir):
-    cozy = CozyPeer(tmp_peer_dir, peers_log_dir)
-    cozy.process.start()
-    try:
-        browser = _browser(demo_customer)
-        started = browser.post("/account/destinations/connect/cozy/", _connect_form(demo_customer,
-                                                                                   instance=cozy.instance))
-        query = {k: v[0] for k, v in parse_qs(urlsplit(started["Location"]).query).items()}
-        refused = httpx.post(f"{cozy.instance}/auth/authorize", data={**query, "deny": "1"})
-        assert refused.status_code == 302
-        back = urlsplit(refused.headers["location"])
-        assert parse_qs(back.query)["error"] == ["access_denied"]
-        destination = Destination.objects.get(customer=demo_customer.customer)
-
-        # refused side: an error with another state does not end the connection
-        assert browser.get(f"{back.path}?error=access_denied&state=not-the-state").status_code == 302
-        destination.refresh_from_db()
-        assert destination.status() == "pending"
-
-        done = browser.get(f"{back.path}?{back.query}", follow=True)
-        assert REFUSED in _messages(done)
-        destination.refresh_from_db()
-        assert destination.status() == "revoked" and destination.credentials == ""
-        assert not Delivery.objects.filter(destination=destination).exists()
-    finally:
-        cozy.process.stop()
