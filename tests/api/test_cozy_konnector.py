@@ -113,7 +113,7 @@ def _invoices_with_pdfs(demo_dir: Path, invoices: list[dict]) -> dict[str, bytes
 
 @pytest.mark.django_db(transaction=True)
 def test_the_cozy_konnector_mirrors_every_dataset_then_only_changes_and_survives_a_consent_change(
-        live_server, personas, demo_dir, tmp_path):
+        live_server, personas, demo_dir, tmp_path, caplog):
     truth = load_ground_truth(demo_dir)
     by_slug: dict[str, list[dict]] = {}
     for (_, slug, _), value in sorted(truth.items()):
@@ -172,6 +172,9 @@ def test_the_cozy_konnector_mirrors_every_dataset_then_only_changes_and_survives
     state = saved(run_dir)["io.cozy.accounts"][0]["data"]
     assert state["grant"] == str(second.receipt_id) and all(r["full"] for r in state["lastRun"].values())
 
+    # Paced by the RateLimit headers: not one request of the three runs was refused.
+    assert not [r for r in caplog.records if r.name == "django.request" and r.getMessage().startswith("Too Many")]
+
     # 4. A document asked as the konnector asks it (Accept: application/pdf) is the PDF.
     sha = next(iter(pdfs))
     reset_rate_limits()
@@ -179,3 +182,27 @@ def test_the_cozy_konnector_mirrors_every_dataset_then_only_changes_and_survives
                          headers={"Authorization": f"Bearer {token}", "Accept": "application/pdf"})
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     assert response.content == pdfs[sha]
+
+
+def test_a_load_curve_day_record_with_readings_makes_one_doc_per_reading(tmp_path):
+    """The load curve may come as one record per meter and local day holding its `readings`:
+    each reading is a doc of its own, keyed like a half-hour record, tied to its day record."""
+    day = {"dataset": CURVE, "key": "12345678901234|2025-03-30", "seq": 7, "data": {
+        "delivery_point": "12345678901234", "day": "2025-03-30", "readings": [
+            {"start": "2025-03-29T23:00:00Z", "end": "2025-03-29T23:30:00Z", "average_power_kw": 0.5},
+            {"start": "2025-03-29T23:30:00Z", "end": "2025-03-30T00:00:00Z", "average_power_kw": 0.75}]}}
+    flat = {"dataset": CURVE, "key": "12345678901234|2025-03-29T22:30:00Z", "seq": 8, "data": {
+        "delivery_point": "12345678901234", "start": "2025-03-29T22:30:00Z", "end": "2025-03-29T23:00:00Z",
+        "average_power_kw": 0.25}}
+    script = ("const m = require(process.argv[1]);"
+              "const items = JSON.parse(process.argv[2]);"
+              "console.log(JSON.stringify(items.map(i => m.toDocs(i.dataset, i))));")
+    out = subprocess.run(["node", "-e", script, str(KONNECTOR / "src" / "mapping.js"), json.dumps([day, flat])],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    from_day, from_flat = json.loads(out)
+    assert [(d["restitution"]["key"], d["restitution"]["recordKey"], d["value"], d["prm"]) for d in from_day] == [
+        ("12345678901234|2025-03-29T23:00:00Z", day["key"], 0.5, "12345678901234"),
+        ("12345678901234|2025-03-29T23:30:00Z", day["key"], 0.75, "12345678901234")]
+    assert all("readings" not in d and d["day"] == "2025-03-30" for d in from_day)
+    assert [(d["restitution"]["key"], d["restitution"]["recordKey"], d["value"], d["date"]) for d in from_flat] == [
+        (flat["key"], flat["key"], 0.25, "2025-03-29T22:30:00Z")]

@@ -15,40 +15,14 @@ const { PassThrough } = require('stream')
 
 const { BaseKonnector, log, errors, cozyClient } = require('cozy-konnector-libs')
 
+const { BILLS, DOCTYPES, lastByKey, meta, parseRateLimit, toDocs } = require('./mapping')
+
 const DEFAULT_GATEWAY = 'https://gateway.example.org'
 const PAGE_SIZE = 10000
-
-// Dataset slug → doctype. The MesInfos pilots' doctypes where one existed (Enedis load curve,
-// MAIF contracts, Orange call log) and io.cozy.bills for invoices; the others are named in the
-// same families.
-const DOCTYPES = {
-  'energy-load-curve': 'fr.enedis.api.meteringdata.loadcurve',
-  'energy-daily-consumption': 'fr.enedis.api.meteringdata.dailyconsumption',
-  'energy-contract': 'fr.enedis.api.meteringdata.contract',
-  'insurance-contracts': 'fr.maif.maifuser.contrat',
-  'insurance-claims': 'fr.maif.maifuser.sinistre',
-  'telco-call-log': 'fr.orange.phonecommunicationlog',
-  'telco-invoices': 'io.cozy.bills'
-}
-const BILLS = 'telco-invoices'
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 // ---- Pacing: the IETF RateLimit fields ---------------------------------------------------
-
-// `RateLimit: "customer";r=7;t=1, "client";r=49;t=1` → [{name, r, t}]
-function parseRateLimit(header) {
-  if (!header) return []
-  return header.split(',').map(item => {
-    const [name, ...params] = item.trim().split(';')
-    const out = { name: name.replace(/"/g, '') }
-    for (const param of params) {
-      const [k, v] = param.trim().split('=')
-      out[k] = Number(v)
-    }
-    return out
-  })
-}
 
 // One pacer per budget (API pages, documents): after an answer whose RateLimit says a limit
 // has no request left (r=0), the next call under it waits `t` seconds.
@@ -67,8 +41,8 @@ class Pacer {
   observe(headers) {
     for (const limit of parseRateLimit(headers.get('ratelimit'))) {
       if (limit.r === 0) {
-        // t is in whole seconds, rounded: wait one second more than it says.
-        const wait = ((limit.t || 0) + 1) * 1000
+        // t: whole seconds until one more request is allowed (at least one: a 1 s window).
+        const wait = Math.max(limit.t || 0, 1) * 1000
         this.notBefore = Math.max(this.notBefore, Date.now() + wait)
       }
     }
@@ -158,73 +132,6 @@ class Gateway {
 }
 
 // ---- Records → documents of the doctypes -----------------------------------------------
-
-// A record's date field in the catalogue, for the docs' `date`.
-const DATE_FIELDS = {
-  'energy-load-curve': 'start',
-  'energy-daily-consumption': 'day',
-  'energy-contract': 'start_date',
-  'insurance-contracts': 'start_date',
-  'insurance-claims': 'occurred_on',
-  'telco-call-log': 'started_at',
-  'telco-invoices': 'issued_on'
-}
-
-function meta(item, key) {
-  return { dataset: item.dataset, key: key || item.key, recordKey: item.key, seq: item.seq }
-}
-
-// One record → the docs it makes (one, except a load-curve day record with `readings`).
-function toDocs(slug, item) {
-  const data = item.data
-  if (slug === 'energy-load-curve') {
-    // One record per half hour, or one per meter and local day holding a `readings` list:
-    // each reading becomes a doc of its own, keyed like a half-hour record.
-    const readings = Array.isArray(data.readings)
-      ? data.readings.map(reading => {
-          const { readings, ...day } = data // eslint-disable-line no-unused-vars
-          return { ...day, ...reading }
-        })
-      : [data]
-    return readings.map(reading => {
-      const start = reading.start || reading.at || reading.timestamp
-      const value = reading.average_power_kw ?? reading.value ?? reading.kw
-      return {
-        ...reading,
-        prm: reading.delivery_point,
-        date: start,
-        value,
-        unit: 'kW',
-        restitution: meta(item, `${reading.delivery_point}|${start}`)
-      }
-    })
-  }
-  const doc = { ...data, date: data[DATE_FIELDS[slug]], restitution: meta(item) }
-  if (slug === 'telco-call-log') {
-    Object.assign(doc, {
-      timestamp: data.started_at,
-      msisdn: data.line,
-      partner: data.correspondent,
-      type: data.kind === 'sms' ? 'sms' : 'voice',
-      length: data.duration_s
-    })
-  } else if (slug === 'energy-daily-consumption') {
-    Object.assign(doc, { prm: data.delivery_point, value: data.energy_kwh, unit: 'kWh' })
-  } else if (slug === 'energy-contract') {
-    Object.assign(doc, { prm: data.delivery_point })
-  }
-  return [doc]
-}
-
-// The last item of each key, in sequence order: applying only it gives the same result.
-function lastByKey(items) {
-  const last = new Map()
-  for (const item of items) {
-    last.delete(item.key)
-    last.set(item.key, item)
-  }
-  return [...last.values()]
-}
 
 // Applies items to a plain doctype; `full`: the items are the whole dataset (drop the rest).
 async function applyToDoctype(slug, items, full) {
@@ -399,5 +306,3 @@ async function start(fields) {
 }
 
 module.exports = new BaseKonnector(start)
-module.exports.parseRateLimit = parseRateLimit
-module.exports.toDocs = toDocs
