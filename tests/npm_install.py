@@ -20,3 +20,23 @@ def ensure_binaries(directory: Path, packages: list[str], binaries: list[str]) -
     if not all((bin_dir / name).exists() for name in binaries):
         npm_install(directory, packages)
     return bin_dir
+
+
+def npm_ci_project(directory: Path, project: Path) -> Path:
+    """A project's own dependencies (its package.json, package-lock.json and .npmrc: overrides
+    and npm settings apply only from the root project) installed with `npm ci` under
+    `directory`, once per version of those files. Returns `directory`/node_modules."""
+    import hashlib
+    import shutil
+
+    names = [n for n in ("package.json", "package-lock.json", ".npmrc") if (project / n).exists()]
+    digest = hashlib.sha256(b"".join((project / n).read_bytes() for n in names)).hexdigest()
+    stamp = directory / "node_modules" / ".installed-from"
+    if not stamp.exists() or stamp.read_text() != digest:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(project / name, directory / name)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, timeout=900)
+        stamp.write_text(digest)
+    return directory / "node_modules"
