@@ -87,6 +87,14 @@ def test_sparql_over_the_pod_gives_every_invoice_total_typed_and_equal_to_the_ap
     transport = peer._transport()
     try:
         assert records == {rdflib.URIRef(record_subject(transport.record_url(*key))) for key in api}
+        # an app looking for invoices finds the container in the type index by schema:Invoice
+        index_url = transport.type_index()
+        index = rdflib.Graph().parse(data=transport._call("GET", index_url, what="read",
+                                                          headers={"Accept": "text/turtle"}).text,
+                                     format="turtle", publicID=index_url)
+        solid = rdflib.Namespace("http://www.w3.org/ns/solid/terms#")
+        for_invoices = {index.value(r, solid.instanceContainer) for r in index.subjects(solid.forClass, SCHEMA.Invoice)}
+        assert rdflib.URIRef(f"{peer.container}telco-invoices/") in for_invoices
     finally:
         transport.close()
     assert len(records) == len(api)
@@ -107,7 +115,7 @@ def test_sparql_over_the_pod_gives_every_invoice_total_typed_and_equal_to_the_ap
     assert all(isinstance(total, Decimal) for total, _, _ in by_number.values())
 
     # the record as extracted, as a canonical (RFC 8785) JSON literal: equal to the API's data
-    for (dataset, key), item in api.items():
+    for (_, key), item in api.items():
         subject = next(s for s in records if graph.value(s, rdflib.URIRef("http://purl.org/dc/terms/identifier"))
                        == rdflib.Literal(key))
         (raw,) = graph.objects(subject, rdflib.URIRef(f"{linked_data.vocabulary()}json"))
@@ -140,7 +148,9 @@ def test_sparql_over_the_pod_gives_claims_dates_and_amounts_after_a_change(demo_
     graph, _ = _pod_graph(peer, api)
     rows = list(graph.query(CLAIMS.format(vocab=linked_data.vocabulary())))
     claims = {key: item["data"] for (dataset, key), item in api.items() if dataset == "insurance-claims"}
-    assert {str(r.number): (r.occurred.toPython().isoformat(), None if r.paid is None else r.paid.toPython()) for r in rows} == {
+    found = {str(r.number): (r.occurred.toPython().isoformat(), None if r.paid is None else r.paid.toPython())
+             for r in rows}
+    assert found == {
         key: (data["occurred_on"], None if data["amount_paid"] is None else Decimal(str(data["amount_paid"])))
         for key, data in claims.items()}
     premium = graph.query(f"""PREFIX rst: <{linked_data.vocabulary()}> PREFIX schema: <https://schema.org/>
