@@ -229,6 +229,15 @@ def _camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest) or "field"
 
 
+#: project terms the record itself uses: a field of the same name gets `rst:field<Name>`
+_RESERVED = {"dataset", "json", "Record"}
+
+
+def _field_term(name: str) -> str:
+    term = _camel(name)
+    return f"field{term[:1].upper()}{term[1:]}" if term in _RESERVED else term
+
+
 def literal(value: Any, kind: str = "literal") -> Literal:
     """A JSON scalar as a typed literal: ISO dates and times typed, amounts xsd:decimal."""
     if kind in ("decimal", "money") and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -281,7 +290,7 @@ class _Builder:
         for name, value in data.items():
             if value is None:
                 continue  # no statement for an empty field (the JSON literal keeps the null)
-            emits = (terms.fields.get(name) if terms else None) or (Emit(_p(_camel(name))),)
+            emits = (terms.fields.get(name) if terms else None) or (Emit(_p(_field_term(name))),)
             for emit in emits:
                 self.emit(node, name, value, emit, path, currency)
 

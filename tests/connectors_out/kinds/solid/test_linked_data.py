@@ -200,6 +200,38 @@ def test_energy_readings_are_sosa_observations_in_both_shapes(settings, change):
     assert str(point) == f"{settings.GATEWAY_ISSUER}/delivery-points/12345678901234"
 
 
+def test_fields_outside_the_table_are_typed_project_terms_in_both_documents():
+    change = Change(dataset="operator-dataset", key="k/1", seq=1, date="2024-02-29", extracted_at=None,
+                    data={"dataset": "shadows the record's own term", "due on": "2024-03-01", "ratio": 1e-7,
+                          "count": 3, "paid": False, "empty": None, "tags": ["a", "b"],
+                          "address": {"city": "Lyon", "since": "2020-01-01T08:00:00+01:00"}})
+    url = "http://pod.example/alice/r/operator-dataset/k_1-abc.jsonld"
+    nodes = linked_data.describe(change, record_subject(url))
+    from_jsonld = rdflib.Graph().parse(data=json.dumps(linked_data.jsonld(change, nodes)), format="json-ld",
+                                       publicID=url)
+    from_turtle = rdflib.Graph().parse(data=linked_data.turtle(nodes), format="turtle", publicID=url)
+    rst = rdflib.Namespace(linked_data.vocabulary())
+    # rdflib's JSON-LD parser writes an @json value with Python's json.dumps ("1e-07"), not the
+    # RFC 8785 text JSON-LD 1.1 asks for ("1e-7", as the Turtle has it): all else is the same
+    assert {t for t in from_jsonld if t[1] != rst.json} == {t for t in from_turtle if t[1] != rst.json}
+    assert str(from_turtle.value(record_subject_ref := rdflib.URIRef(record_subject(url)), rst.json)) == \
+        canonical(change.data) and '"ratio":1e-7' in canonical(change.data)
+    assert json.loads(from_jsonld.value(record_subject_ref, rst.json)) == change.data
+    subject = rdflib.URIRef(record_subject(url))
+    assert from_turtle.value(subject, rst.dataset) == rdflib.Literal("operator-dataset")
+    assert from_turtle.value(subject, rst.fieldDataset) == rdflib.Literal("shadows the record's own term")
+    assert from_turtle.value(subject, rst.dueOn) == rdflib.Literal("2024-03-01", datatype=XSD.date)
+    assert from_turtle.value(subject, rst.ratio) == rdflib.Literal("0.0000001", datatype=XSD.decimal)
+    assert from_turtle.value(subject, rst["count"]) == rdflib.Literal("3", datatype=XSD.integer)
+    assert from_turtle.value(subject, rst.paid) == rdflib.Literal("false", datatype=XSD.boolean)
+    assert from_turtle.value(subject, rst.empty) is None
+    assert set(from_turtle.objects(subject, rst.tags)) == {rdflib.Literal("a"), rdflib.Literal("b")}
+    address = from_turtle.value(subject, rst.address)
+    assert address == rdflib.URIRef(f"{url}#address")
+    assert from_turtle.value(address, rst.since).datatype == XSD.dateTime
+    assert json.loads(from_turtle.value(subject, rst.json)) == change.data
+
+
 # --- RFC 8785 (JCS): the JSON literal is canonical ---------------------------------------------
 
 #: RFC 8785 appendix B: IEEE 754 doubles (hex) and their canonical text
