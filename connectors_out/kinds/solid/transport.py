@@ -24,40 +24,31 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ...base import Change, File, Transport, file_name, resource_name
 from ...http import ADVICE_REAUTHORIZE, DeliveryError, check_response, network_error
-
-#: The vocabulary of the records' JSON-LD; `data` is a JSON literal (kept exactly as extracted).
-VOCAB = "urn:restitution:"
-CONTEXT = {"@version": 1.1, "@vocab": VOCAB, "data": {"@id": f"{VOCAB}data", "@type": "@json"}}
-
+from . import linked_data
+from .linked_data import record_class
 
 SOLID_TERMS = "http://www.w3.org/ns/solid/terms#"
 PIM_SPACE = "http://www.w3.org/ns/pim/space#"
-#: The class the records' containers are registered for in the pod's type index.
-RECORD_CLASS = f"{VOCAB}Record"
 #: Where the gateway creates a private type index when the pod has none (beside the records).
 TYPE_INDEX_NAME = "privateTypeIndex.ttl"
 
 
-_TURTLE_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+def __getattr__(name: str) -> Any:
+    # RECORD_CLASS: the class the records' containers are registered for in the pod's type index,
+    # in the project vocabulary under the issuer (read from the settings when asked)
+    if name == "RECORD_CLASS":
+        return record_class()
+    raise AttributeError(name)
 
 
-def _turtle_string(value: str) -> str:
-    return f'"{value.translate(_TURTLE_ESCAPES)}"'
+def record_subject(record_url: str) -> str:
+    """The record's one subject, shared by its JSON-LD and its Turtle: `<record>.jsonld#it`."""
+    return f"{record_url}#it"
 
 
-def turtle(change: Change) -> str:
-    """The record as Turtle: the same graph as its JSON-LD (the resource itself, a `Record` of the
-    vocabulary, its fields as plain strings, `data` as an rdf:JSON literal), for the Solid apps
-    that read Turtle only."""
-    document = {k: v for k, v in change.document().items() if v is not None}
-    lines = [f"@prefix r: <{VOCAB}> .", "", "<> a r:Record"]
-    for name, value in document.items():
-        if name == "data":
-            literal = _turtle_string(json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True))
-            lines.append(f"    r:data {literal}^^<http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON>")
-        else:
-            lines.append(f"    r:{name} {_turtle_string(str(value))}")
-    return " ;\n".join(lines[2:]).join([lines[0] + "\n\n", " .\n"])
+def turtle(change: Change, subject: str) -> str:
+    """The record as Turtle: the same graph as its JSON-LD, for the Solid apps that read Turtle only."""
+    return linked_data.turtle(linked_data.describe(change, subject))
 
 
 def _b64(data: bytes) -> str:
@@ -201,22 +192,28 @@ class SolidTransport(Transport):
         index = self.type_index()
         if index:
             container = f"{self.container}{quote(dataset, safe='')}/"
-            # one registration per container (a pod may hold several destinations' containers)
+            # one registration per container and class (a pod may hold several destinations'
+            # containers): the gateway's record class, and the dataset's standard class
+            # (schema:Invoice, sosa:Observation…) for apps that look for those
             node = f"{index}#restitution-{hashlib.sha256(container.encode()).hexdigest()[:16]}"
-            self._n3_insert(index, f"<{node}> a solid:TypeRegistration; "
-                                   f"solid:forClass <{RECORD_CLASS}>; solid:instanceContainer <{container}>.",
-                            "register the data in the type index")
+            triples = [f"<{node}> a solid:TypeRegistration; solid:forClass <{record_class()}>; "
+                       f"solid:instanceContainer <{container}>."]
+            standard = linked_data.standard_class(dataset)
+            if standard:
+                triples.append(f"<{node}-class> a solid:TypeRegistration; solid:forClass <{standard}>; "
+                               f"solid:instanceContainer <{container}>.")
+            self._n3_insert(index, " ".join(triples), "register the data in the type index")
         self._registered.add(dataset)
 
     def put_record(self, change: Change) -> None:
         self.register(change.dataset)
-        body = {"@context": CONTEXT, "@id": "", "@type": "Record", **change.document()}
-        body = {k: v for k, v in body.items() if v is not None}
-        self._call("PUT", self.record_url(change.dataset, change.key), what="write a record",
-                   content=json.dumps(body, ensure_ascii=False).encode(),
+        url = self.record_url(change.dataset, change.key)
+        nodes = linked_data.describe(change, record_subject(url))
+        self._call("PUT", url, what="write a record",
+                   content=json.dumps(linked_data.jsonld(change, nodes), ensure_ascii=False).encode(),
                    headers={"Content-Type": "application/ld+json"})
         self._call("PUT", self.record_url(change.dataset, change.key, "ttl"), what="write a record",
-                   content=turtle(change).encode(), headers={"Content-Type": "text/turtle"})
+                   content=linked_data.turtle(nodes).encode(), headers={"Content-Type": "text/turtle"})
 
     def delete_record(self, change: Change) -> None:
         for extension in ("jsonld", "ttl"):

@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import json
 
+from connectors_out.kinds.solid.linked_data import vocabulary
+from connectors_out.kinds.solid.transport import RECORD_CLASS, record_subject
 from tests.connectors_out.conftest import connect, run_queued
 from tests.connectors_out.peers import SolidPeer
 
 RDF_JSON = "http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON"
-VOCAB = "urn:restitution:"
+IDENTIFIER = "http://purl.org/dc/terms/identifier"
 
 
 def _read_turtle_as_the_pod_parses_it(transport, url: str) -> dict:
-    """GET the .ttl as JSON-LD: the server converts it with its own Turtle parser."""
+    """GET the .ttl as JSON-LD: the server converts it with its own Turtle parser. The record's
+    subject is the one its JSON-LD describes (`<name>.jsonld#it`)."""
     response = transport._call("GET", url, what="read", headers={"Accept": "application/ld+json"})
-    (node,) = [n for n in response.json() if n.get("@id") == url]
-    assert node["@type"] == [f"{VOCAB}Record"]
-    (data,) = node[f"{VOCAB}data"]
+    subject = record_subject(url[:-len("ttl")] + "jsonld")
+    (node,) = [n for n in response.json() if n.get("@id") == subject]
+    assert RECORD_CLASS in node["@type"]
+    (data,) = node[f"{vocabulary()}json"]
     # an rdf:JSON literal: JSON-LD 1.1 writes it as "@json" with the JSON value itself
     assert data["@type"] in ("@json", RDF_JSON)
     value = data["@value"]
-    return {"dataset": node[f"{VOCAB}dataset"][0]["@value"], "key": node[f"{VOCAB}key"][0]["@value"],
+    return {"dataset": node[f"{vocabulary()}dataset"][0]["@value"], "key": node[IDENTIFIER][0]["@value"],
             "data": json.loads(value) if isinstance(value, str) and data["@type"] == RDF_JSON else value}
 
 
