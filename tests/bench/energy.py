@@ -65,8 +65,7 @@ def load_curve_source():
 
     definition = copy.deepcopy(next(s for s in DEMO_SOURCES if LOAD_CURVE in s["datasets"]))
     definition["datasets"] = [LOAD_CURVE]
-    for key in ("mappings",):
-        definition[key] = {k: v for k, v in definition[key].items() if k == LOAD_CURVE}
+    definition["mappings"] = {k: v for k, v in definition["mappings"].items() if k == LOAD_CURVE}
     options = definition.get("options", {})
     if isinstance(options.get("datasets"), dict):
         options["datasets"] = {k: v for k, v in options["datasets"].items() if k == LOAD_CURVE}
