@@ -76,9 +76,12 @@ def install(out_dir: Path):
     """The load-curve source, and the generated customers with their delivery points (customers
     already there, from the insurer part, keep their row and gain the identity)."""
     from demo.install import install_sources
+    from restitution.catalogue import sync_catalogue
     from restitution.models import Customer, LegacyIdentity
 
+    sync_catalogue()  # the datasets a source is installed with
     (source,) = install_sources([load_curve_source()])
+    assert source.datasets.filter(slug=LOAD_CURVE).exists(), "the load-curve dataset is not in the catalogue"
     customers = json.loads((out_dir / "ground_truth" / "customers.json").read_text())
     existing = dict(Customer.objects.filter(reference__in=[c["reference"] for c in customers])
                     .values_list("reference", "pk"))
@@ -166,6 +169,7 @@ def measure(out_dir: Path, *, meters: int, days: int) -> tuple[EnergyFigures, ob
     run = extraction.run_synchronously(run=extraction.request_extraction(source=source))
     run_seconds = time.perf_counter() - started
     assert run.status == ExtractionRun.Status.SUCCEEDED, run.error
+    assert run.read == lines, f"the run read {run.read} lines of {lines}"
     curve = Dataset.objects.get(slug=LOAD_CURVE)
     records, readings = readings_held(curve.pk)
     assert readings > 0, "the load-curve run stored no readings"
