@@ -10,7 +10,7 @@ TEST_MARIADB_URL ?= mysql+pymysql://root@127.0.0.1:3306/legacy_insurer
 DEMO_PORT ?= 8000
 TELCO_PORT ?= 8081
 
-.PHONY: venv demo test lint bench bench-api bench-export faults load image image-check clean
+.PHONY: venv demo test lint bench bench-scale bench-api bench-export faults load image image-check clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,17 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --no-logo
 
+# Extraction and scale figures, "name value" lines last (docs/benchmarks.md).
 bench: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \
 	$(PY) -m tests.bench.extraction $(BENCH_ARGS)
+
+# The run behind docs/scaling.md (100 000 customers, 100 meters), then its worked plan.
+bench-scale: venv
+	mkdir -p var
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \
+	$(PY) -m tests.bench.extraction --customers 100000 --meters 100 --json var/bench-scale.json $(BENCH_ARGS)
+	$(PY) -m tests.bench.scaleplan var/bench-scale.json
 
 bench-api: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \

@@ -1,6 +1,7 @@
 """API benchmark: paging out one customer's year-plus of 30-minute readings, compared in the
 same run with PostgreSQL `COPY … TO STDOUT` of the same rows and with a naive DRF endpoint
-(ModelSerializer + page numbers).
+(ModelSerializer + page numbers). The readings are stored by the demo metering source's batch
+run, so the records have whatever shape its mapping gives (one per reading, or day blocks).
 
     make bench-api
 
@@ -11,11 +12,15 @@ API item printed costs the writes and the store. Uses its own database.
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from pathlib import Path
 
 DATABASE = "restitution_bench_api"
 
@@ -96,25 +101,19 @@ def _profile(sync, http, auth) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
 
 
-def _write_readings(customer_id: int, dataset_id: int) -> int:
-    """396 days of one customer's half-hour readings, written through the store as an extraction does."""
+def _write_readings(customer_id: int, dataset_id: int, source: list) -> int:
+    """The records of `source` (alice's load curve, whatever its shape) written again for another
+    customer through the store, as an extraction writes them."""
     from restitution import store
 
-    start = datetime(2024, 10, 1, tzinfo=UTC)
     writer = store.SnapshotWriter(dataset_id=dataset_id, source_id=None, chunk_size=5000)
-    readings = 396 * 48
-    for n in range(readings):
-        moment = start + timedelta(minutes=30 * n)
-        data = {"delivery_point": "12345678901234", "start": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "end": (moment + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "average_power_kw": round(0.2 + (n % 48) / 30, 3)}
-        writer.add(customer_id=customer_id, key=f"12345678901234|{data['start']}", data=data, record_at=moment,
-                   locator="bench")
+    for key, data, record_at in source:
+        writer.add(customer_id=customer_id, key=key, data=data, record_at=record_at, locator="bench")
     writer.finish()
-    return readings
+    return len(source)
 
 
-def _write_cost(dataset_id: int, pairs: int = 3) -> tuple[float, float, float, float]:
+def _write_cost(dataset_id: int, source: list, pairs: int = 3) -> tuple[float, float, float, float, float]:
     """What keeping items printed costs: the same readings written for another customer with the
     item trigger disabled and enabled, in pairs; and the store's bytes per record, the item's share."""
     from django.db import connection
@@ -130,50 +129,74 @@ def _write_cost(dataset_id: int, pairs: int = 3) -> tuple[float, float, float, f
                                "TRIGGER restitution_record_item, ALTER COLUMN item "
                                f"{'SET' if printed else 'DROP'} NOT NULL")
             started = time.perf_counter()
-            _write_readings(other.pk, dataset_id)
+            _write_readings(other.pk, dataset_id, source)
             runs[printed].append(time.perf_counter() - started)
             Record.objects.filter(customer=other).delete()
     with connection.cursor() as cursor:
         cursor.execute("VACUUM FULL restitution_record")
         cursor.execute("SELECT pg_total_relation_size('restitution_record') / count(*)::float, "
-                       "avg(pg_column_size(item)) FROM restitution_record")
-        per_record, item = cursor.fetchone()
-    return statistics.median(runs[False]), statistics.median(runs[True]), per_record, float(item)
+                       "avg(pg_column_size(item)), pg_total_relation_size('restitution_record') / "
+                       "sum(CASE WHEN jsonb_typeof(data->'readings') = 'array' "
+                       "THEN jsonb_array_length(data->'readings') ELSE 1 END)::float FROM restitution_record")
+        per_record, item, per_reading = cursor.fetchone()
+    return statistics.median(runs[False]), statistics.median(runs[True]), per_record, float(item), per_reading
 
 
-def _prepare() -> dict:
-    """Alice's 396 days of half-hour readings, a consent to one client and its token."""
+def _prepare(work_dir: Path) -> dict:
+    """Alice's 396 days of half-hour readings as the demo's metering source stores them (one
+    batch run of its exports, in whatever record shape the mapping has), a consent to one client
+    and its token."""
     from django.contrib.auth import get_user_model
     from django.test import Client
+    from django.utils import timezone
+    from oauth2_provider.models import get_access_token_model
 
-    from restitution import consent
+    from demo.generator import generate
+    from demo.sources import demo_environment
+    from restitution import consent, extraction
     from restitution.catalogue import sync_catalogue
-    from restitution.models import Customer, Dataset, PimsClient
+    from restitution.models import Customer, Dataset, ExtractionRun, PimsClient, Record
     from tests.api.test_isolation_property import issue_token
+    from tests.bench import energy
 
     sync_catalogue()
-    curve = Dataset.objects.get(slug="energy-load-curve")
+    curve = Dataset.objects.get(slug=energy.LOAD_CURVE)
+    generate(work_dir, customers=1, systems=("energy",), malformed=False)
+    os.environ.update(demo_environment(work_dir, telco_url="http://127.0.0.1:9"))
+    source = energy.install(work_dir)
+    run = extraction.run_synchronously(run=extraction.request_extraction(source=source))
+    assert run.status == ExtractionRun.Status.SUCCEEDED, run.error
     user = get_user_model().objects.create_user("alice", password="x" * 20)
-    alice = Customer.objects.create(user=user, reference="C-ALICE")
+    (reference,) = [c["reference"] for c in json.loads((work_dir / "ground_truth" / "customers.json").read_text())
+                    if c.get("username") == "alice"]
+    alice = Customer.objects.get(reference=reference)
+    alice.user = user
+    alice.save(update_fields=["user"])
     client = PimsClient.objects.create(name="Bench", client_id="bench", client_type="public",
                                        authorization_grant_type="authorization-code",
                                        redirect_uris="https://bench.example/cb", algorithm="", approval="approved")
     client.allowed_datasets.set([curve])
-    readings = _write_readings(alice.pk, curve.pk)
+    records, readings = energy.readings_held(curve.pk, alice.pk)
+    stored = list(Record.objects.filter(customer=alice, dataset=curve, deleted=False).order_by("seq")
+                  .values_list("key", "data", "record_at"))
     grant = consent.create_grant(customer=alice, client=client, datasets=[curve], duration="12m")
     token = issue_token(grant)
+    # The helper's tokens live 5 minutes; a loaded machine can take longer than that to get here.
+    get_access_token_model().objects.filter(user=user).update(expires=timezone.now() + timedelta(hours=12))
     return {"http": Client(), "auth": {"HTTP_AUTHORIZATION": f"Bearer {token}"}, "customer": alice,
-            "dataset": curve, "readings": readings}
+            "dataset": curve, "records": records, "readings": readings, "stored": stored}
 
 
 def main() -> int:
     _setup()
+    work_dir = None
     try:
         from django.db import connection
         from django.test.utils import override_settings
 
-        bench = _prepare()
-        http, auth, alice, curve, readings = (bench[k] for k in ("http", "auth", "customer", "dataset", "readings"))
+        work_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
+        bench = _prepare(work_dir)
+        http, auth, alice, curve, records = (bench[k] for k in ("http", "auth", "customer", "dataset", "records"))
 
         from restitution.portability import MAX_PAGE_SIZE
 
@@ -211,7 +234,7 @@ def main() -> int:
                 body = http.get(url, **auth).json()
                 seqs += [item["seq"] for item in body["items"]]
                 url = body["next"]
-            assert len(seqs) == readings == len(set(seqs)) and seqs == sorted(seqs), (len(seqs), readings)
+            assert len(seqs) == records == len(set(seqs)) and seqs == sorted(seqs), (len(seqs), records)
 
         def naive():
             page, count = 1, 0
@@ -221,7 +244,7 @@ def main() -> int:
                 if not body["next"]:
                     break
                 page += 1
-            assert count == readings, count
+            assert count == records, count
 
         with override_settings(ROOT_URLCONF=type("U", (), {"urlpatterns": _naive_urls()})):
             naive_s = _time(naive)
@@ -229,13 +252,15 @@ def main() -> int:
             _profile(sync(1000), http, auth)
         check(1000)
         check(MAX_PAGE_SIZE)
-        write_plain_s, write_printed_s, bytes_per_record, item_bytes = _write_cost(curve.pk)
+        write_plain_s, write_printed_s, bytes_per_record, item_bytes, bytes_per_reading = _write_cost(
+            curve.pk, bench["stored"])
         copy_s, json_max_s, json_ratios = _paired(copy_out, sync(MAX_PAGE_SIZE))
         _, ndjson_max_s, ndjson_ratios = _paired(copy_out, sync(MAX_PAGE_SIZE, "ndjson"))
         json_1000_s = _time(sync(1000))
         parsed_1000_s = _time(sync(1000, parse=True))
         report = {
-            "records": readings,
+            "records": records,
+            "readings": bench["readings"],
             "max_page_size": MAX_PAGE_SIZE,
             "copy_to_stdout_s": round(copy_s, 3),
             "api_json_max_pages_s": round(json_max_s, 3),
@@ -257,6 +282,7 @@ def main() -> int:
             "ratio_write_printed_vs_plain": round(write_printed_s / write_plain_s, 2),
             "store_bytes_per_record": round(bytes_per_record),
             "item_bytes_per_record": round(item_bytes),
+            "store_bytes_per_reading": round(bytes_per_reading),
         }
         width = max(map(len, report))
         for key, value in report.items():
@@ -266,6 +292,8 @@ def main() -> int:
         from tests.bench.extraction import _drop
 
         _drop(DATABASE)
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""Extraction benchmark: gateway records/s against a raw SELECT → COPY baseline, same data, same run.
+"""`make bench`: the gateway's extraction against raw baselines measured in the same run, on the
+same data, and the scale figures of docs/scaling.md.
 
-    make bench                      # 20 000 insurer customers
-    make bench BENCH_ARGS="--customers 100000"
+    make bench                                             # 20 000 insurer customers, 20 meters
+    make bench BENCH_ARGS="--customers 100000 --meters 100"
+    make bench BENCH_ARGS="--skip-energy --skip-webdav"    # the insurer part only
 
 Reports ratios, never absolute targets: both sides run on the same machine in the same run.
-Uses its own database (restitution_bench), created and dropped here.
+Uses its own database (restitution_bench by default), created and dropped here. After a
+human-readable table, the last lines are `name value`, one per figure, for scripts
+(docs/benchmarks.md lists them).
 """
 
 from __future__ import annotations
@@ -96,72 +100,159 @@ def _baseline(source) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+#: The figures a script reads (the first six are the scale issue's), in this order.
+MACHINE_LINES = ("ratio_first_run_vs_baseline", "ratio_rerun_vs_baseline", "per_customer_run_overhead_ms",
+                 "ratio_two_workers_vs_one", "store_bytes_per_reading", "webdav_files_per_customer_year",
+                 "ratio_load_curve_files_vs_baseline")
+
+
+def _insurer(args, out_dir: Path, report: dict, machine: dict) -> None:
+    """Insurer policies (SQLite, two SQL datasets): baseline, first run, re-run, per-customer runs."""
+    from demo.generator import generate
+    from demo.sources import demo_environment
+    from restitution import extraction
+    from restitution.models import Customer, ExtractionRun, Record
+
+    t0 = time.perf_counter()
+    generate(out_dir, customers=args.customers, systems=("insurer",), malformed=False)
+    report["insurer_generation_s"] = round(time.perf_counter() - t0, 2)
+    os.environ.update(demo_environment(out_dir, telco_url="http://127.0.0.1:9"))
+    source = _install(out_dir)
+
+    raw_rows, raw_seconds = _baseline(source)
+
+    t0 = time.perf_counter()
+    run = extraction.run_synchronously(run=extraction.request_extraction(source=source))
+    batch_seconds = time.perf_counter() - t0
+    assert run.status == ExtractionRun.Status.SUCCEEDED, run.error
+    stored = Record.objects.count()
+
+    t0 = time.perf_counter()
+    again = extraction.run_synchronously(run=extraction.request_extraction(source=source))
+    idem_seconds = time.perf_counter() - t0
+    assert again.created == again.updated == 0
+
+    sample = list(Customer.objects.order_by("reference")[: args.per_customer_runs])
+    t0 = time.perf_counter()
+    per_records = 0
+    for customer in sample:
+        r = extraction.run_synchronously(run=extraction.request_extraction(source=source, customer=customer))
+        per_records += r.read
+    per_seconds = time.perf_counter() - t0
+    # What the same rows cost inside a batch run; the rest is per-run overhead.
+    per_record_cost = idem_seconds / max(1, again.read)
+    overhead_ms = (per_seconds - per_records * per_record_cost) / max(1, len(sample)) * 1000
+
+    baseline_rate = raw_rows / raw_seconds
+    report.update({
+        "customers": args.customers,
+        "insurer_rows_read": run.read,
+        "insurer_records_stored": stored,
+        "baseline_select_copy_rows_per_s": round(baseline_rate),
+        "gateway_first_run_records_per_s": round(run.read / batch_seconds),
+        "gateway_first_run_s": round(batch_seconds, 2),
+        "gateway_idempotent_rerun_records_per_s": round(again.read / idem_seconds),
+        "gateway_idempotent_rerun_s": round(idem_seconds, 2),
+        "per_customer_runs": len(sample),
+        "per_customer_runs_s": round(per_seconds, 2),
+    })
+    machine["ratio_first_run_vs_baseline"] = round((run.read / batch_seconds) / baseline_rate, 3)
+    machine["ratio_rerun_vs_baseline"] = round((again.read / idem_seconds) / baseline_rate, 3)
+    machine["per_customer_run_overhead_ms"] = round(overhead_ms, 1)
+
+
+def _energy(args, out_dir: Path, report: dict, machine: dict) -> None:
+    """Load curve: CSV files → store against reading them and COPYing; bytes per reading; WebDAV."""
+    from tests.bench import energy
+
+    figures, curve = energy.measure(out_dir / "energy", meters=args.meters, days=args.energy_days)
+    report.update({
+        "meters": figures.meters,
+        "energy_days": figures.days,
+        "load_curve_files": figures.files,
+        "load_curve_lines": figures.lines,
+        "baseline_files_copy_rows_per_s": round(figures.baseline_rows_per_s),
+        "gateway_load_curve_rows_per_s": round(figures.run_rows_per_s),
+        "gateway_load_curve_run_s": round(figures.run_seconds, 2),
+        "load_curve_records_stored": figures.records,
+        "load_curve_readings_held": figures.readings,
+        "load_curve_store_bytes": figures.store_bytes,
+        "store_bytes_per_record": round(figures.store_bytes / figures.records),
+    })
+    machine["ratio_load_curve_files_vs_baseline"] = round(figures.run_rows_per_s / figures.baseline_rows_per_s, 3)
+    machine["store_bytes_per_reading"] = round(figures.store_bytes / figures.readings, 1)
+    if args.skip_webdav:
+        return
+    dav = energy.webdav_push(curve, days=args.energy_days, work_dir=out_dir)
+    report.update({
+        "webdav_customer_readings": dav.customer_readings,
+        "webdav_files": dav.files,
+        "webdav_folders": dav.folders,
+        "webdav_mib": round(dav.bytes / 2**20, 1),
+        "webdav_push_s": round(dav.seconds, 1),
+    })
+    machine["webdav_files_per_customer_year"] = round(dav.files_per_year)
+
+
+def _sharded(args, machine: dict) -> None:
+    """Two worker processes ÷ one on the same sharded run: tests/bench/sharded.py, when the branch has it."""
+    import importlib.util
+
+    if importlib.util.find_spec("tests.bench.sharded") is None:
+        print("ratio_two_workers_vs_one: tests/bench/sharded.py is not on this branch yet; printing nan",
+              file=sys.stderr)
+        machine["ratio_two_workers_vs_one"] = float("nan")
+        return
+    from tests.bench import sharded
+
+    result = sharded.measure(args.sharded_customers or args.customers)
+    machine["ratio_two_workers_vs_one"] = round(float(result["ratio_two_workers_vs_one"]), 3)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--per-customer-runs", type=int, default=200)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=20_000, help="insurer customers (default 20 000)")
+    parser.add_argument("--per-customer-runs", type=int, default=200,
+                        help="single-customer runs timed for the per-run overhead (default 200)")
+    parser.add_argument("--meters", type=int, default=20,
+                        help="registered customers with a meter in the load-curve part (default 20)")
+    parser.add_argument("--energy-days", type=int, default=365, help="local days of load curve (default 365)")
+    parser.add_argument("--sharded-customers", type=int, default=0,
+                        help="customers for the two-workers measure (default: --customers)")
     parser.add_argument("--database", default="restitution_bench")
+    parser.add_argument("--skip-insurer", action="store_true", help="no insurer part (its three lines: nan)")
+    parser.add_argument("--skip-energy", action="store_true", help="no load-curve part (implies --skip-webdav)")
+    parser.add_argument("--skip-webdav", action="store_true", help="no WebDAV push")
+    parser.add_argument("--skip-sharded", action="store_true", help="no two-workers measure")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
     args = parser.parse_args()
 
+    report: dict = {}
+    machine: dict = dict.fromkeys(MACHINE_LINES, float("nan"))
+    started = time.perf_counter()
     _setup_django(args.database)
     try:
-        from demo.generator import generate
-        from demo.sources import demo_environment
-        from restitution import extraction
-        from restitution.models import Customer, ExtractionRun, Record
-
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = Path(tmp)
-            t0 = time.perf_counter()
-            generate(out_dir, customers=args.customers, systems=("insurer",), malformed=False)
-            generated_in = time.perf_counter() - t0
-            os.environ.update(demo_environment(out_dir, telco_url="http://127.0.0.1:9"))
-            source = _install(out_dir)
-
-            raw_rows, raw_seconds = _baseline(source)
-
-            t0 = time.perf_counter()
-            run = extraction.run_synchronously(run=extraction.request_extraction(source=source))
-            batch_seconds = time.perf_counter() - t0
-            assert run.status == ExtractionRun.Status.SUCCEEDED, run.error
-            stored = Record.objects.count()
-
-            t0 = time.perf_counter()
-            again = extraction.run_synchronously(run=extraction.request_extraction(source=source))
-            idem_seconds = time.perf_counter() - t0
-            assert again.created == again.updated == 0
-
-            sample = list(Customer.objects.order_by("reference")[: args.per_customer_runs])
-            t0 = time.perf_counter()
-            per_records = 0
-            for customer in sample:
-                r = extraction.run_synchronously(
-                    run=extraction.request_extraction(source=source, customer=customer))
-                per_records += r.read
-            per_seconds = time.perf_counter() - t0
-            # What the same rows cost inside a batch run; the rest is per-run overhead.
-            per_record_cost = idem_seconds / max(1, again.read)
-            overhead_ms = (per_seconds - per_records * per_record_cost) / len(sample) * 1000
-
-        report = {
-            "customers": args.customers,
-            "generation_s": round(generated_in, 2),
-            "rows_read": run.read,
-            "records_stored": stored,
-            "baseline_select_copy_rows_per_s": round(raw_rows / raw_seconds),
-            "gateway_first_run_records_per_s": round(run.read / batch_seconds),
-            "gateway_idempotent_rerun_records_per_s": round(again.read / idem_seconds),
-            "ratio_first_run_vs_baseline": round((run.read / batch_seconds) / (raw_rows / raw_seconds), 3),
-            "ratio_rerun_vs_baseline": round((again.read / idem_seconds) / (raw_rows / raw_seconds), 3),
-            "per_customer_runs": len(sample),
-            "per_customer_run_overhead_ms": round(overhead_ms, 1),
-        }
-        width = max(len(k) for k in report)
-        for key, value in report.items():
-            print(f"{key:<{width}}  {value}")
-        return 0
+            if not args.skip_insurer:
+                _insurer(args, out_dir / "insurer", report, machine)
+            if not args.skip_energy:
+                _energy(args, out_dir, report, machine)
     finally:
         _drop(args.database)
+    if not args.skip_sharded:
+        _sharded(args, machine)
+    report["bench_total_s"] = round(time.perf_counter() - started, 1)
+
+    width = max(len(k) for k in [*report, *machine])
+    for key, value in report.items():
+        print(f"{key:<{width}}  {value}")
+    print()
+    for key in MACHINE_LINES:
+        print(f"{key} {machine[key]}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({**report, **machine}, indent=1) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
