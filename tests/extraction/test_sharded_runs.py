@@ -164,6 +164,23 @@ def test_a_failed_shard_fails_the_run_and_tombstones_nothing(installed, monkeypa
     assert _live(source) == before
     assert not Record.objects.filter(source=source, deleted=True).exists()
 
+    # Operators see the run as one thing, with its shards broken down; a customer sees nothing.
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    browser = Client()
+    assert browser.get(f"/admin/restitution/extractionrun/{run.pk}/change/").status_code == 302
+    browser.force_login(get_user_model().objects.create_user("someone", password="pass-1234-abcd"))  # noqa: S106
+    assert browser.get(f"/admin/restitution/extractionrun/{run.pk}/change/").status_code == 302
+    browser.force_login(get_user_model().objects.create_superuser("operator", password="operator-pass-1234"))  # noqa: S106
+    listing = browser.get("/admin/restitution/extractionrun/?sharded__exact=1").content.decode()
+    done = sum(1 for s in shards.values() if s.status == "succeeded")
+    failed = len(shards) - done
+    assert f"{done}/{len(shards)} done, {failed} failed" in listing
+    page = browser.get(f"/admin/restitution/extractionrun/{run.pk}/change/").content.decode()
+    assert "table CONTRATS is locked by a batch" in page
+    assert "not performed: shard 2 failed" in page or failed == 1
+
 
 def test_a_stalled_shard_is_recovered_and_the_run_completes(installed):
     source = _insurer()
