@@ -8,10 +8,12 @@ run goes on. This module never serves data and never talks to a personal cloud.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -412,10 +414,11 @@ def _perform(unit: _Unit) -> RunOutcome:
             limiter=limiter,
         )
         datasets = list(source.datasets.order_by("slug"))
+        identities = _identities(unit)  # once per run, whatever its number of datasets
         for index, dataset in enumerate(datasets):
-            _extract_dataset(unit, adapter, dataset, progress, index, len(datasets))
-        progress.finish()
+            _extract_dataset(unit, adapter, dataset, progress, index, len(datasets), identities)
         if unit.shard is not None:
+            progress.finish()
             RunShard.objects.filter(pk=unit.pk).update(
                 status=RunShard.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
                 heartbeat_at=timezone.now(), error="")
@@ -423,12 +426,16 @@ def _perform(unit: _Unit) -> RunOutcome:
                      time.monotonic() - started, progress.summary())
             _conclude_sharded_run(run.pk)
             return RunOutcome("succeeded")
-        with transaction.atomic():  # the event is committed with the run's success, or neither
+        progress.flush_rejects()
+        changed = any(progress.values[name] for name in ("created", "updated", "deleted"))
+        # The last counters go with the success, in one statement; the event is committed with
+        # it, or neither (a transaction only when there is an event).
+        with transaction.atomic() if changed else nullcontext():
             ExtractionRun.objects.filter(pk=run.pk).update(
                 status=ExtractionRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
-                heartbeat_at=timezone.now(), error="",
+                heartbeat_at=timezone.now(), error="", **progress.values,
             )
-            if any(progress.values[name] for name in ("created", "updated", "deleted")):
+            if changed:
                 events.publish(events.RUN_CHANGED_DATA, subject_id=run.pk)
         log.info("extraction run %s of %s succeeded in %.1fs: %s", run.pk, source.slug,
                  time.monotonic() - started, progress.summary())
@@ -542,14 +549,14 @@ class _Progress:
             raw=_jsonable(values),
         ))
         if len(self._rejects) >= 500:
-            self._flush_rejects()
+            self.flush_rejects()
         self.tick()
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last >= HEARTBEAT_SECONDS:
             self._last = now
-            self._flush_rejects()
+            self.flush_rejects()
             self.unit.rows().update(
                 heartbeat_at=timezone.now(), progress=min(self.fraction, 0.99), **self.values
             )
@@ -558,7 +565,7 @@ class _Progress:
             get_gate().refresh(self.run.source.slug, self.unit.token,
                                self.run.source.max_concurrent_runs)
 
-    def _flush_rejects(self) -> None:
+    def flush_rejects(self) -> None:
         if self._rejects:
             quarantine.save(self._rejects)
             self._rejects = []
@@ -604,17 +611,32 @@ def _identities(unit: _Unit) -> dict[str, int]:
     return dict(qs.values_list("value", "customer_id"))
 
 
+def _compiled_mapping(spec: Any, schema: dict[str, Any]) -> CompiledMapping:
+    """The compiled mapping of a dataset, compiled once per process and per content (a source's
+    mapping edited in the admin compiles anew: the key is the mapping itself)."""
+    key = json.dumps([spec, schema], sort_keys=True, default=str)
+    mapping = _MAPPINGS.get(key)
+    if mapping is None:
+        mapping = compile_mapping(spec, schema)
+        if len(_MAPPINGS) >= 64:
+            _MAPPINGS.pop(next(iter(_MAPPINGS)))
+        _MAPPINGS[key] = mapping
+    return mapping
+
+
+_MAPPINGS: dict[str, CompiledMapping] = {}
+
+
 def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,
-                     progress: _Progress, index: int, total: int) -> None:
+                     progress: _Progress, index: int, total: int, identities: dict[str, int]) -> None:
     run = unit.run
     source = run.source
     if dataset.slug not in source.mappings:
         raise SourceError(f"no mapping for dataset {dataset.slug}", permanent=True)
     try:
-        mapping = compile_mapping(source.mappings[dataset.slug], dataset.schema)
+        mapping = _compiled_mapping(source.mappings[dataset.slug], dataset.schema)
     except ValueError as exc:
         raise SourceError(f"mapping of {dataset.slug} is invalid: {exc}", permanent=True) from None
-    identities = _identities(unit)
     pipeline = _DatasetPipeline(run, dataset, mapping, progress, identities)
     progress.fraction = index / total
     if unit.shard is not None:

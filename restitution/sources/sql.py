@@ -74,6 +74,17 @@ _URL_IN_TEXT_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
 _MAX_MESSAGE = 300
 
 
+#: Engines by connection string, shared by the runs of this process (each pool checks its
+#: connections before use, so a restarted database is reconnected to).
+_ENGINES: dict[str, Engine] = {}
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection to the legacy databases (tests, shutdown)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
+
+
 class SQLAdapter(SourceAdapter):
     """Reads datasets with configured SELECT statements, streaming the rows."""
 
@@ -90,11 +101,16 @@ class SQLAdapter(SourceAdapter):
 
     @property
     def engine(self) -> Engine:
-        """The adapter's engine, created on first use and reused until close()."""
+        """The engine of this connection string: one per process, created on first use and
+        kept (with its pool) for the next runs; a run does not pay for opening it again."""
         if self._engine is None:
+            cached = _ENGINES.get(self.connection)
+            if cached is not None:
+                self._engine = cached
+                return cached
             url = self._parsed_url()
             try:
-                self._engine = create_engine(url, pool_pre_ping=True)
+                self._engine = _ENGINES[self.connection] = create_engine(url, pool_pre_ping=True)
             except NoSuchModuleError:
                 raise SourceError(
                     f"unknown database dialect {url.drivername!r}", permanent=True
@@ -134,9 +150,9 @@ class SQLAdapter(SourceAdapter):
         return f"{url.drivername}://{location}/{database}"
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        # The connections went back to the process's pool when each read ended; the engine
+        # stays for the next run (dispose_engines() closes them all).
+        self._engine = None
 
     # -- reading ------------------------------------------------------------------------
 
