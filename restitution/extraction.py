@@ -21,8 +21,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Avg, F, Subquery, Sum, Value
-from django.db.models.functions import Least
+from django.db.models import Avg, F, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -339,18 +339,17 @@ _RUN_COUNTERS = ("read", "created", "updated", "unchanged", "deleted", "rejected
 
 
 def _shard_sums(run_id: int) -> dict[str, Any]:
-    """A sharded run's counters and progress: the sums (average) of its shards'."""
-    shards = RunShard.objects.filter(run_id=run_id).order_by().values("run_id")
-    return {
-        name: Subquery(shards.annotate(total=Sum(name)).values("total")[:1])
-        for name in _RUN_COUNTERS
-    } | {"progress": Subquery(shards.annotate(mean=Avg("progress")).values("mean")[:1])}
+    """A sharded run's counters (the sums of its shards') and progress (their average), read in
+    one aggregate query."""
+    sums = RunShard.objects.filter(run_id=run_id).aggregate(
+        **{name: Coalesce(Sum(name), 0) for name in _RUN_COUNTERS}, progress=Coalesce(Avg("progress"), 0.0))
+    return sums
 
 
 def _aggregate_run(run_id: int, **extra: Any) -> None:
-    """Write a sharded run's counters from its shards, with a heartbeat (one statement)."""
+    """Write a sharded run's counters from its shards, with a heartbeat."""
     sums = _shard_sums(run_id)
-    sums["progress"] = Least(sums["progress"], Value(0.99))
+    sums["progress"] = min(sums["progress"], 0.99)
     ExtractionRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **sums, **extra)
 
 
@@ -366,7 +365,7 @@ def _conclude_sharded_run(run_id: int) -> None:
             return
         vanished = _tombstone_vanished_customers(run)
         sums = _shard_sums(run_id)
-        sums["deleted"] = sums["deleted"] + Value(vanished)
+        sums["deleted"] += vanished
         ExtractionRun.objects.filter(pk=run_id).update(
             status=ExtractionRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
             heartbeat_at=timezone.now(), error="", **{k: v for k, v in sums.items() if k != "progress"})
