@@ -234,3 +234,24 @@ def test_customers_only_see_their_own_runs_not_the_shards(installed):
     run = extraction.request_extraction(source=_insurer(), customer=customer)
     run = extraction.run_synchronously(run=run)
     assert run.status == "succeeded" and not run.sharded  # a customer's own run is never split
+
+
+def test_a_sql_shard_reads_only_its_customers_with_bound_keys_in_batches(tmp_path):
+    from restitution.sources import sql
+
+    path = tmp_path / "legacy.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, member TEXT)")
+        db.executemany("INSERT INTO t (member) VALUES (?)", [(f"M{n:04d}",) for n in range(1500)])
+    options = {"datasets": {"d": {"query": "SELECT id, member FROM t WHERE {customer_filter} ORDER BY id",
+                                  "customer_column": "t.member", "row_key": "id"}}}
+    adapter = SQLAdapter(options=options, connection=f"sqlite:///{path}")
+    hostile = "M0001' OR '1'='1"
+    statement, params = adapter.build_statement("d", None, customer_keys=[hostile, "M0002"])
+    assert statement.endswith("WHERE t.member IN :customers ORDER BY id")  # keys never in the text
+    assert params == {"customers": [hostile, "M0002"]}
+    wanted = [f"M{n:04d}" for n in range(0, 1500, 2)] + [hostile]  # 751 keys: two SELECTs
+    rows = [row for _, row in adapter.read_customers("d", customer_keys=wanted, customer_field="member")]
+    assert sorted(r.values["member"] for r in rows) == sorted(wanted[:-1])
+    assert sql.CUSTOMERS_PER_READ < len(wanted)
+    adapter.close()
