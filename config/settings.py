@@ -316,6 +316,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"restitution.tasks.run_extraction": {"queue": env.str("EXTRACTION_QUEUE", default="extraction")}}
+CELERY_TASK_ROUTES["restitution.tasks.run_extraction_shard"] = CELERY_TASK_ROUTES["restitution.tasks.run_extraction"]
 CELERY_TASK_ROUTES["restitution.tasks.build_export"] = {"queue": env.str("EXPORT_QUEUE", default="default")}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
@@ -325,6 +326,9 @@ CELERY_TIMEZONE = TIME_ZONE
 GATEWAY_SOURCE_LEASE_SECONDS = env.int("GATEWAY_SOURCE_LEASE_SECONDS", default=20 * 60)
 # Rows upserted per database round trip by the extraction pipeline.
 GATEWAY_STORE_CHUNK = env.int("GATEWAY_STORE_CHUNK", default=2000)
+# A batch run of a source with more customers than this is split into shards of about this many
+# customers (restitution/extraction.py); a smaller source stays one run. 0 turns sharding off.
+GATEWAY_RUN_SHARD_CUSTOMERS = env.int("GATEWAY_RUN_SHARD_CUSTOMERS", default=5000)
 # Where `manage.py demo` writes the synthetic legacy systems.
 GATEWAY_DEMO_DIR = Path(env.str("GATEWAY_DEMO_DIR", default=str(VAR_DIR / "demo")))
 

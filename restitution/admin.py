@@ -27,6 +27,7 @@ from .models import (
     LegacyIdentity,
     Record,
     RejectedRow,
+    RunShard,
     Source,
 )
 
@@ -222,14 +223,46 @@ class CustomerAdmin(admin.ModelAdmin):
             self.message_user(request, f"{customer}: {len(runs)} run(s) queued", messages.INFO)
 
 
+class RunShardInline(admin.TabularInline):
+    """A sharded run's breakdown for operators: each shard's customer range, state and counts
+    (the run's own counters are their sums)."""
+
+    model = RunShard
+    extra = 0
+    can_delete = False
+    fields = ("number", "key_after", "key_upto", "customers", "status", "progress", "attempts", "read",
+              "created", "updated", "unchanged", "deleted", "rejected", "heartbeat_at", "finished_at",
+              "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ExtractionRun)
 class ExtractionRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "source", "customer", "status", "progress_bar", "read", "created",
-                    "updated", "unchanged", "deleted", "rejected", "attempts", "queued_at",
+    list_display = ("id", "source", "customer", "status", "progress_bar", "shard_summary", "read",
+                    "created", "updated", "unchanged", "deleted", "rejected", "attempts", "queued_at",
                     "duration")
-    list_filter = ("status", "source", "trigger")
+    list_filter = ("status", "source", "trigger", "sharded")
     readonly_fields = [f.name for f in ExtractionRun._meta.fields]
     actions = ["retry"]
+    inlines = [RunShardInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count, Q
+
+        return super().get_queryset(request).annotate(
+            shard_total=Count("shards"),
+            shards_done=Count("shards", filter=Q(shards__status=ExtractionRun.Status.SUCCEEDED)),
+            shards_failed=Count("shards", filter=Q(shards__status=ExtractionRun.Status.FAILED)))
+
+    @admin.display(description="shards")
+    def shard_summary(self, run: ExtractionRun):
+        if not run.sharded:
+            return "—"
+        text = f"{run.shards_done}/{run.shard_total} done"
+        return f"{text}, {run.shards_failed} failed" if run.shards_failed else text
 
     @admin.display(description="progress")
     def progress_bar(self, run: ExtractionRun):

@@ -8,25 +8,29 @@ run goes on. This module never serves data and never talks to a personal cloud.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import Avg, F, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import events, quarantine, store
+from . import events, outbox, quarantine, store
 from .backoff import backoff
 from .gate import SourceRateLimiter, get_gate
 from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, compile_mapping
-from .models import Dataset, ExtractionRun, LegacyIdentity, RejectedRow
+from .models import Dataset, ExtractionRun, LegacyIdentity, Record, RejectedRow, RunShard
 from .runs import (  # noqa: F401 - requesting runs and reading them: runs.py (no adapters there)
     ACTIVE,
     CUSTOMER_REFRESH_COOLDOWN,
@@ -64,10 +68,16 @@ class RunOutcome:
 
 
 def run_synchronously(*, run: ExtractionRun, max_wait: float = 3600.0) -> ExtractionRun:
-    """Perform a run in this process, honouring its retries (management commands, the demo)."""
+    """Perform a run in this process, honouring its retries (management commands, the demo).
+
+    A sharded run's shards are taken here too, one after the other, alongside any worker that
+    takes some of them (each shard is claimed atomically)."""
     deadline = time.monotonic() + max_wait
     while True:
         outcome = execute_run(run_id=run.pk)
+        if outcome.status == "sharded":
+            _perform_shards_here(run.pk, deadline)
+            break
         if outcome.retry_in is None or time.monotonic() > deadline:
             break
         time.sleep(min(outcome.retry_in, max(0.0, deadline - time.monotonic())))
@@ -75,15 +85,30 @@ def run_synchronously(*, run: ExtractionRun, max_wait: float = 3600.0) -> Extrac
     return run
 
 
+def _perform_shards_here(run_id: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if not ExtractionRun.objects.filter(pk=run_id, status__in=ACTIVE).exists():
+            return
+        waits = []
+        for shard_id in RunShard.objects.filter(run_id=run_id, status=RunShard.Status.QUEUED).values_list(
+                "pk", flat=True):
+            outcome = execute_shard(shard_id=shard_id)
+            if outcome.retry_in is not None:
+                waits.append(outcome.retry_in)
+        time.sleep(min(waits, default=0.2))
+
+
 def recover_stalled_runs(*, stale_after: timedelta = timedelta(minutes=2),
                          requeue_after: timedelta = timedelta(minutes=10)) -> list[int]:
-    """Put back runs whose worker died (no heartbeat) and re-send runs whose message was lost.
+    """Put back runs and shards whose worker died (no heartbeat), re-send those whose message
+    was lost, and conclude sharded runs whose worker died between their last shard and the end.
+    Returns the ids of the runs concerned.
 
     Safe to call at any time: a re-sent run that is already being worked on is not claimed twice.
     """
     now = timezone.now()
     stalled = list(
-        ExtractionRun.objects.filter(status=ExtractionRun.Status.RUNNING,
+        ExtractionRun.objects.filter(status=ExtractionRun.Status.RUNNING, sharded=False,
                                      heartbeat_at__lt=now - stale_after).values_list("pk", "source__slug")
     )
     gate = get_gate()
@@ -103,8 +128,39 @@ def recover_stalled_runs(*, stale_after: timedelta = timedelta(minutes=2),
         recovered.append(run_id)
     for run_id in recovered:
         enqueue_run(run_id)
-    if recovered:
-        log.warning("re-queued extraction runs %s", recovered)
+    recovered_shards = _recover_stalled_shards(now, stale_after, requeue_after)
+    if recovered or recovered_shards:
+        log.warning("re-queued extraction runs %s and shards %s", recovered, recovered_shards)
+    return recovered + sorted(set(recovered_shards.values()) - set(recovered))
+
+
+def _recover_stalled_shards(now: datetime, stale_after: timedelta,
+                            requeue_after: timedelta) -> dict[int, int]:
+    """Shard id → run id of the shards put back in the queue; sharded runs left without a
+    conclusion are concluded."""
+    gate = get_gate()
+    recovered: dict[int, int] = {}
+    stalled = RunShard.objects.filter(status=RunShard.Status.RUNNING, heartbeat_at__lt=now - stale_after)
+    for shard_id, run_id, slug in list(stalled.values_list("pk", "run_id", "run__source__slug")):
+        changed = RunShard.objects.filter(
+            pk=shard_id, status=RunShard.Status.RUNNING, heartbeat_at__lt=now - stale_after
+        ).update(status=RunShard.Status.QUEUED, error="worker lost; shard queued again", queued_at=now)
+        if changed:
+            gate.release(slug, _shard_token(shard_id))
+            recovered[shard_id] = run_id
+    forgotten = RunShard.objects.filter(status=RunShard.Status.QUEUED, queued_at__lt=now - requeue_after,
+                                        run__status=ExtractionRun.Status.RUNNING)
+    for shard_id, run_id in list(forgotten.values_list("pk", "run_id")):
+        RunShard.objects.filter(pk=shard_id).update(queued_at=now)
+        recovered[shard_id] = run_id
+    for shard_id in recovered:
+        enqueue_shard(shard_id)
+    # A worker died after its shard succeeded but before the run's conclusion.
+    unconcluded = ExtractionRun.objects.filter(status=ExtractionRun.Status.RUNNING, sharded=True,
+                                               heartbeat_at__lt=now - stale_after)
+    for run_id in list(unconcluded.values_list("pk", flat=True)):
+        if not RunShard.objects.filter(run_id=run_id).exclude(status=RunShard.Status.SUCCEEDED).exists():
+            _conclude_sharded_run(run_id)
     return recovered
 
 
@@ -114,18 +170,58 @@ def _lease_token(run_id: int) -> str:
     return f"run:{run_id}"
 
 
+def _shard_token(shard_id: int) -> str:
+    return f"shard:{shard_id}"
+
+
 def _backoff(attempt: int) -> float:
     return backoff(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS)
 
 
+@dataclass
+class _Unit:
+    """What one worker performs: a whole run, or one shard of a sharded run."""
+
+    run: ExtractionRun
+    shard: RunShard | None = None
+
+    @property
+    def model(self) -> type[ExtractionRun] | type[RunShard]:
+        return ExtractionRun if self.shard is None else RunShard
+
+    @property
+    def pk(self) -> int:
+        return self.run.pk if self.shard is None else self.shard.pk
+
+    @property
+    def token(self) -> str:
+        return _lease_token(self.run.pk) if self.shard is None else _shard_token(self.shard.pk)
+
+    @property
+    def label(self) -> str:
+        return f"run {self.run.pk}" if self.shard is None else f"run {self.run.pk} shard {self.shard.number}"
+
+    def rows(self):
+        return self.model.objects.filter(pk=self.pk)
+
+
 def execute_run(*, run_id: int) -> RunOutcome:
-    """Claim and perform one queued run; return what the caller (the task) should do next."""
+    """Claim and perform one queued run; return what the caller (the task) should do next.
+
+    A batch run of a source with more customers than GATEWAY_RUN_SHARD_CUSTOMERS is split into
+    shards instead (status "sharded"): the shards are queued, and workers perform them."""
     run = ExtractionRun.objects.select_related("source", "customer").filter(pk=run_id).first()
     if run is None or run.status not in ACTIVE:
         return RunOutcome("done")
+    if run.sharded:
+        return RunOutcome("sharded")
     if run.status == ExtractionRun.Status.RUNNING:
         return RunOutcome("running-elsewhere")
     source = run.source
+    if run.customer_id is None:
+        planned = _plan_shards(run)
+        if planned is not None:
+            return RunOutcome("sharded" if planned else "claimed-elsewhere")
     gate = get_gate()
     token = _lease_token(run.pk)
     if not gate.acquire(source.slug, token, source.max_concurrent_runs):
@@ -138,8 +234,9 @@ def execute_run(*, run_id: int) -> RunOutcome:
         )
         if not claimed:
             return RunOutcome("claimed-elsewhere")
-        run.refresh_from_db()
-        return _perform(run)
+        run.status, run.started_at, run.heartbeat_at, run.attempts = (
+            ExtractionRun.Status.RUNNING, now, now, run.attempts + 1)
+        return _perform(_Unit(run))
     finally:
         try:
             gate.release(source.slug, token)
@@ -147,10 +244,165 @@ def execute_run(*, run_id: int) -> RunOutcome:
             pass  # Redis is away: the lease expires by itself (GATEWAY_SOURCE_LEASE_SECONDS)
 
 
-def _perform(run: ExtractionRun) -> RunOutcome:
+# --- Sharded runs -------------------------------------------------------------------------------
+
+def _shard_bounds(system: str, size: int) -> tuple[int, list[str]]:
+    """How many identities the system has, and every `size`-th identity value in the database's
+    own ordering: the inclusive upper bounds of all shards but the last (which is open)."""
+    table = LegacyIdentity._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT COUNT(*) FROM "{table}" WHERE system = %s', [system])  # noqa: S608
+        total = cursor.fetchone()[0]
+        if total <= size:
+            return total, []
+        cursor.execute(
+            f'SELECT value FROM (SELECT value, ROW_NUMBER() OVER (ORDER BY value) AS n FROM "{table}" '  # noqa: S608
+            "WHERE system = %s) AS numbered WHERE n %% %s = 0 AND n < %s ORDER BY n",
+            [system, size, total])
+        return total, [row[0] for row in cursor.fetchall()]
+
+
+def _plan_shards(run: ExtractionRun) -> bool | None:
+    """Split a queued batch run into shards of customer ranges and queue them.
+
+    None: the run stays one unit (small source, sharding off, or an adapter that cannot read a
+    set of customers: file sources). True: planned here. False: another worker claimed it first."""
+    size = settings.GATEWAY_RUN_SHARD_CUSTOMERS
+    source = run.source
+    if size <= 0 or not adapter_class(source.kind).supports_customer_shards:
+        return None
+    total, bounds = _shard_bounds(source.identity_system, size)
+    if not bounds:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.QUEUED,
+                                               sharded=False).update(
+            status=ExtractionRun.Status.RUNNING, sharded=True, started_at=now, heartbeat_at=now,
+            finished_at=None, attempts=F("attempts") + 1, progress=0.0)
+        if not claimed:
+            return False
+        lowers: list[str | None] = [None, *bounds]
+        uppers: list[str | None] = [*bounds, None]
+        shards = RunShard.objects.bulk_create([
+            RunShard(run=run, number=number, key_after=low, key_upto=high, queued_at=now,
+                     customers=min(size, total - (number - 1) * size))
+            for number, (low, high) in enumerate(zip(lowers, uppers, strict=True), start=1)
+        ])
+        for shard in shards:
+            enqueue_shard(shard.pk)
+    log.info("extraction run %s of %s: %s customers in %s shards", run.pk, source.slug, total,
+             len(bounds) + 1)
+    return True
+
+
+def enqueue_shard(shard_id: int) -> None:
+    outbox.enqueue(task="restitution.tasks.run_extraction_shard", args=[shard_id])
+
+
+def execute_shard(*, shard_id: int) -> RunOutcome:
+    """Claim and perform one queued shard of a sharded run (the same rules as a run: one
+    worker at a time, the source's caps, retries, recovery)."""
+    shard = RunShard.objects.select_related("run__source").filter(pk=shard_id).first()
+    if shard is None or shard.status not in ACTIVE:
+        return RunOutcome("done")
+    if shard.status == RunShard.Status.RUNNING:
+        return RunOutcome("running-elsewhere")
+    run = shard.run
+    if run.status != ExtractionRun.Status.RUNNING:  # the run failed through another shard
+        RunShard.objects.filter(pk=shard.pk, status=RunShard.Status.QUEUED).update(
+            status=RunShard.Status.FAILED, error="not performed: the run had already failed",
+            finished_at=timezone.now())
+        return RunOutcome("done")
+    source = run.source
+    gate = get_gate()
+    token = _shard_token(shard.pk)
+    if not gate.acquire(source.slug, token, source.max_concurrent_runs):
+        return RunOutcome("waiting-for-source", retry_in=GATE_RETRY_SECONDS * random.uniform(0.5, 1.5))
+    try:
+        now = timezone.now()
+        claimed = RunShard.objects.filter(pk=shard.pk, status=RunShard.Status.QUEUED).update(
+            status=RunShard.Status.RUNNING, started_at=now, heartbeat_at=now, finished_at=None,
+            attempts=F("attempts") + 1, progress=0.0)
+        if not claimed:
+            return RunOutcome("claimed-elsewhere")
+        shard.refresh_from_db()
+        return _perform(_Unit(run, shard))
+    finally:
+        try:
+            gate.release(source.slug, token)
+        except RedisError:
+            pass
+
+
+_RUN_COUNTERS = ("read", "created", "updated", "unchanged", "deleted", "rejected", "skipped")
+
+
+def _shard_sums(run_id: int) -> dict[str, Any]:
+    """A sharded run's counters (the sums of its shards') and progress (their average), read in
+    one aggregate query."""
+    sums = RunShard.objects.filter(run_id=run_id).aggregate(
+        **{name: Coalesce(Sum(name), 0) for name in _RUN_COUNTERS}, progress=Coalesce(Avg("progress"), 0.0))
+    return sums
+
+
+def _aggregate_run(run_id: int, **extra: Any) -> None:
+    """Write a sharded run's counters from its shards, with a heartbeat."""
+    sums = _shard_sums(run_id)
+    sums["progress"] = min(sums["progress"], 0.99)
+    ExtractionRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **sums, **extra)
+
+
+def _conclude_sharded_run(run_id: int) -> None:
+    """Once every shard succeeded: the whole-run step (tombstones of customers that vanished
+    from the source entirely), then the run's success, with its event. Runs once: the run row
+    is locked, and the step is idempotent should the worker die half-way."""
+    with transaction.atomic():
+        run = ExtractionRun.objects.select_for_update().select_related("source").filter(
+            pk=run_id, status=ExtractionRun.Status.RUNNING).first()
+        if run is None or RunShard.objects.filter(run_id=run_id).exclude(
+                status=RunShard.Status.SUCCEEDED).exists():
+            return
+        vanished = _tombstone_vanished_customers(run)
+        sums = _shard_sums(run_id)
+        sums["deleted"] += vanished
+        ExtractionRun.objects.filter(pk=run_id).update(
+            status=ExtractionRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
+            heartbeat_at=timezone.now(), error="", **{k: v for k, v in sums.items() if k != "progress"})
+        run.refresh_from_db()
+        if run.created or run.updated or run.deleted:
+            events.publish(events.RUN_CHANGED_DATA, subject_id=run.pk)
+    log.info("sharded extraction run %s of %s succeeded: %s (of which %s tombstones of vanished "
+             "customers)", run.pk, run.source.slug,
+             ", ".join(f"{name}={getattr(run, name)}" for name in _RUN_COUNTERS), vanished)
+
+
+def _tombstone_vanished_customers(run: ExtractionRun) -> int:
+    """Tombstone this source's live records of customers no longer known to its identity
+    system: no shard covered them (shards are ranges of the identities that exist)."""
+    source = run.source
+    known = LegacyIdentity.objects.filter(system=source.identity_system).values("customer_id")
+    deleted = 0
+    for dataset in source.datasets.order_by("slug"):
+        gone = (Record.objects.filter(dataset=dataset, source=source, deleted=False)
+                .exclude(customer_id__in=known).order_by().values_list("customer_id", flat=True).distinct())
+        customers = list(gone)
+        if not customers:
+            continue
+        writer = store.SnapshotWriter(dataset_id=dataset.pk, source_id=source.pk)
+        for customer_id in customers:
+            writer.include(customer_id)  # nothing seen: every live record of theirs goes
+        deleted += writer.finish(all_customers=False).deleted
+    return deleted
+
+
+# --- Performing a run or a shard ------------------------------------------------------------------
+
+def _perform(unit: _Unit) -> RunOutcome:
+    run = unit.run
     source = run.source
     started = time.monotonic()
-    progress = _Progress(run)
+    progress = _Progress(unit)
     adapter: SourceAdapter | None = None
     try:
         if not source.enabled:
@@ -161,61 +413,79 @@ def _perform(run: ExtractionRun) -> RunOutcome:
             limiter=limiter,
         )
         datasets = list(source.datasets.order_by("slug"))
+        identities = _identities(unit)  # once per run, whatever its number of datasets
         for index, dataset in enumerate(datasets):
-            _extract_dataset(run, adapter, dataset, progress, index, len(datasets))
-        progress.finish()
-        with transaction.atomic():  # the event is committed with the run's success, or neither
+            _extract_dataset(unit, adapter, dataset, progress, index, len(datasets), identities)
+        if unit.shard is not None:
+            progress.finish()
+            RunShard.objects.filter(pk=unit.pk).update(
+                status=RunShard.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
+                heartbeat_at=timezone.now(), error="")
+            log.info("extraction %s of %s succeeded in %.1fs: %s", unit.label, source.slug,
+                     time.monotonic() - started, progress.summary())
+            _conclude_sharded_run(run.pk)
+            return RunOutcome("succeeded")
+        progress.flush_rejects()
+        changed = any(progress.values[name] for name in ("created", "updated", "deleted"))
+        # The last counters go with the success, in one statement; the event is committed with
+        # it, or neither (a transaction only when there is an event).
+        with transaction.atomic() if changed else nullcontext():
             ExtractionRun.objects.filter(pk=run.pk).update(
                 status=ExtractionRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
-                heartbeat_at=timezone.now(), error="",
+                heartbeat_at=timezone.now(), error="", **progress.values,
             )
-            if any(progress.values[name] for name in ("created", "updated", "deleted")):
+            if changed:
                 events.publish(events.RUN_CHANGED_DATA, subject_id=run.pk)
         log.info("extraction run %s of %s succeeded in %.1fs: %s", run.pk, source.slug,
                  time.monotonic() - started, progress.summary())
         return RunOutcome("succeeded")
     except SourceError as exc:
         progress.finish()
-        attempts = ExtractionRun.objects.values_list("attempts", flat=True).get(pk=run.pk)
+        attempts = unit.model.objects.values_list("attempts", flat=True).get(pk=unit.pk)
         if not exc.permanent and attempts < MAX_ATTEMPTS:
-            ExtractionRun.objects.filter(pk=run.pk).update(
-                status=ExtractionRun.Status.QUEUED, error=f"attempt {attempts}: {exc}",
-                queued_at=timezone.now(),
-            )
-            log.warning("extraction run %s of %s: transient failure, will retry: %s",
-                        run.pk, source.slug, exc)
+            unit.rows().update(status=ExtractionRun.Status.QUEUED, error=f"attempt {attempts}: {exc}",
+                               queued_at=timezone.now())
+            log.warning("extraction %s of %s: transient failure, will retry: %s",
+                        unit.label, source.slug, exc)
             return RunOutcome("retry", retry_in=_backoff(attempts))
-        _fail(run, str(exc))
+        _fail(unit, str(exc))
         return RunOutcome("failed")
     except RedisError as exc:
         # Redis (the broker, and the source caps that live in it) went away mid-run. The run goes
         # back to the queue through the outbox, so it resumes once Redis is back.
-        log.warning("extraction run %s of %s: Redis unavailable (%s), run queued again",
-                    run.pk, source.slug, type(exc).__name__)
-        ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.RUNNING).update(
-            status=ExtractionRun.Status.QUEUED, error="Redis unavailable; run queued again",
+        log.warning("extraction %s of %s: Redis unavailable (%s), queued again",
+                    unit.label, source.slug, type(exc).__name__)
+        unit.rows().filter(status=ExtractionRun.Status.RUNNING).update(
+            status=ExtractionRun.Status.QUEUED, error="Redis unavailable; queued again",
             queued_at=timezone.now())
-        enqueue_run(run.pk)
+        _enqueue(unit)
         return RunOutcome("requeued")
     except (OperationalError, InterfaceError) as exc:
         # The gateway's own database went away (a restart, a failover). Writes are upserts, so
         # nothing is lost: the run goes back to the queue as soon as the database answers.
-        log.warning("extraction run %s of %s: database unavailable (%s), will retry",
-                    run.pk, source.slug, type(exc).__name__)
-        return _requeue_after_database_error(run)
+        log.warning("extraction %s of %s: database unavailable (%s), will retry",
+                    unit.label, source.slug, type(exc).__name__)
+        return _requeue_after_database_error(unit)
     except Exception as exc:
         # An unexpected failure is a bug or bad configuration: fail the run, keep the trace in
         # the worker's log, and never leave the run looking as if it were still running.
-        log.exception("extraction run %s of %s failed", run.pk, source.slug)
+        log.exception("extraction %s of %s failed", unit.label, source.slug)
         progress.finish()
-        _fail(run, f"{type(exc).__name__}: {exc}")
+        _fail(unit, f"{type(exc).__name__}: {exc}")
         return RunOutcome("failed")
     finally:
         if adapter is not None:
             adapter.close()
 
 
-def _requeue_after_database_error(run: ExtractionRun, *, patience: float = 30.0) -> RunOutcome:
+def _enqueue(unit: _Unit) -> None:
+    if unit.shard is None:
+        enqueue_run(unit.pk)
+    else:
+        enqueue_shard(unit.pk)
+
+
+def _requeue_after_database_error(unit: _Unit, *, patience: float = 30.0) -> RunOutcome:
     """Put a run interrupted by a database outage back in the queue, waiting up to `patience`
     seconds for the database; if it stays away, the error propagates (the task retries, and
     stalled-run recovery re-queues the run later)."""
@@ -223,8 +493,8 @@ def _requeue_after_database_error(run: ExtractionRun, *, patience: float = 30.0)
     while True:
         connection.close()  # the broken connection; the next query opens a new one
         try:
-            ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.RUNNING).update(
-                status=ExtractionRun.Status.QUEUED, error="database unavailable; run queued again",
+            unit.rows().filter(status=ExtractionRun.Status.RUNNING).update(
+                status=ExtractionRun.Status.QUEUED, error="database unavailable; queued again",
                 queued_at=timezone.now())
             return RunOutcome("retry", retry_in=_backoff(1))
         except (OperationalError, InterfaceError):
@@ -233,24 +503,36 @@ def _requeue_after_database_error(run: ExtractionRun, *, patience: float = 30.0)
             time.sleep(1.0)
 
 
-def _fail(run: ExtractionRun, message: str) -> None:
-    ExtractionRun.objects.filter(pk=run.pk).update(
-        status=ExtractionRun.Status.FAILED, error=message[:2000], finished_at=timezone.now(),
-    )
-    log.error("extraction run %s of %s failed: %s", run.pk, run.source.slug, message)
+def _fail(unit: _Unit, message: str) -> None:
+    """A run fails; a shard fails with its run, which names the shard (the other shards that
+    have not started are not performed)."""
+    now = timezone.now()
+    with transaction.atomic():
+        unit.rows().update(status=ExtractionRun.Status.FAILED, error=message[:2000], finished_at=now)
+        if unit.shard is not None:
+            _aggregate_run(unit.run.pk)
+            ExtractionRun.objects.filter(pk=unit.run.pk, status=ExtractionRun.Status.RUNNING).update(
+                status=ExtractionRun.Status.FAILED, finished_at=now,
+                error=f"shard {unit.shard.number}: {message}"[:2000])
+            RunShard.objects.filter(run_id=unit.run.pk, status=RunShard.Status.QUEUED).update(
+                status=RunShard.Status.FAILED, finished_at=now,
+                error=f"not performed: shard {unit.shard.number} failed")
+    log.error("extraction %s of %s failed: %s", unit.label, unit.run.source.slug, message)
 
 
 class _Progress:
-    """Counters of a run, written to its row (with a heartbeat) at most once a second."""
+    """Counters of a run or shard, written to its row (with a heartbeat) at most once a second;
+    a shard's run gets the sums of its shards' at the same time."""
 
-    COUNTERS = ("read", "created", "updated", "unchanged", "deleted", "rejected", "skipped")
+    COUNTERS = _RUN_COUNTERS
 
-    def __init__(self, run: ExtractionRun) -> None:
-        self.run = run
+    def __init__(self, unit: _Unit) -> None:
+        self.unit = unit
+        self.run = unit.run
         self.values = dict.fromkeys(self.COUNTERS, 0)
         self.fraction = 0.0
         self._rejects: list[RejectedRow] = []
-        self._last = 0.0
+        self._last = time.monotonic()  # the claim just wrote the heartbeat
 
     def add(self, **counts: int) -> None:
         for name, value in counts.items():
@@ -266,21 +548,23 @@ class _Progress:
             raw=_jsonable(values),
         ))
         if len(self._rejects) >= 500:
-            self._flush_rejects()
+            self.flush_rejects()
         self.tick()
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last >= HEARTBEAT_SECONDS:
             self._last = now
-            self._flush_rejects()
-            ExtractionRun.objects.filter(pk=self.run.pk).update(
+            self.flush_rejects()
+            self.unit.rows().update(
                 heartbeat_at=timezone.now(), progress=min(self.fraction, 0.99), **self.values
             )
-            get_gate().refresh(self.run.source.slug, _lease_token(self.run.pk),
+            if self.unit.shard is not None:
+                _aggregate_run(self.run.pk)
+            get_gate().refresh(self.run.source.slug, self.unit.token,
                                self.run.source.max_concurrent_runs)
 
-    def _flush_rejects(self) -> None:
+    def flush_rejects(self) -> None:
         if self._rejects:
             quarantine.save(self._rejects)
             self._rejects = []
@@ -311,27 +595,57 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _identities(run: ExtractionRun) -> dict[str, int]:
-    """Legacy identity value → customer id, for this run's source (one customer or all)."""
+def _identities(unit: _Unit) -> dict[str, int]:
+    """Legacy identity value → customer id, for this run's source (one customer, a shard's
+    range, or all)."""
+    run = unit.run
     qs = LegacyIdentity.objects.filter(system=run.source.identity_system)
     if run.customer_id is not None:
         qs = qs.filter(customer_id=run.customer_id)
+    if unit.shard is not None:
+        if unit.shard.key_after is not None:
+            qs = qs.filter(value__gt=unit.shard.key_after)
+        if unit.shard.key_upto is not None:
+            qs = qs.filter(value__lte=unit.shard.key_upto)
     return dict(qs.values_list("value", "customer_id"))
 
 
-def _extract_dataset(run: ExtractionRun, adapter: SourceAdapter, dataset: Dataset,
-                     progress: _Progress, index: int, total: int) -> None:
+def _compiled_mapping(spec: Any, schema: dict[str, Any]) -> CompiledMapping:
+    """The compiled mapping of a dataset, compiled once per process and per content (a source's
+    mapping edited in the admin compiles anew: the key is the mapping itself)."""
+    key = json.dumps([spec, schema], sort_keys=True, default=str)
+    mapping = _MAPPINGS.get(key)
+    if mapping is None:
+        mapping = compile_mapping(spec, schema)
+        if len(_MAPPINGS) >= 64:
+            _MAPPINGS.pop(next(iter(_MAPPINGS)))
+        _MAPPINGS[key] = mapping
+    return mapping
+
+
+_MAPPINGS: dict[str, CompiledMapping] = {}
+
+
+def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,
+                     progress: _Progress, index: int, total: int, identities: dict[str, int]) -> None:
+    run = unit.run
     source = run.source
     if dataset.slug not in source.mappings:
         raise SourceError(f"no mapping for dataset {dataset.slug}", permanent=True)
     try:
-        mapping = compile_mapping(source.mappings[dataset.slug], dataset.schema)
+        mapping = _compiled_mapping(source.mappings[dataset.slug], dataset.schema)
     except ValueError as exc:
         raise SourceError(f"mapping of {dataset.slug} is invalid: {exc}", permanent=True) from None
-    identities = _identities(run)
     pipeline = _DatasetPipeline(run, dataset, mapping, progress, identities)
-    if run.customer_id is None and adapter.supports_full_scan:
-        progress.fraction = index / total
+    progress.fraction = index / total
+    if unit.shard is not None:
+        # A shard: its customers, read together; only their records may become tombstones.
+        keys = sorted(identities)
+        for key in keys:
+            pipeline.writer.include(identities[key])
+        pipeline.consume_pairs(adapter.read_customers(dataset.slug, customer_keys=keys,
+                                                      customer_field=mapping.customer_field))
+    elif run.customer_id is None and adapter.supports_full_scan:
         pipeline.consume(adapter.read(dataset.slug, customer_key=None,
                                       customer_field=mapping.customer_field), expected_key=None)
     else:
@@ -341,7 +655,8 @@ def _extract_dataset(run: ExtractionRun, adapter: SourceAdapter, dataset: Datase
             pipeline.consume(adapter.read(dataset.slug, customer_key=key,
                                           customer_field=mapping.customer_field), expected_key=key)
     # The read is complete: only now may records that were not seen become tombstones.
-    pipeline.finish(all_customers=run.customer_id is None)
+    pipeline.finish(all_customers=run.customer_id is None and unit.shard is None)
+
 
 
 class _DatasetPipeline:
@@ -357,6 +672,13 @@ class _DatasetPipeline:
         self.validate = record_validator(dataset.schema)
         self.context = MappingContext()
         self.writer = store.SnapshotWriter(dataset_id=dataset.pk, source_id=run.source_id)
+
+    def consume_pairs(self, pairs: Iterable[tuple[str | None, RawRow]]) -> None:
+        """Rows each with the customer key their read was for (None: several customers')."""
+        for expected_key, row in _guarded(pairs):
+            self.progress.values["read"] += 1
+            self._one(row, expected_key)
+            self.progress.tick()
 
     def consume(self, rows: Iterable[RawRow], *, expected_key: str | None) -> None:
         if expected_key is not None and expected_key in self.identities:

@@ -220,6 +220,8 @@ class ExtractionRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    sharded = models.BooleanField(default=False, help_text="Split into shards (RunShard) that "
+                                  "workers take independently; the run's counters are their sums.")
 
     class Meta:
         ordering = ["-queued_at"]
@@ -233,6 +235,48 @@ class ExtractionRun(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class RunShard(models.Model):
+    """One part of a sharded batch run: the customers whose legacy identity lies in
+    (key_after, key_upto] (None: unbounded), in the gateway's own ordering of identity values.
+
+    A shard is claimed, performed, retried and recovered exactly like an unsharded run; it
+    tombstones only records of its own customers. Its run's counters are the sums of its shards'.
+    """
+
+    Status = ExtractionRun.Status
+
+    run = models.ForeignKey(ExtractionRun, on_delete=models.CASCADE, related_name="shards")
+    number = models.PositiveIntegerField()
+    key_after = models.TextField(null=True, blank=True,  # noqa: DJ001 - None is "no lower bound"
+                                 help_text="Exclusive lower bound of the identity values (none: open).")
+    key_upto = models.TextField(null=True, blank=True,  # noqa: DJ001 - None is "no upper bound"
+                                help_text="Inclusive upper bound of the identity values (none: open).")
+    customers = models.PositiveIntegerField(default=0, help_text="Customers in range when planned.")
+    status = models.CharField(max_length=20, choices=ExtractionRun.Status.choices,
+                              default=ExtractionRun.Status.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    read = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="run_shard_number")]
+
+    def __str__(self) -> str:
+        return f"shard {self.number} of run {self.run_id} ({self.status})"
 
 
 class RejectedRow(models.Model):

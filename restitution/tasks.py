@@ -31,6 +31,17 @@ def run_extraction(self, run_id: int) -> str:
     return outcome.status
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             max_retries=None, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
+             retry_backoff_max=60, retry_jitter=True)
+def run_extraction_shard(self, shard_id: int) -> str:
+    """Run one shard of a sharded batch run: claimed atomically like a run, writes are upserts."""
+    outcome = extraction.execute_shard(shard_id=shard_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
 @shared_task(ignore_result=True)
 def extract_source(source_id: int) -> int | None:
     """Scheduled (beat): a batch run of one source over all its customers."""

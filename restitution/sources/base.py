@@ -76,6 +76,10 @@ class SourceAdapter:
     #: True when `read(dataset, None)` can return every customer's rows in one pass; otherwise
     #: the pipeline reads customer by customer.
     supports_full_scan: bool = True
+    #: True when the adapter can read a set of customers (`read_customers`) at a fair cost, so
+    #: a big batch run may be split into shards of customer ranges. File sources cannot: a
+    #: customer's rows may be in any file, so every shard would read every file.
+    supports_customer_shards: bool = False
 
     def __init__(self, *, options: dict[str, Any], connection: str,
                  limiter: RateLimiter | None = None) -> None:
@@ -97,6 +101,15 @@ class SourceAdapter:
         mapping). Raise SourceError for a failure of the whole read.
         """
         raise NotImplementedError
+
+    def read_customers(self, dataset: str, *, customer_keys: list[str],
+                       customer_field: str) -> Iterator[tuple[str | None, RawRow]]:
+        """Yield (the customer key the read was for, or None when unknown, row) for the rows of
+        several customers (a shard of a batch run). By default one read per customer; adapters
+        that can filter on many customers at once (SQL) do fewer, bigger reads."""
+        for key in customer_keys:
+            for row in self.read(dataset, customer_key=key, customer_field=customer_field):
+                yield key, row
 
     def close(self) -> None:
         """Release connections; called once the run is over."""

@@ -124,6 +124,7 @@ class HTTPJSONAdapter(SourceAdapter):
     """Reads per-customer JSON endpoints page by page, fetching attached files."""
 
     supports_full_scan = False
+    supports_customer_shards = True  # customer by customer anyway
 
     def __init__(self, *, options: dict[str, Any], connection: str,
                  limiter: RateLimiter | None = None) -> None:

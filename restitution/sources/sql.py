@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -48,6 +48,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from .base import RateLimiter, RawRow, SourceAdapter, SourceError, content_hash
 
 DEFAULT_YIELD_PER = 1000
+#: Customer keys bound in one `IN (...)` read of a shard (many drivers cap bound parameters).
+CUSTOMERS_PER_READ = 500
 CUSTOMER_FILTER = "{customer_filter}"
 
 # A column reference as written in SQL: optionally qualified, each part a plain identifier or
@@ -72,10 +74,22 @@ _URL_IN_TEXT_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
 _MAX_MESSAGE = 300
 
 
+#: Engines by connection string, shared by the runs of this process (each pool checks its
+#: connections before use, so a restarted database is reconnected to).
+_ENGINES: dict[str, Engine] = {}
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection to the legacy databases (tests, shutdown)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
+
+
 class SQLAdapter(SourceAdapter):
     """Reads datasets with configured SELECT statements, streaming the rows."""
 
     supports_full_scan = True
+    supports_customer_shards = True
 
     def __init__(self, *, options: dict[str, Any], connection: str,
                  limiter: RateLimiter | None = None) -> None:
@@ -87,11 +101,16 @@ class SQLAdapter(SourceAdapter):
 
     @property
     def engine(self) -> Engine:
-        """The adapter's engine, created on first use and reused until close()."""
+        """The engine of this connection string: one per process, created on first use and
+        kept (with its pool) for the next runs; a run does not pay for opening it again."""
         if self._engine is None:
+            cached = _ENGINES.get(self.connection)
+            if cached is not None:
+                self._engine = cached
+                return cached
             url = self._parsed_url()
             try:
-                self._engine = create_engine(url, pool_pre_ping=True)
+                self._engine = _ENGINES[self.connection] = create_engine(url, pool_pre_ping=True)
             except NoSuchModuleError:
                 raise SourceError(
                     f"unknown database dialect {url.drivername!r}", permanent=True
@@ -131,14 +150,17 @@ class SQLAdapter(SourceAdapter):
         return f"{url.drivername}://{location}/{database}"
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        # The connections went back to the process's pool when each read ended; the engine
+        # stays for the next run (dispose_engines() closes them all).
+        self._engine = None
 
     # -- reading ------------------------------------------------------------------------
 
-    def build_statement(self, dataset: str, customer_key: str | None) -> tuple[str, dict[str, Any]]:
-        """The SQL text and its bound parameters for one read (exposed for tests and checks)."""
+    def build_statement(self, dataset: str, customer_key: str | None, *,
+                        customer_keys: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+        """The SQL text and its bound parameters for one read (exposed for tests and checks):
+        every customer, one (`customer_key`) or several (`customer_keys`, an expanding bound
+        parameter: the keys never enter the SQL text either)."""
         opts = self.dataset_options(dataset)
         query = opts.get("query")
         if not isinstance(query, str) or not query.strip():
@@ -150,13 +172,15 @@ class SQLAdapter(SourceAdapter):
                 f"dataset {dataset!r}: the query has no {CUSTOMER_FILTER} placeholder",
                 permanent=True,
             )
-        if customer_key is None:
+        if customer_key is None and customer_keys is None:
             return query.replace(CUSTOMER_FILTER, "1=1"), {}
         column = opts.get("customer_column")
         if not isinstance(column, str) or not _COLUMN_RE.fullmatch(column):
             raise SourceError(
                 f"dataset {dataset!r}: 'customer_column' must be a column name", permanent=True
             )
+        if customer_keys is not None:
+            return query.replace(CUSTOMER_FILTER, f"{column} IN :customers"), {"customers": list(customer_keys)}
         return query.replace(CUSTOMER_FILTER, f"{column} = :customer"), {"customer": customer_key}
 
     def _yield_per(self) -> int:
@@ -188,6 +212,19 @@ class SQLAdapter(SourceAdapter):
     def read(self, dataset: str, *, customer_key: str | None,
              customer_field: str) -> Iterator[RawRow]:
         sql, params = self.build_statement(dataset, customer_key)
+        yield from self._stream(dataset, text(sql), params)
+
+    def read_customers(self, dataset: str, *, customer_keys: list[str],
+                       customer_field: str) -> Iterator[tuple[str | None, RawRow]]:
+        """Rows of many customers, CUSTOMERS_PER_READ keys per SELECT (`column IN (...)`)."""
+        for start in range(0, len(customer_keys), CUSTOMERS_PER_READ):
+            batch = customer_keys[start:start + CUSTOMERS_PER_READ]
+            sql, params = self.build_statement(dataset, None, customer_keys=batch)
+            statement = text(sql).bindparams(bindparam("customers", expanding=True))
+            for row in self._stream(dataset, statement, params):
+                yield None, row
+
+    def _stream(self, dataset: str, statement: Any, params: dict[str, Any]) -> Iterator[RawRow]:
         yield_per = self._yield_per()
         engine = self.engine
         self.limiter.wait()
@@ -196,7 +233,7 @@ class SQLAdapter(SourceAdapter):
                 streaming = conn.execution_options(stream_results=True, yield_per=yield_per)
                 # Closing the result first lets an abandoned server-side cursor finish
                 # cleanly before the connection goes back to the pool.
-                with streaming.execute(text(sql), params) as result:
+                with streaming.execute(statement, params) as result:
                     keys = list(result.keys())
                     if len(set(keys)) != len(keys):
                         duplicates = sorted({k for k in keys if keys.count(k) > 1})

@@ -759,6 +759,81 @@ def scenario_6(suite: Suite, result: Result) -> None:
         webdav.process.stop()
 
 
+# --- 7. workers SIGKILLed in the middle of a sharded run ------------------------------------------
+
+def scenario_7(suite: Suite, result: Result) -> None:
+    """The SQL and HTTP sources' batch runs split into one shard per customer; workers are
+    killed while shards run; the runs still complete exactly, within the telco's caps."""
+    import httpx
+
+    from restitution import extraction
+    from restitution.models import ExtractionRun, RunShard, Source
+
+    suite.reset()
+    # Every telco answer is slowed down, so shards overlap and a kill lands in one.
+    server, url = _telco(suite, timeout_rate=1.0, delay_seconds=0.3, seed=11)
+    try:
+        _install(suite)
+        telco = Source.objects.get(kind="http-json")
+        telco.max_concurrent_runs, telco.max_requests_per_second = 2, 1000
+        telco.options = {**telco.options, "timeout": 5.0}
+        telco.save()
+        httpx.post(f"{url}/_stats/reset")
+        kills = 2 if suite.short else 6
+        rng = random.Random(17)
+        started = time.monotonic()
+        sources = list(Source.objects.filter(kind__in=("sql", "http-json")).order_by("slug"))
+        run_ids = _request_all(sources)
+        mid_shard = 0
+        for n in range(kills):
+            if not ExtractionRun.objects.filter(pk__in=run_ids, status__in=("queued", "running")).exists():
+                break
+            worker = _worker(suite, f"sharded-doomed{n}", concurrency=2, GATEWAY_RUN_SHARD_CUSTOMERS="1")
+            try:
+                wait_for(lambda: RunShard.objects.filter(status="running").exists(), timeout=60,
+                         what="a shard to start")
+                time.sleep(rng.uniform(0.2, 1.5))
+                running = RunShard.objects.filter(status="running").count()
+            finally:
+                worker.kill()
+                worker.stop()
+            mid_shard += running > 0
+            time.sleep(1.2)  # the killed shards' heartbeats are now older than the threshold below
+            extraction.recover_stalled_runs(stale_after=timedelta(seconds=1), requeue_after=timedelta(seconds=20))
+        rescuer = _worker(suite, "sharded-rescuer", concurrency=2, GATEWAY_RUN_SHARD_CUSTOMERS="1")
+        try:
+            drain_s = _drain(timeout=400)
+        finally:
+            rescuer.stop()
+        runs = list(ExtractionRun.objects.filter(pk__in=run_ids))
+        shards = list(RunShard.objects.filter(run_id__in=run_ids))
+        stats = httpx.get(f"{url}/_stats").json()
+        result.figures.update({
+            "kills": kills, "kills_while_a_shard_was_running": mid_shard,
+            "runs": {r.source.slug: r.status for r in runs}, "shards": len(shards),
+            "shard_attempts": sum(s.attempts for s in shards),
+            "telco_max_in_flight": stats.get("max_in_flight"),
+            "drain_after_last_kill_s": round(drain_s, 1), "wall_s": round(time.monotonic() - started, 1)})
+        if failed := _failed_runs():
+            result.figures["failed_runs"] = failed
+        result.check(f"{kills} SIGKILLs, each in the middle of a shard", mid_shard == kills and kills > 0,
+                     f"{mid_shard}/{kills}")
+        result.check("the runs were sharded", all(r.sharded for r in runs) and len(shards) > len(runs),
+                     {r.source.slug: r.sharded for r in runs})
+        result.check("every sharded run succeeded in the end, with every shard",
+                     {r.status for r in runs} == {"succeeded"} and {s.status for s in shards} == {"succeeded"},
+                     {r.source.slug: r.error for r in runs})
+        result.check("some shard was performed again after a kill", sum(s.attempts for s in shards) > len(shards),
+                     sum(s.attempts for s in shards))
+        result.check("each run's counters are the sums of its shards'", all(
+            r.read == sum(s.read for s in shards if s.run_id == r.pk) for r in runs))
+        result.check("the telco's cap held across shards and workers (at the telco itself)",
+                     0 < stats.get("max_in_flight", 0) <= 2, stats.get("max_in_flight"))
+        _truth_checks(result, _compare_with_truth(suite, datasets=lambda slug: not slug.startswith("energy-")))
+    finally:
+        server.shutdown()
+
+
 SCENARIOS: dict[int, tuple[str, Callable[[Suite, Result], None]]] = {
     1: ("a worker SIGKILLed in the middle of extraction runs", scenario_1),
     2: ("Redis stopped under load", scenario_2),
@@ -766,6 +841,7 @@ SCENARIOS: dict[int, tuple[str, Callable[[Suite, Result], None]]] = {
     4: ("a legacy source timing out half the time", scenario_4),
     5: ("malformed legacy input at 1%", scenario_5),
     6: ("a personal-cloud destination down, then up", scenario_6),
+    7: ("workers SIGKILLed in the middle of a sharded run", scenario_7),
 }
 
 
