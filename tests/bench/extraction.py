@@ -195,14 +195,7 @@ def _energy(args, out_dir: Path, report: dict, machine: dict) -> None:
 
 
 def _sharded(args, machine: dict) -> None:
-    """Two worker processes ÷ one on the same sharded run: tests/bench/sharded.py, when the branch has it."""
-    import importlib.util
-
-    if importlib.util.find_spec("tests.bench.sharded") is None:
-        print("ratio_two_workers_vs_one: tests/bench/sharded.py is not on this branch yet; printing nan",
-              file=sys.stderr)
-        machine["ratio_two_workers_vs_one"] = float("nan")
-        return
+    """Two worker processes ÷ one on the same sharded run (tests/bench/sharded.py)."""
     from tests.bench import sharded
 
     result = sharded.measure(args.sharded_customers or args.customers)
