@@ -460,7 +460,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "line": ("Line", "Ligne"),
     "max_power_kva": ("Maximum power (kVA)", "Puissance maximale (kVA)"),
     "meter_type": ("Meter type", "Type de compteur"),
-    "missing": ("Missing readings", "Relevés manquants"),
+    "missing": ("Missing", "Manquant"),
     "missing_count": ("Number of missing readings", "Nombre de relevés manquants"),
     "occurred_on": ("Occurred on", "Survenu le"),
     "period_end": ("Period end", "Fin de période"),
@@ -470,6 +470,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "product_code": ("Product code", "Code produit"),
     "quality": ("Quality", "Qualité"),
     "quantity": ("Quantity", "Grandeur"),
+    "reading_start": ("Interval start", "Début de l'intervalle"),
     "readings": ("Readings", "Relevés"),
     "size": ("Size", "Taille"),
     "start": ("Start", "Début"),
@@ -495,6 +496,15 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
                 "corrected": ("corrected", "corrigé")},
     "quantity": {"average_power": ("average power", "puissance moyenne")},
 }
+
+
+def has_day_blocks(schema: dict[str, Any]) -> bool:
+    """Whether a dataset's records are day blocks of interval readings (restitution.mapping's
+    "group"): a `readings` list of {start, value[, quality]} and the `missing` interval starts."""
+    properties = schema.get("properties") or {}
+    readings = properties.get("readings") or {}
+    return (readings.get("type") == "array" and "missing" in properties
+            and "start" in ((readings.get("items") or {}).get("properties") or {}))
 
 
 def field_label(name: str, language: str) -> str:

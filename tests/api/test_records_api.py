@@ -24,6 +24,23 @@ def _curve(day: int, hour: int = 0, kw: float = 1.0) -> dict:
             "average_power_kw": kw}
 
 
+def _day_block(day: int, hours: tuple[int, ...] = (0, 12), kw: float = 1.0,
+               pdl: str = "12345678901234") -> dict:
+    """A load-curve day block of 2025-01-<day> (Europe/Paris) with readings at the given UTC hours
+    only: the other half hours are listed missing."""
+    from datetime import UTC, datetime, timedelta
+
+    first = datetime(2025, 1, day - 1, 23, tzinfo=UTC) if day > 1 else datetime(2024, 12, 31, 23, tzinfo=UTC)
+    slots = [first + timedelta(minutes=30 * n) for n in range(48)]
+    text = [moment.strftime("%Y-%m-%dT%H:%M:%SZ") for moment in slots]
+    have = {f"2025-01-{day:02d}T{hour:02d}:00:00Z" for hour in hours}
+    return {"delivery_point": pdl, "day": f"2025-01-{day:02d}", "time_zone": "Europe/Paris",
+            "start": text[0], "duration_seconds": 86400, "interval_seconds": 1800, "unit": "kW",
+            "quantity": "average_power", "expected_readings": 48,
+            "missing_count": 48 - len(have), "missing": [t for t in text if t not in have],
+            "readings": [{"start": t, "value": kw} for t in text if t in have]}
+
+
 def _contract(cid: str, premium: float = 100.0) -> dict:
     return {"contract_id": cid, "product_code": "HAB", "product": "Home", "status": "active",
             "start_date": "2024-06-01", "end_date": None, "annual_premium": premium, "currency": "EUR",
