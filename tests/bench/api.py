@@ -15,7 +15,7 @@ import os
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 DATABASE = "restitution_bench_api"
 
@@ -97,21 +97,25 @@ def _profile(sync, http, auth) -> None:
 
 
 def _write_readings(customer_id: int, dataset_id: int) -> int:
-    """396 days of one customer's half-hour readings, written through the store as an extraction does."""
+    """396 days of one customer's half-hour readings as day blocks (one record per local day, 46
+    or 50 readings on the clock-change days), written through the store as an extraction does.
+    Returns the number of records."""
+    from datetime import date
+
+    from demo.energy import day_half_hours, load_curve_day
     from restitution import store
 
-    start = datetime(2024, 10, 1, tzinfo=UTC)
-    writer = store.SnapshotWriter(dataset_id=dataset_id, source_id=None, chunk_size=5000)
-    readings = 396 * 48
-    for n in range(readings):
-        moment = start + timedelta(minutes=30 * n)
-        data = {"delivery_point": "12345678901234", "start": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "end": (moment + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "average_power_kw": round(0.2 + (n % 48) / 30, 3)}
-        writer.add(customer_id=customer_id, key=f"12345678901234|{data['start']}", data=data, record_at=moment,
-                   locator="bench")
+    writer = store.SnapshotWriter(dataset_id=dataset_id, source_id=None, chunk_size=500)
+    days = 396
+    for offset in range(days):
+        day = date(2024, 10, 1) + timedelta(days=offset)
+        half_hours = day_half_hours(day)
+        watts = [200 + round(1000 * (n % 48) / 30) for n in range(len(half_hours))]
+        data = load_curve_day("12345678901234", day, half_hours, watts)
+        writer.add(customer_id=customer_id, key=f"12345678901234|{data['day']}", data=data,
+                   record_at=store.parse_record_date(data["start"]), locator="bench")
     writer.finish()
-    return readings
+    return days
 
 
 def _write_cost(dataset_id: int, pairs: int = 3) -> tuple[float, float, float, float]:
@@ -142,7 +146,7 @@ def _write_cost(dataset_id: int, pairs: int = 3) -> tuple[float, float, float, f
 
 
 def _prepare() -> dict:
-    """Alice's 396 days of half-hour readings, a consent to one client and its token."""
+    """Alice's 396 days of half-hour readings (day blocks), a consent to one client and its token."""
     from django.contrib.auth import get_user_model
     from django.test import Client
 
