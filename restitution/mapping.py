@@ -275,7 +275,10 @@ class GroupSpec:
 
 
 def _parse_utc(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    """A UTC text as the converters write it ('…Z'), strictly (fromisoformat alone takes more)."""
+    if not isinstance(text, str) or len(text) != 20 or text[-1] != "Z":
+        raise ValueError(text)
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 @dataclass
@@ -285,8 +288,8 @@ class _Block:
     day: date
     locator: str
     rows: int = 0
-    #: UTC start → (value, quality, locator)
-    readings: dict[datetime, tuple[Any, Any, str]] = field(default_factory=dict)
+    #: UTC start → (start as text, value, quality, locator)
+    readings: dict[datetime, tuple[str, Any, Any, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -312,6 +315,15 @@ class DayBlocks:
         self._open: dict[tuple[int, tuple[Any, ...], date], _Block] = {}
         self._last: tuple[int, tuple[Any, ...], date] | None = None
         self._last_customer: int | None = None
+        self._bounds: dict[date, tuple[datetime, datetime]] = {}
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        bounds = self._bounds.get(day)
+        if bounds is None:
+            if len(self._bounds) > 4096:
+                self._bounds.clear()
+            bounds = self._bounds[day] = self.spec.day_bounds(day)
+        return bounds
 
     def _group_of(self, row: MappingABC[str, Any]) -> tuple[tuple[Any, ...], datetime] | None:
         try:
@@ -353,15 +365,15 @@ class DayBlocks:
         day = spec.day_of(moment)
         block = self._block(customer_id, key, day, locator)
         block.rows += 1
-        first, _ = spec.day_bounds(day)
+        first, _ = self._day_bounds(day)
         if (moment - first).total_seconds() % spec.interval_seconds:
             return (f"{spec.start}: {utc_text(moment)} is not on the {spec.interval_seconds} s "
                     f"grid of {day.isoformat()} ({spec.zone.key})")
         earlier = block.readings.get(moment)
         if earlier is not None:
-            return f"duplicate reading for {utc_text(moment)} (first at {earlier[2]})"
+            return f"duplicate reading for {earlier[0]} (first at {earlier[3]})"
         quality = row.get(spec.quality) if spec.quality else None
-        block.readings[moment] = (row[spec.value], quality, locator)
+        block.readings[moment] = (row[spec.start], row[spec.value], quality, locator)
         return None
 
     def touch(self, customer_id: int, partial: MappingABC[str, Any], locator: str) -> None:
@@ -379,7 +391,7 @@ class DayBlocks:
 
     def _record(self, block: _Block) -> BlockRecord:
         spec = self.spec
-        first, after = spec.day_bounds(block.day)
+        first, after = self._day_bounds(block.day)
         step = timedelta(seconds=spec.interval_seconds)
         readings: list[dict[str, Any]] = []
         missing: list[str] = []
@@ -389,9 +401,9 @@ class DayBlocks:
             if found is None:
                 missing.append(utc_text(moment))
             else:
-                reading = {"start": utc_text(moment), "value": found[0]}
-                if found[1] is not None:
-                    reading["quality"] = found[1]
+                reading = {"start": found[0], "value": found[1]}
+                if found[2] is not None:
+                    reading["quality"] = found[2]
                 readings.append(reading)
             moment += step
         duration = int((after - first).total_seconds())
