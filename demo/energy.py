@@ -6,7 +6,9 @@ Everything is written under `<out>/metering/` the way such an operator's batch e
   day with every delivery point (PDL) of that day, sorted by PDL, each PDL's half hours in
   chronological order. The timestamp is the local wall-clock start of the half hour with no
   offset, so the autumn fall-back day repeats 02:00 and 02:30 (first summer time, then winter
-  time: 50 readings) and the spring-forward day has no 02:00/02:30 (46 readings).
+  time: 50 readings) and the spring-forward day has no 02:00/02:30 (46 readings). A meter that
+  did not report leaves its half hours out (see `_plan_gaps`). The gateway makes one record per
+  PDL and local day of them (a day block, `load_curve_day`).
 - `consommation_quotidienne/YYYY/CONSO_JOUR_YYYYMM.csv`: daily energy, one file per month, lines
   ordered by day then PDL. Energy (kWh) is the sum over the local day of the readings' kW × 0.5,
   rounded half-up to 3 decimals; the maximum power (kVA) is sometimes missing (empty field).
@@ -146,6 +148,8 @@ class Household:
     away: tuple[date, date] | None
     extra_curve_lines: dict[date, list[str]] = field(default_factory=dict)
     extra_daily_lines: dict[date, list[str]] = field(default_factory=dict)
+    #: Half hours (indices in the day) the meter did not report: lines absent from the export.
+    gaps: dict[date, frozenset[int]] = field(default_factory=dict)
 
     def active_on(self, day: date) -> bool:
         return self.start <= day and (self.end is None or day < self.end)
@@ -359,6 +363,47 @@ def _plan_malformed(seed: int, gen: _EnergyGenerator, homes: list[Household],
                                "byte (0x9D)")
 
 
+def _plan_gaps(seed: int, gen: _EnergyGenerator, homes: list[Household], half_hours_of: Any) -> None:
+    """A meter that did not report for a while: 1 to 4 consecutive half hours missing on one
+    ordinary day, for the first two registered customers with readings (drawn apart from the
+    consumption, so the readings that are there are the same either way)."""
+    rng = rng_for(seed, "energy", "gaps")
+    chosen = 0
+    for home in homes:
+        first = max(home.start, gen.window_start)
+        last = min(gen.window_end, home.end - timedelta(days=1)) if home.end else gen.window_end
+        if not home.person.reference or first > last:
+            continue
+        for _ in range(20):  # an ordinary day, so the clock-change days stay whole
+            day = first + timedelta(days=rng.randint(0, (last - first).days))
+            if len(half_hours_of(day)) == 48:
+                break
+        else:
+            continue
+        begin = rng.randint(10, 40)
+        home.gaps[day] = frozenset(range(begin, begin + rng.randint(1, 4)))
+        chosen += 1
+        if chosen == 2:
+            return
+
+
+def load_curve_day(pdl: str, day: date, half_hours: list[HalfHour], watts: list[int],
+                   gaps: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """The expected `energy-load-curve` record of one delivery point and local day (a day
+    block), from the generator's own numbers."""
+    first = datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
+    return {
+        "delivery_point": pdl, "day": day.isoformat(), "time_zone": PARIS.key,
+        "start": iso_utc(first), "duration_seconds": 1800 * len(half_hours),
+        "interval_seconds": 1800, "unit": "kW", "quantity": "average_power",
+        "expected_readings": len(half_hours), "missing_count": len(gaps),
+        "missing": [hh.start for index, hh in enumerate(half_hours) if index in gaps],
+        "readings": [{"start": hh.start, "value": milli_to_units(w)}
+                     for index, (hh, w) in enumerate(zip(half_hours, watts, strict=True))
+                     if index not in gaps],
+    }
+
+
 def generate(out_dir: Path, *, seed: int, customers: list[Person], truth: GroundTruthWriter,
              malformed: bool, start: date, end: date) -> EnergyResult:
     """Write `<out_dir>/metering/` for the local days start…end (inclusive) and the ground truth."""
@@ -381,6 +426,7 @@ def generate(out_dir: Path, *, seed: int, customers: list[Person], truth: Ground
 
     if malformed:
         _plan_malformed(seed, gen, homes, truth, half_hours_of)
+    _plan_gaps(seed, gen, homes, half_hours_of)
 
     for home in homes:
         if home.person.reference:
@@ -411,8 +457,10 @@ def generate(out_dir: Path, *, seed: int, customers: list[Person], truth: Ground
                     continue
                 watts = gen.day_watts(home, day, half_hours, temperatures[day])
                 reference = home.person.reference
+                gaps = home.gaps.get(day, frozenset())
                 lines = [f"{home.pdl};{hh.local_text};{decimal_comma(w)}"
-                         for hh, w in zip(half_hours, watts, strict=True)]
+                         for index, (hh, w) in enumerate(zip(half_hours, watts, strict=True))
+                         if index not in gaps]
                 lines += home.extra_curve_lines.get(day, [])
                 curve.write(CSV_NEWLINE.join(lines) + CSV_NEWLINE)
                 result.load_curve_lines += len(lines)
@@ -429,10 +477,8 @@ def generate(out_dir: Path, *, seed: int, customers: list[Person], truth: Ground
                 result.daily_lines += len(daily_lines)
                 if reference is None:
                     continue
-                for hh, w in zip(half_hours, watts, strict=True):
-                    truth.add("energy-load-curve", reference, {
-                        "delivery_point": home.pdl, "start": hh.start, "end": hh.end,
-                        "average_power_kw": milli_to_units(w)})
+                truth.add("energy-load-curve", reference,
+                          load_curve_day(home.pdl, day, half_hours, watts, gaps))
                 truth.add("energy-daily-consumption", reference, {
                     "delivery_point": home.pdl, "day": day.isoformat(),
                     "energy_kwh": milli_to_units(energy_wh),

@@ -130,14 +130,18 @@ METERING_SOURCE: dict[str, Any] = {
         "energy-daily-consumption": {"pattern": energy.DAILY_PATTERN, **_CSV_COMMON},
     }},
     "mappings": {
+        # One line per half hour → one record per PDL and local day (restitution.mapping's
+        # "group"). Each file is one day with each PDL's lines together: blocks are consecutive.
         "energy-load-curve": {
             "customer": _PDL_FIELD,
             "fields": {
                 "delivery_point": {"from": _PDL_FIELD},
                 "start": {"from": _TIME_FIELD, **_LOCAL_TIME},
-                "end": {"from": _TIME_FIELD, **_LOCAL_TIME, "shift_minutes": 30},
-                "average_power_kw": {"from": _POWER_FIELD, **_DECIMAL_COMMA},
+                "value": {"from": _POWER_FIELD, **_DECIMAL_COMMA},
             },
+            "group": {"by": ["delivery_point"], "start": "start", "value": "value",
+                      "time_zone": "Europe/Paris", "interval_seconds": 1800, "unit": "kW",
+                      "quantity": "average_power", "order": "block"},
         },
         "energy-daily-consumption": {
             "customer": energy.DAILY_HEADER[0],

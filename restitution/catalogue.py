@@ -172,25 +172,77 @@ DEFINITIONS: list[DatasetDefinition] = [
         slug="energy-load-curve",
         title_en="Electricity load curve (30 minutes)",
         title_fr="Courbe de charge électrique (30 minutes)",
-        description_en="Your average electrical power, every half hour, as measured by your meter.",
+        description_en="Your average electrical power, every half hour, as measured by your meter: "
+        "one record per local day.",
         description_fr="Votre puissance électrique moyenne, toutes les demi-heures, mesurée par "
-        "votre compteur.",
-        natural_key=["delivery_point", "start"],
+        "votre compteur : un enregistrement par jour.",
+        natural_key=["delivery_point", "day"],
         date_field="start",
+        schema_version="2.0.0",
+        espi="day-blocks",
         properties={
             "delivery_point": _PDL,
+            "day": _DATE,
+            "time_zone": {"type": "string", "minLength": 1},
             "start": _DATETIME,
-            "end": _DATETIME,
-            "average_power_kw": {"type": "number", "minimum": 0},
+            "duration_seconds": {"type": "integer", "minimum": 1},
+            "interval_seconds": {"type": "integer", "minimum": 1},
+            "unit": {"type": "string", "const": "kW"},
+            "quantity": {"type": "string", "const": "average_power"},
+            "expected_readings": {"type": "integer", "minimum": 1},
+            "missing_count": {"type": "integer", "minimum": 0},
+            "missing": {"type": "array", "items": _DATETIME},
+            "readings": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "start": _DATETIME,
+                    "value": {"type": "number", "minimum": 0},
+                    "quality": {"type": "string", "enum": ["measured", "estimated", "corrected"]},
+                },
+                "required": ["start", "value"],
+                "additionalProperties": False,
+            }},
         },
-        required=["delivery_point", "start", "end", "average_power_kw"],
+        required=["delivery_point", "day", "time_zone", "start", "duration_seconds",
+                  "interval_seconds", "unit", "quantity", "expected_readings", "missing_count",
+                  "missing", "readings"],
         field_help={
             "delivery_point": {"en": "Your 14-digit delivery point number (PDL).",
                                "fr": "Votre numéro de point de livraison (PDL), 14 chiffres."},
-            "start": {"en": "Start of the half hour, in UTC.", "fr": "Début de la demi-heure, en UTC."},
-            "end": {"en": "End of the half hour, in UTC.", "fr": "Fin de la demi-heure, en UTC."},
-            "average_power_kw": {"en": "Average power drawn during the half hour, in kW.",
-                                 "fr": "Puissance moyenne appelée pendant la demi-heure, en kW."},
+            "day": {"en": "The day, in the local time of the time zone given.",
+                    "fr": "Le jour, en heure locale du fuseau indiqué."},
+            "start": {"en": "Local midnight that opens the day, in UTC.",
+                      "fr": "Minuit (heure locale) qui ouvre le jour, en UTC."},
+            "duration_seconds": {"en": "Length of the day in seconds: 23 or 25 hours on the days "
+                                 "the clocks change.",
+                                 "fr": "Durée du jour en secondes : 23 ou 25 heures les jours "
+                                 "de changement d'heure."},
+            "time_zone": {"en": "The time zone the day is cut in (IANA name).",
+                          "fr": "Le fuseau horaire dans lequel le jour est découpé (nom IANA)."},
+            "interval_seconds": {"en": "Length of each reading's interval, in seconds (1800: half an hour).",
+                                 "fr": "Durée de l'intervalle de chaque relevé, en secondes (1800 : une "
+                                 "demi-heure)."},
+            "unit": {"en": "Unit of each reading's value (kW).", "fr": "Unité de la valeur de chaque relevé (kW)."},
+            "quantity": {"en": "What each value is: the average power over its interval.",
+                         "fr": "Ce qu'est chaque valeur : la puissance moyenne sur son intervalle."},
+            "expected_readings": {"en": "How many readings a complete day has (46, 48 or 50).",
+                                  "fr": "Le nombre de relevés d'un jour complet (46, 48 ou 50)."},
+            "missing_count": {"en": "How many of them the meter did not give.",
+                              "fr": "Combien d'entre eux le compteur n'a pas donnés."},
+            "missing": {"en": "Half hours of the day with no reading (their UTC start).",
+                        "fr": "Demi-heures du jour sans relevé (leur début en UTC)."},
+            "readings": {"en": "Average power drawn during each half hour, in kW, each with its "
+                         "UTC start.",
+                         "fr": "Puissance moyenne appelée pendant chaque demi-heure, en kW, "
+                         "avec son début en UTC."},
+        },
+        former_texts={
+            "description_en": ("Your average electrical power, every half hour, as measured by "
+                               "your meter.",),
+            "description_fr": ("Votre puissance électrique moyenne, toutes les demi-heures, "
+                               "mesurée par votre compteur.",),
+            "field_help.start.en": ("Start of the half hour, in UTC.",),
+            "field_help.start.fr": ("Début de la demi-heure, en UTC.",),
         },
     ),
     DatasetDefinition(
@@ -490,23 +542,32 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "direction": ("Direction", "Sens"),
     "document": ("Document", "Document"),
     "duration_s": ("Duration (seconds)", "Durée (secondes)"),
+    "duration_seconds": ("Length of the day (seconds)", "Durée du jour (secondes)"),
     "end": ("End", "Fin"),
+    "expected_readings": ("Expected readings", "Relevés attendus"),
     "end_date": ("End date", "Date de fin"),
     "energy_kwh": ("Energy (kWh)", "Énergie (kWh)"),
     "filename": ("File name", "Nom du fichier"),
     "insured_object": ("Insured object", "Bien assuré"),
+    "interval_seconds": ("Interval (seconds)", "Pas (secondes)"),
     "invoice_id": ("Invoice number", "N° de facture"),
     "issued_on": ("Issued on", "Émise le"),
     "kind": ("Kind", "Type"),
     "line": ("Line", "Ligne"),
     "max_power_kva": ("Maximum power (kVA)", "Puissance maximale (kVA)"),
     "meter_type": ("Meter type", "Type de compteur"),
+    "missing": ("Missing", "Manquant"),
+    "missing_count": ("Number of missing readings", "Nombre de relevés manquants"),
     "occurred_on": ("Occurred on", "Survenu le"),
     "period_end": ("Period end", "Fin de période"),
     "period_start": ("Period start", "Début de période"),
     "postcode": ("Postcode", "Code postal"),
     "product": ("Product", "Produit"),
     "product_code": ("Product code", "Code produit"),
+    "quality": ("Quality", "Qualité"),
+    "quantity": ("Quantity", "Grandeur"),
+    "reading_start": ("Interval start", "Début de l'intervalle"),
+    "readings": ("Readings", "Relevés"),
     "size": ("Size", "Taille"),
     "start": ("Start", "Début"),
     "start_date": ("Start date", "Date de début"),
@@ -514,6 +575,9 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "status": ("Status", "Statut"),
     "subscribed_power_kva": ("Subscribed power (kVA)", "Puissance souscrite (kVA)"),
     "tariff_option": ("Tariff option", "Option tarifaire"),
+    "time_zone": ("Time zone", "Fuseau horaire"),
+    "unit": ("Unit", "Unité"),
+    "value": ("Value", "Valeur"),
 }
 
 #: Enumerated values in words, (English, French), by field then value.
@@ -524,9 +588,19 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
                "paid": ("paid", "payée"), "due": ("due", "à payer"), "late": ("late", "en retard")},
     "direction": {"incoming": ("incoming", "reçu"), "outgoing": ("outgoing", "émis")},
     "kind": {"voice": ("call", "appel"), "sms": ("text message", "SMS")},
+    "quality": {"measured": ("measured", "mesuré"), "estimated": ("estimated", "estimé"),
+                "corrected": ("corrected", "corrigé")},
+    "quantity": {"average_power": ("average power", "puissance moyenne")},
 }
 
 
+def has_day_blocks(schema: dict[str, Any]) -> bool:
+    """Whether a dataset's records are day blocks of interval readings (restitution.mapping's
+    "group"): a `readings` list of {start, value[, quality]} and the `missing` interval starts."""
+    properties = schema.get("properties") or {}
+    readings = properties.get("readings") or {}
+    return (readings.get("type") == "array" and "missing" in properties
+            and "start" in ((readings.get("items") or {}).get("properties") or {}))
 #: What one record of a dataset is, counted in a sentence ("read 396 days of your electricity load
 #: curve"): per language, the phrase after the number for one and for several. French takes the
 #: singular for 0 and 1. A dataset missing here is counted in "records".
@@ -535,10 +609,8 @@ RECORD_NOUNS: dict[str, dict[str, tuple[str, str]]] = {
                             "fr": ("de vos contrats d'assurance", "de vos contrats d'assurance")},
     "insurance-claims": {"en": ("of your insurance claims", "of your insurance claims"),
                          "fr": ("de vos sinistres", "de vos sinistres")},
-    "energy-load-curve": {"en": ("half-hour reading of your electricity load curve",
-                                 "half-hour readings of your electricity load curve"),
-                          "fr": ("relevé à la demi-heure de votre courbe de charge",
-                                 "relevés à la demi-heure de votre courbe de charge")},
+    "energy-load-curve": {"en": ("day of your electricity load curve", "days of your electricity load curve"),
+                          "fr": ("jour de votre courbe de charge", "jours de votre courbe de charge")},
     "energy-daily-consumption": {"en": ("day of your electricity consumption", "days of your electricity consumption"),
                                  "fr": ("jour de votre consommation d'électricité",
                                         "jours de votre consommation d'électricité")},

@@ -8,7 +8,7 @@ Reads one customer's own records only; never writes, never renders HTML.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -43,13 +43,15 @@ class Chart:
     resolutions: tuple[str, ...]
     default: str
     kind: str = "line"  # or "bars"
+    #: Records are day blocks: the chart reads the readings inside them (each at its own start).
+    readings: bool = False
 
 
 CHARTS: dict[str, Chart] = {
     "energy-load-curve": Chart(
-        measures=(Measure("average_power_kw", "Average power", "Puissance moyenne", "kW", "mean"),
-                  Measure("average_power_kw", "Peak half hour", "Demi-heure la plus forte", "kW", "max")),
-        resolutions=RESOLUTIONS, default="day"),
+        measures=(Measure("value", "Average power", "Puissance moyenne", "kW", "mean"),
+                  Measure("value", "Peak half hour", "Demi-heure la plus forte", "kW", "max")),
+        resolutions=RESOLUTIONS, default="day", readings=True),
     "energy-daily-consumption": Chart(
         measures=(Measure("energy_kwh", "Consumption", "Consommation", "kWh", "sum"),),
         resolutions=("raw", "week", "month"), default="raw", kind="bars"),
@@ -86,6 +88,20 @@ _COMBINE: dict[str, Callable[[list[float]], float]] = {
 }
 
 
+def _points(chart: Chart, record_at: datetime, data: dict[str, Any]) -> Iterator[tuple[datetime, dict[str, Any]]]:
+    """What one record puts on the chart: itself at its date, or each reading of a day block at
+    its own start (a missing reading puts nothing: the line has a hole there)."""
+    if not chart.readings:
+        yield record_at, data
+        return
+    for reading in data.get("readings") or ():
+        try:
+            moment = datetime.strptime(reading["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except (KeyError, TypeError, ValueError):
+            continue
+        yield moment, reading
+
+
 def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
            language: str = "en") -> dict[str, Any] | None:
     """The dataset's chart for one customer: x (Unix seconds) and one list of values per measure,
@@ -102,15 +118,16 @@ def series(*, customer: Customer, dataset: Dataset, resolution: str | None,
     buckets: dict[datetime, list[list[float]]] = defaultdict(lambda: [[] for _ in measures])
     rows = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False, record_at__isnull=False)
             .order_by("record_at").values_list("record_at", "data"))
-    for record_at, data in rows.iterator(chunk_size=5000):
-        values = buckets[_bucket(record_at, resolution)]
-        for index, measure in enumerate(measures):
-            if measure.only and data.get(measure.only[0]) != measure.only[1]:
-                continue
-            value = data.get(measure.field)
-            if value is None:
-                continue
-            values[index].append(1.0 if measure.combine == "count" else float(value))
+    for record_at, data in rows.iterator(chunk_size=5000 if not chart.readings else 500):
+        for moment, point in _points(chart, record_at, data):
+            values = buckets[_bucket(moment, resolution)]
+            for index, measure in enumerate(measures):
+                if measure.only and point.get(measure.only[0]) != measure.only[1]:
+                    continue
+                value = point.get(measure.field)
+                if value is None:
+                    continue
+                values[index].append(1.0 if measure.combine == "count" else float(value))
     xs = sorted(buckets)
     out: list[list[float | None]] = []
     for index, measure in enumerate(measures):
@@ -145,9 +162,15 @@ def record_table(*, customer: Customer, dataset: Dataset, limit: int = TABLE_LIM
 
 
 def _cell(name: str, value: Any, language: str) -> str | dict[str, str]:
-    """A table cell: a document reference becomes {"text", "sha256"} (the page links it)."""
+    """A table cell: a document reference becomes {"text", "sha256"} (the page links it); a day
+    block's readings are counted (the chart draws them) and its missing half hours listed in
+    local time."""
     if isinstance(value, dict) and value.get("sha256") and value.get("filename"):
         return {"text": value["filename"], "sha256": value["sha256"]}
+    if name == "readings" and isinstance(value, list):
+        return f"{len(value)} relevés" if language == "fr" else f"{len(value)} readings"
+    if name == "missing" and isinstance(value, list):
+        return ", ".join(_display(start) for start in value) if value else "—"
     return _display(value_label(name, value, language))
 
 

@@ -33,7 +33,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import audit, consent, events, greenbutton, outbox, portability, processing
-from .catalogue import espi_kind, field_descriptions, field_order
+from .catalogue import espi_kind, field_descriptions, field_order, has_day_blocks
 from .items import document_url, utc_text
 from .models import AccessEvent, Customer, Dataset, Document, ExportJob, Grant, Record
 
@@ -390,6 +390,7 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
     """NDJSON (the API's items) and CSV (the API's columns) of one dataset, in one pass over the
     rows; the CSV is spooled to a temporary file meanwhile (one ZIP entry is written at a time)."""
     fields = field_order(dataset)
+    blocks = has_day_blocks(dataset.schema)  # spreadsheets get one row per reading
     head = portability.record_line_head(dataset.slug)
     base = f"{dataset.slug}/"
     rows = _record_rows(snapshot, _records(job, dataset).order_by("seq"))
@@ -398,14 +399,17 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
         csv_out = _HashingWriter(csv_spool)
         text = io.TextIOWrapper(_Sink(csv_out), encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(portability.csv_header(fields))
+        writer.writerow(portability.block_csv_header(fields) if blocks else portability.csv_header(fields))
         with archive.open(base + "records.ndjson", "w", force_zip64=True) as entry:
             ndjson = _HashingWriter(entry)
             for seq, key, date, extracted_at, data in rows:
                 parsed = json.loads(data)
                 ndjson.write(portability.record_line_text(head, seq, key, date, extracted_at, data,
                                                           document_url(dataset.slug, parsed)).encode("utf-8") + b"\n")
-                writer.writerow(portability.csv_row(dataset.slug, key, seq, date, False, parsed, fields))
+                if blocks:
+                    writer.writerows(portability.block_csv_rows(dataset.slug, key, seq, date, parsed, fields))
+                else:
+                    writer.writerow(portability.csv_row(dataset.slug, key, seq, date, False, parsed, fields))
                 count += 1
                 progress.add()
             ndjson.flush()
@@ -573,6 +577,9 @@ _README_TEXT = {
         "csv": "In records.csv, a text that a spreadsheet would take for a formula (starting with =, +, -, "
                "@, a tab or a carriage return) is written after a single quote ('), so that opening the "
                "file never runs anything; records.ndjson holds the exact text.",
+        "blocks": "In records.csv of {slug}, where a record is a day of readings, each row is one "
+                  "interval of the day: reading_start (UTC), value, quality (when the source gives one), "
+                  "and missing=true with an empty value where the meter sent no reading.",
         "documents": "documents/: the files attached to your records (e.g. invoice PDFs), by record. A "
                      "record key or file name that is not a plain name is shortened to a safe one followed "
                      "by a short code; manifest.json gives each file's record key as it is.",
@@ -597,6 +604,10 @@ _README_TEXT = {
         "csv": "Dans records.csv, un texte qu'un tableur prendrait pour une formule (commençant par =, +, "
                "-, @, une tabulation ou un retour chariot) est écrit après une apostrophe ('), pour "
                "qu'ouvrir le fichier n'exécute jamais rien ; records.ndjson contient le texte exact.",
+        "blocks": "Dans records.csv de {slug}, où un enregistrement est une journée de relevés, chaque "
+                  "ligne est un intervalle de la journée : reading_start (début, UTC), value (valeur), "
+                  "quality (qualité, si la source la donne), et missing=true avec une valeur vide là où "
+                  "le compteur n'a rien envoyé.",
         "documents": "documents/ : les fichiers joints à vos enregistrements (factures PDF…), par "
                      "enregistrement. Un identifiant ou un nom de fichier qui n'est pas un nom simple est "
                      "raccourci en un nom sûr suivi d'un court code ; manifest.json donne l'identifiant "
@@ -628,6 +639,8 @@ def _readme_part(language: str, job: ExportJob, datasets: list[Dataset], counts:
         lines.append(f"  {text['fields']}")
         lines += [f"    - {field['name']} ({field['label']}): {field['help']}"
                   for field in field_descriptions(dataset, language)]
+        if has_day_blocks(dataset.schema):
+            lines.append("  " + text["blocks"].format(slug=dataset.slug))
         lines += _processing_lines(text["processing"], processing.in_language(processing.facts(dataset), language))
         lines.append("")
     lines += [text["documents"], "", text["rights"], ""]

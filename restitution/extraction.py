@@ -29,7 +29,14 @@ from redis.exceptions import RedisError
 from . import events, outbox, quarantine, store
 from .backoff import backoff
 from .gate import SourceRateLimiter, get_gate
-from .mapping import Attachment, CompiledMapping, MappingContext, MappingError, compile_mapping
+from .mapping import (
+    Attachment,
+    BlockRecord,
+    CompiledMapping,
+    MappingContext,
+    MappingError,
+    compile_mapping,
+)
 from .models import Dataset, ExtractionRun, LegacyIdentity, Record, RejectedRow, RunShard
 from .runs import (  # noqa: F401 - requesting runs and reading them: runs.py (no adapters there)
     ACTIVE,
@@ -672,6 +679,11 @@ class _DatasetPipeline:
         self.validate = record_validator(dataset.schema)
         self.context = MappingContext()
         self.writer = store.SnapshotWriter(dataset_id=dataset.pk, source_id=run.source_id)
+        # Interval data: rows are readings folded into day blocks (mapping "group" section).
+        self.blocks = mapping.blocks()
+        if self.blocks is not None:
+            self.validate_reading = record_validator(
+                dataset.schema.get("properties", {}).get("readings", {}).get("items", {}))
 
     def consume_pairs(self, pairs: Iterable[tuple[str | None, RawRow]]) -> None:
         """Rows each with the customer key their read was for (None: several customers')."""
@@ -687,6 +699,8 @@ class _DatasetPipeline:
             self.progress.values["read"] += 1
             self._one(row, expected_key)
             self.progress.tick()
+        if self.blocks is not None:
+            self._store_blocks(self.blocks.drain())
 
     def _one(self, row: RawRow, expected_key: str | None) -> None:
         reject = self.progress.reject
@@ -714,34 +728,74 @@ class _DatasetPipeline:
         try:
             data, attachments = self.mapping.apply(row.values, self.context)
         except MappingError as exc:
+            if self.blocks is not None:  # the reading is missing from its day, which is still written
+                self._store_blocks(self.blocks.arriving(customer_id, exc.partial))
+                self.blocks.touch(customer_id, exc.partial, row.locator)
+                reject(values=row.values, reason=f"mapping: {exc}", dataset=self.dataset,
+                       customer_id=customer_id, locator=row.locator)
+                return
             key = store.record_key(exc.partial, self.dataset.natural_key)
             if key is not None:
                 writer.protect(customer_id, key, row.locator)  # keep its last good version
             reject(values=row.values, reason=f"mapping: {exc}", dataset=self.dataset,
                    customer_id=customer_id, locator=row.locator)
             return
+        if self.blocks is not None:
+            self._reading(customer_id, data, row)
+            return
+        self._store(customer_id, data, row.values, row.locator, attachments)
+
+    def _reading(self, customer_id: int, data: dict[str, Any], row: RawRow) -> None:
+        """One mapped reading into its day block; blocks it completes are stored."""
+        assert self.blocks is not None
+        group = self.blocks.spec
+        self._store_blocks(self.blocks.arriving(customer_id, data))
+        reading = {"start": data.get(group.start), "value": data.get(group.value)}
+        if group.quality and data.get(group.quality) is not None:
+            reading["quality"] = data[group.quality]
+        problem = self.validate_reading(reading)
+        if problem is not None:
+            self.blocks.touch(customer_id, data, row.locator)
+            problem = f"schema: reading {problem}"
+        else:
+            problem = self.blocks.add(customer_id, data, row.locator)
+        if problem is not None:
+            self.progress.reject(values=row.values, reason=problem, dataset=self.dataset,
+                                 customer_id=customer_id, locator=row.locator)
+
+    def _store_blocks(self, blocks: Iterable[BlockRecord]) -> None:
+        for block in blocks:
+            self._store(block.customer_id, block.data, block.data, block.locator, [])
+
+    def _store(self, customer_id: int, data: dict[str, Any], raw: Any, locator: str,
+               attachments: list[Attachment]) -> None:
+        """Validate one mapped record and hand it to the writer, or quarantine it."""
+        reject = self.progress.reject
+        writer = self.writer
         key = store.record_key(data, self.dataset.natural_key)
         if key is None:
-            reject(values=row.values, reason="missing natural key "
+            reject(values=raw, reason="missing natural key "
                    f"({', '.join(self.dataset.natural_key)})", dataset=self.dataset,
-                   customer_id=customer_id, locator=row.locator)
+                   customer_id=customer_id, locator=locator)
             return
         problem = self.validate(data)
         if problem is not None:
-            writer.protect(customer_id, key, row.locator)
-            reject(values=row.values, reason=f"schema: {problem}",
-                   dataset=self.dataset, customer_id=customer_id, locator=row.locator)
+            writer.protect(customer_id, key, locator)
+            reject(values=raw, reason=f"schema: {problem}",
+                   dataset=self.dataset, customer_id=customer_id, locator=locator)
             return
         first = writer.seen_at(customer_id, key)
         if first is not None:
-            reject(values=row.values, reason=f"duplicate natural key {key!r} "
+            reject(values=raw, reason=f"duplicate natural key {key!r} "
                    f"(first seen at {first})", dataset=self.dataset, customer_id=customer_id,
-                   locator=row.locator)
+                   locator=locator)
             return
-        writer.add(customer_id=customer_id, key=key, data=data, locator=row.locator, attachments=attachments,
+        writer.add(customer_id=customer_id, key=key, data=data, locator=locator, attachments=attachments,
                    record_at=store.parse_record_date(data.get(self.dataset.date_field)))
 
     def finish(self, *, all_customers: bool) -> None:
+        if self.blocks is not None:
+            self._store_blocks(self.blocks.drain())
         counts = self.writer.finish(all_customers=all_customers)
         self.progress.add(created=counts.created, updated=counts.updated,
                           unchanged=counts.unchanged, deleted=counts.deleted)

@@ -238,10 +238,202 @@ def _attachment(value: Any, spec: dict[str, Any], ctx: MappingContext, name: str
     }
 
 
+#: What a "group" section may say, and what it must.
+_GROUP_REQUIRED = ("by", "start", "value", "time_zone", "interval_seconds", "unit", "quantity")
+_GROUP_OPTIONAL = ("quality", "order")
+#: How the source orders its rows, which says when a day block is complete: "block" (all rows of
+#: one block are consecutive: it is complete as soon as a row of another block comes),
+#: "customer" (a customer's rows are consecutive: complete when the customer changes), "none"
+#: (complete only when the read ends: per customer in a per-customer read, the whole scan in a
+#: full scan).
+GROUP_ORDERS = ("block", "customer", "none")
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """How many mapped rows (one reading each) fold into one record per group key and local day."""
+
+    by: tuple[str, ...]
+    start: str
+    value: str
+    quality: str | None
+    zone: ZoneInfo
+    interval_seconds: int
+    unit: str
+    quantity: str
+    order: str
+
+    def day_of(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """UTC instants of the local midnights that open and close `day` (exact on DST days)."""
+        following = day + timedelta(days=1)
+        return (datetime(day.year, day.month, day.day, tzinfo=self.zone).astimezone(UTC),
+                datetime(following.year, following.month, following.day,
+                         tzinfo=self.zone).astimezone(UTC))
+
+
+def _parse_utc(text: str) -> datetime:
+    """A UTC text as the converters write it ('…Z'), strictly (fromisoformat alone takes more)."""
+    if not isinstance(text, str) or len(text) != 20 or text[-1] != "Z":
+        raise ValueError(text)
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+@dataclass
+class _Block:
+    customer_id: int
+    key: tuple[Any, ...]
+    day: date
+    locator: str
+    rows: int = 0
+    #: UTC start → (start as text, value, quality, locator)
+    readings: dict[datetime, tuple[str, Any, Any, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    """One complete day block, ready to be validated and stored like any other record."""
+
+    customer_id: int
+    data: dict[str, Any]
+    locator: str
+
+
+class DayBlocks:
+    """Folds mapped readings into one record per group key and local day.
+
+    A reading is placed by its own UTC start; the day is the local calendar day of that start
+    in the group's time zone, so a day has 46, 48 or 50 half hours as the clocks say. Expected
+    intervals are every `interval_seconds` from local midnight to the next; those with no
+    reading are listed in `missing`. This class never touches the database.
+    """
+
+    def __init__(self, spec: GroupSpec) -> None:
+        self.spec = spec
+        self._open: dict[tuple[int, tuple[Any, ...], date], _Block] = {}
+        self._last: tuple[int, tuple[Any, ...], date] | None = None
+        self._last_customer: int | None = None
+        self._bounds: dict[date, tuple[datetime, datetime]] = {}
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        bounds = self._bounds.get(day)
+        if bounds is None:
+            if len(self._bounds) > 4096:
+                self._bounds.clear()
+            bounds = self._bounds[day] = self.spec.day_bounds(day)
+        return bounds
+
+    def _group_of(self, row: MappingABC[str, Any]) -> tuple[tuple[Any, ...], datetime] | None:
+        try:
+            key = tuple(row[name] for name in self.spec.by)
+            moment = _parse_utc(row[self.spec.start])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return key, moment
+
+    def _block(self, customer_id: int, key: tuple[Any, ...], day: date, locator: str) -> _Block:
+        ident = (customer_id, key, day)
+        block = self._open.get(ident)
+        if block is None:
+            block = self._open[ident] = _Block(customer_id, key, day, locator)
+        self._last = ident
+        self._last_customer = customer_id
+        return block
+
+    def arriving(self, customer_id: int, row: MappingABC[str, Any]) -> list[BlockRecord]:
+        """Blocks that a row arriving now completes, given the source's declared order."""
+        order = self.spec.order
+        if order == "none" or not self._open:
+            return []
+        if order == "customer":
+            return self.drain() if customer_id != self._last_customer else []
+        group = self._group_of(row)
+        if group is None:
+            return []  # a row that names no block leaves the open one open
+        ident = (customer_id, group[0], self.spec.day_of(group[1]))
+        return self.drain() if ident != self._last else []
+
+    def add(self, customer_id: int, row: MappingABC[str, Any], locator: str) -> str | None:
+        """Put one mapped reading in its block; a reason when the row cannot be a reading."""
+        spec = self.spec
+        group = self._group_of(row)
+        if group is None:
+            return f"{spec.start}: not a UTC date-time"
+        key, moment = group
+        day = spec.day_of(moment)
+        block = self._block(customer_id, key, day, locator)
+        block.rows += 1
+        first, _ = self._day_bounds(day)
+        if (moment - first).total_seconds() % spec.interval_seconds:
+            return (f"{spec.start}: {utc_text(moment)} is not on the {spec.interval_seconds} s "
+                    f"grid of {day.isoformat()} ({spec.zone.key})")
+        earlier = block.readings.get(moment)
+        if earlier is not None:
+            return f"duplicate reading for {earlier[0]} (first at {earlier[3]})"
+        quality = row.get(spec.quality) if spec.quality else None
+        block.readings[moment] = (row[spec.start], row[spec.value], quality, locator)
+        return None
+
+    def touch(self, customer_id: int, partial: MappingABC[str, Any], locator: str) -> None:
+        """A row that failed after its block was known: the block is written, that reading
+        counted missing (when the failing row said which block it belonged to)."""
+        group = self._group_of(partial)
+        if group is not None:
+            key, moment = group
+            self._block(customer_id, key, self.spec.day_of(moment), locator).rows += 1
+
+    def drain(self) -> list[BlockRecord]:
+        """Every open block as a record; nothing stays open."""
+        blocks, self._open, self._last = list(self._open.values()), {}, None
+        return [self._record(block) for block in blocks]
+
+    def _record(self, block: _Block) -> BlockRecord:
+        spec = self.spec
+        first, after = self._day_bounds(block.day)
+        step = timedelta(seconds=spec.interval_seconds)
+        readings: list[dict[str, Any]] = []
+        missing: list[str] = []
+        moment = first
+        while moment < after:
+            found = block.readings.get(moment)
+            if found is None:
+                missing.append(utc_text(moment))
+            else:
+                reading = {"start": found[0], "value": found[1]}
+                if found[2] is not None:
+                    reading["quality"] = found[2]
+                readings.append(reading)
+            moment += step
+        duration = int((after - first).total_seconds())
+        data: dict[str, Any] = dict(zip(spec.by, block.key, strict=True))
+        data.update({
+            "day": block.day.isoformat(),
+            "time_zone": spec.zone.key,
+            "start": utc_text(first),
+            "duration_seconds": duration,
+            "interval_seconds": spec.interval_seconds,
+            "unit": spec.unit,
+            "quantity": spec.quantity,
+            "expected_readings": duration // spec.interval_seconds,
+            "missing_count": len(missing),
+            "missing": missing,
+            "readings": readings,
+        })
+        return BlockRecord(block.customer_id, data,
+                           f"{block.locator} (day block {block.day.isoformat()}, {block.rows} rows)")
+
+
 @dataclass(frozen=True)
 class CompiledMapping:
     customer_field: str
     fields: dict[str, dict[str, Any]]
+    group: GroupSpec | None = None
+
+    def blocks(self) -> DayBlocks | None:
+        """A fresh fold of readings into day blocks, for a mapping with a "group" section."""
+        return DayBlocks(self.group) if self.group is not None else None
 
     def customer_key(self, values: MappingABC[str, Any]) -> str | None:
         raw = lookup(values, self.customer_field)
@@ -294,8 +486,11 @@ def compile_mapping(spec: Any, schema: dict[str, Any] | None = None) -> Compiled
         problems.append("'fields' must map dataset fields to legacy fields")
         fields = {}
     properties = (schema or {}).get("properties")
+    group: GroupSpec | None = None
+    if "group" in spec:
+        group = _compile_group(spec["group"], fields, problems)
     for target, field_spec in fields.items():
-        if properties is not None and target not in properties:
+        if properties is not None and target not in properties and group is None:
             problems.append(f"{target}: not a field of the dataset")
         if not isinstance(field_spec, dict):
             problems.append(f"{target}: must be an object")
@@ -311,10 +506,67 @@ def compile_mapping(spec: Any, schema: dict[str, Any] | None = None) -> Compiled
         for option in _REQUIRED_OPTIONS[conv]:
             if option not in field_spec:
                 problems.append(f"{target}: converter {conv!r} needs option {option!r}")
-    if schema is not None:
+    if schema is not None and group is not None:
+        for name in group.by:
+            if properties is not None and name not in properties:
+                problems.append(f"group.by: {name} is not a field of the dataset")
+        for name in BLOCK_FIELDS:
+            if properties is not None and name not in properties:
+                problems.append(f"group: the dataset has no field {name!r} for day blocks")
+    elif schema is not None:
         for required in schema.get("required", []):
             if required not in fields:
                 problems.append(f"{required}: required by the dataset but not mapped")
     if problems:
         raise ValueError("; ".join(problems))
-    return CompiledMapping(customer_field=customer_field, fields=fields)
+    return CompiledMapping(customer_field=customer_field, fields=fields, group=group)
+
+
+#: The fields a day block adds to its group key fields (see DayBlocks._record).
+BLOCK_FIELDS = ("day", "time_zone", "start", "duration_seconds", "interval_seconds", "unit",
+                "quantity", "expected_readings", "missing_count", "missing", "readings")
+
+
+def _compile_group(group: Any, fields: dict[str, Any], problems: list[str]) -> GroupSpec | None:
+    if not isinstance(group, dict):
+        problems.append("group: must be an object")
+        return None
+    before = len(problems)
+    for option in _GROUP_REQUIRED:
+        if option not in group:
+            problems.append(f"group: needs option {option!r}")
+    for option in sorted(set(group) - set(_GROUP_REQUIRED) - set(_GROUP_OPTIONAL)):
+        problems.append(f"group: unknown option {option!r}")
+    by = group.get("by")
+    if not isinstance(by, list) or not by or not all(isinstance(n, str) for n in by):
+        problems.append("group.by: must list the mapped fields that identify a block (with the day)")
+        by = []
+    named = [*by, group.get("start"), group.get("value")]
+    if group.get("quality") is not None:
+        named.append(group["quality"])
+    for name in named:
+        if isinstance(name, str) and name not in fields:
+            problems.append(f"group: {name!r} is not a mapped field")
+    start_spec = fields.get(group.get("start"))
+    if isinstance(start_spec, dict) and start_spec.get("convert") not in ("datetime_local", "datetime_utc"):
+        problems.append("group.start: must be mapped with datetime_local or datetime_utc")
+    interval = group.get("interval_seconds")
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0 or 3600 % interval:
+        problems.append("group.interval_seconds: must be a whole number of seconds dividing one hour")
+        interval = 0
+    try:
+        zone = ZoneInfo(str(group.get("time_zone")))
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"group.time_zone: unknown time zone {group.get('time_zone')!r}")
+        zone = None
+    order = group.get("order", "none")
+    if order not in GROUP_ORDERS:
+        problems.append(f"group.order: one of {', '.join(GROUP_ORDERS)}")
+    for option in ("unit", "quantity"):
+        if option in group and not isinstance(group[option], str):
+            problems.append(f"group.{option}: must be a text")
+    if len(problems) > before or zone is None:
+        return None
+    return GroupSpec(by=tuple(by), start=group["start"], value=group["value"],
+                     quality=group.get("quality"), zone=zone, interval_seconds=interval,
+                     unit=group["unit"], quantity=group["quantity"], order=order)

@@ -389,6 +389,38 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+#: A day block's fields that its per-reading CSV rows do not repeat (each row is one interval).
+BLOCK_ONLY_FIELDS = ("start", "duration_seconds", "expected_readings", "missing_count", "missing", "readings")
+#: The columns a per-reading CSV row adds after the block's own fields.
+READING_COLUMNS = ("reading_start", "value", "quality", "missing")
+
+
+def block_csv_header(fields: list[str]) -> list[str]:
+    """Header of a spreadsheet CSV of day blocks: one row per expected interval."""
+    return csv_header([name for name in fields if name not in BLOCK_ONLY_FIELDS] + list(READING_COLUMNS))
+
+
+def block_csv_rows(dataset: str | None, key: str | None, seq: int | None, date: str | None,
+                   values: dict, fields: list[str]) -> list[list]:
+    """A day block as spreadsheet rows: one per expected interval in time order, its reading's
+    value and quality, or an empty value and missing=true where the source gave none."""
+    block_fields = [name for name in fields if name not in BLOCK_ONLY_FIELDS]
+    head = csv_row(dataset, key, seq, date, False, values, block_fields)
+    rows = []
+    for start, reading in block_intervals(values):
+        tail = ([start, reading.get("value"), reading.get("quality"), "false"] if reading is not None
+                else [start, None, None, "true"])
+        rows.append(head + [csv_cell(value) for value in tail])
+    return rows
+
+
+def block_intervals(values: dict) -> list[tuple[str, dict | None]]:
+    """Every expected interval of a day block in time order: (UTC start, its reading or None)."""
+    readings = {r.get("start"): r for r in values.get("readings") or () if isinstance(r, dict)}
+    starts = sorted(set(readings) | set(values.get("missing") or ()), key=str)
+    return [(start, readings.get(start)) for start in starts]
+
+
 def csv_row(dataset: str | None, key: str | None, seq: int | None, date: str | None, deleted: bool,
             values: dict, fields: list[str]) -> list:
     """One record as a CSV row (nested values as JSON, formulas neutralised by csv_cell()), the

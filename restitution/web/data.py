@@ -108,13 +108,15 @@ def dataset_spreadsheet(request: HttpRequest, slug: str) -> HttpResponse:
     """The customer's records of one dataset as a CSV a spreadsheet opens as it is: UTF-8 with a
     byte-order mark, columns named in the reader's language, enumerated values in words,
     date-times in the gateway's time zone, and in French `;` between cells and a decimal comma
-    (what French spreadsheets expect). Cells that would start a formula are neutralised."""
+    (what French spreadsheets expect). Cells that would start a formula are neutralised. A dataset
+    of day blocks (the load curve) has one row per interval: the block's fields, then the
+    interval's start, value, quality and whether it is missing."""
     import csv
     import io
 
     from django.http import StreamingHttpResponse
 
-    from ..catalogue import field_label, field_order, value_label
+    from ..catalogue import field_label, field_order, has_day_blocks, value_label
     from ..models import Record
 
     customer = signed_in_customer(request)
@@ -124,6 +126,10 @@ def dataset_spreadsheet(request: HttpRequest, slug: str) -> HttpResponse:
     language = _language()
     french = language == "fr"
     fields = field_order(dataset)
+    # Day blocks of readings: one row per interval of the day (a missing one says so).
+    blocks = has_day_blocks(dataset.schema)
+    if blocks:
+        fields = [name for name in fields if name not in portability.BLOCK_ONLY_FIELDS]
 
     def cell(name: str, value):
         value = value_label(name, value, language)
@@ -138,14 +144,22 @@ def dataset_spreadsheet(request: HttpRequest, slug: str) -> HttpResponse:
     def rows():
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=";" if french else ",", lineterminator="\r\n")
-        writer.writerow([field_label(name, language) for name in fields])
+        columns = fields + list(portability.READING_COLUMNS) if blocks else fields
+        writer.writerow([field_label(name, language) for name in columns])
         yield "\ufeff" + buffer.getvalue()
         records = (Record.objects.filter(customer=customer, dataset=dataset, deleted=False)
                    .order_by("-record_at", "key").values_list("data", flat=True))
-        for data in records.iterator(chunk_size=2000):
+        for data in records.iterator(chunk_size=2000 if not blocks else 200):
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow([cell(name, data.get(name)) for name in fields])
+            row = [cell(name, data.get(name)) for name in fields]
+            if not blocks:
+                writer.writerow(row)
+            for start, reading in portability.block_intervals(data) if blocks else ():
+                writer.writerow(row + [cell("reading_start", start),
+                                       cell("value", reading.get("value") if reading else None),
+                                       cell("quality", reading.get("quality") if reading else None),
+                                       cell("missing", reading is None)])
             yield buffer.getvalue()
 
     response = StreamingHttpResponse((part.encode("utf-8") for part in rows()), content_type="text/csv; charset=utf-8")

@@ -19,9 +19,30 @@ PROBLEM = "application/problem+json"
 
 
 def _curve(day: int, hour: int = 0, kw: float = 1.0) -> dict:
+    """A half-hour reading in the load curve's schema 1.0.0 shape (one record per reading), as a
+    store holds them until the first extraction after the upgrade to day blocks: the API serves
+    stored records whatever their shape, which these tests of paging, windows and isolation use.
+    `_day_block` gives the current shape."""
     start = f"2025-01-{day:02d}T{hour:02d}:00:00Z"
     return {"delivery_point": "12345678901234", "start": start, "end": start.replace(":00:00Z", ":30:00Z"),
             "average_power_kw": kw}
+
+
+def _day_block(day: int, hours: tuple[int, ...] = (0, 12), kw: float = 1.0,
+               pdl: str = "12345678901234") -> dict:
+    """A load-curve day block of 2025-01-<day> (Europe/Paris) with readings at the given UTC hours
+    only: the other half hours are listed missing."""
+    from datetime import UTC, datetime, timedelta
+
+    first = datetime(2025, 1, day - 1, 23, tzinfo=UTC) if day > 1 else datetime(2024, 12, 31, 23, tzinfo=UTC)
+    slots = [first + timedelta(minutes=30 * n) for n in range(48)]
+    text = [moment.strftime("%Y-%m-%dT%H:%M:%SZ") for moment in slots]
+    have = {f"2025-01-{day:02d}T{hour:02d}:00:00Z" for hour in hours}
+    return {"delivery_point": pdl, "day": f"2025-01-{day:02d}", "time_zone": "Europe/Paris",
+            "start": text[0], "duration_seconds": 86400, "interval_seconds": 1800, "unit": "kW",
+            "quantity": "average_power", "expected_readings": 48,
+            "missing_count": 48 - len(have), "missing": [t for t in text if t not in have],
+            "readings": [{"start": t, "value": kw} for t in text if t in have]}
 
 
 def _contract(cid: str, premium: float = 100.0) -> dict:
@@ -35,7 +56,8 @@ def write(customer, slug: str, records: list[dict], *, finish: bool = True) -> N
     writer = store.SnapshotWriter(dataset_id=dataset.pk, source_id=None)
     writer.include(customer.pk)
     for data in records:
-        key = store.record_key(data, dataset.natural_key)
+        # A schema 1.0.0 reading (`_curve`) has no `day`: its key was delivery point and start.
+        key = store.record_key(data, dataset.natural_key) or store.record_key(data, ["delivery_point", "start"])
         writer.add(customer_id=customer.pk, key=key, data=data, locator="test",
                    record_at=store.parse_record_date(data[dataset.date_field]))
     writer.finish() if finish else writer.flush()

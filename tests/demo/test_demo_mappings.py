@@ -118,9 +118,16 @@ def map_customer(rows: Iterator[Row], mapping: dict[str, Any], dataset: str,
     """Map the rows of one customer identity: (records by key, kinds of the rejected rows)."""
     compiled = compile_mapping(mapping, BY_SLUG[dataset].schema)
     ctx = MappingContext(customer_key=identity)
+    blocks = compiled.blocks()  # interval readings fold into day blocks
     records: dict[str, dict[str, Any]] = {}
     rejected: list[str] = []
-    for row in rows:
+
+    def keep(record: dict[str, Any]) -> None:
+        key = record_key(dataset, record)
+        assert key not in records, f"duplicate key {key}"
+        records[key] = record
+
+    for number, row in enumerate(rows):
         if compiled.customer_key(row.values) != identity:
             continue
         if row.error:
@@ -132,9 +139,15 @@ def map_customer(rows: Iterator[Row], mapping: dict[str, Any], dataset: str,
             rejected.append("missing-key" if "missing value" in exc.message else
                             "impossible-date" if "impossible date" in exc.message else exc.message)
             continue
-        key = record_key(dataset, record)
-        assert key not in records, f"duplicate key {key}"
-        records[key] = record
+        if blocks is None:
+            keep(record)
+            continue
+        for block in blocks.arriving(0, record):
+            keep(block.data)
+        problem = blocks.add(0, record, f"row {number}")
+        assert problem is None, problem
+    for block in blocks.drain() if blocks is not None else ():
+        keep(block.data)
     return records, rejected
 
 

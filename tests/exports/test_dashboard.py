@@ -9,7 +9,7 @@ from django.test import Client
 
 from restitution import exports
 from restitution.models import AccessEvent, ExportJob
-from tests.api.test_records_api import _contract, _curve, write
+from tests.api.test_records_api import _contract, _day_block, write
 from tests.exports.archive_reader import open_checked
 from tests.personas import CONTRACTS, CURVE
 
@@ -37,11 +37,12 @@ def test_download_all_builds_an_archive_of_everything_with_readme(data):
     state = alice.get("/account/download/status/").json()
     assert state["status"] == "succeeded" and state["progress"] == 100
     archive, manifest = open_checked(b"".join(Client().get(state["url"]).streaming_content))
-    assert manifest["requested_by"] == "customer" and manifest["record_count"] == 22
+    assert manifest["requested_by"] == "customer" and manifest["record_count"] == 12
     readme = archive.read("README.txt").decode()
     assert "Your data from" in readme and "Vos données chez" in readme
-    assert "Average power drawn during the half hour, in kW." in readme
-    assert "average_power_kw (Average power (kW)):" in readme and "average_power_kw (Puissance moyenne (kW)):" in readme
+    assert "Average power drawn during each half hour, in kW, each with its UTC start." in readme
+    assert "readings (Readings):" in readme and "readings (Relevés):" in readme
+    assert "each row is one interval of the day" in readme and "chaque ligne est un intervalle" in readme
     # The processing facts of each dataset, in both languages (GDPR Art. 15).
     assert "How we process it (GDPR Art. 15):" in readme and "Comment nous les traitons (RGPD, art. 15) :" in readme
     assert readme.count("Automated decisions: no") == 2  # the load curve and the contracts
@@ -92,7 +93,7 @@ def test_the_load_curve_page_charts_the_customers_own_readings(data):
     assert len(raw["x"]) == 20
     assert chart_of(alice, CURVE, by="nonsense")["resolution"] == "day"  # the default, not a 500
     assert chart_of(bob, CURVE, by="raw")["series"][0] == [9.9] * 3
-    write(data.alice, CURVE, [_curve(d, h, kw=2.0) for d in range(11, 16) for h in (0, 12)], finish=False)
+    write(data.alice, CURVE, [_day_block(d, kw=2.0) for d in range(11, 16)], finish=False)
     assert len(chart_of(alice, CURVE, by="month")["x"]) == 1
 
 
@@ -120,6 +121,6 @@ def test_the_pages_speak_french_to_a_french_customer(data):
     alice = browser_for(data.alice, HTTP_ACCEPT_LANGUAGE="fr")
     page = alice.get(f"/account/data/{CURVE}/").content.decode()
     assert "par semaine" in page and "Ce que signifie chaque champ" in page
-    assert "Puissance moyenne appelée pendant la demi-heure, en kW." in page
+    assert "Puissance moyenne appelée pendant chaque demi-heure, en kW" in page
     assert chart_of(alice, CURVE)["labels"] == ["Puissance moyenne", "Demi-heure la plus forte"]
     assert "Télécharger toutes mes données" in alice.get("/account/").content.decode()

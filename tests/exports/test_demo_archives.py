@@ -9,7 +9,7 @@ import pytest
 
 from demo.install import install_demo
 from restitution import exports, portability
-from restitution.catalogue import BY_SLUG
+from restitution.catalogue import BY_SLUG, has_day_blocks
 from restitution.models import Customer, ExportJob
 from tests.conftest import load_ground_truth
 from tests.exports.archive_reader import csv_rows, ndjson_items, open_checked
@@ -44,9 +44,15 @@ def test_every_demo_customer_downloads_exactly_their_ground_truth(demo_dir, demo
             assert len(items) == dataset["records"]
             got.update({(customer.reference, item["dataset"], item["key"]): item["data"] for item in items})
             rows = csv_rows(archive, dataset["slug"])
-            assert [(r["key"], int(r["seq"])) for r in rows] == [(i["key"], i["seq"]) for i in items]
             schema = json.loads(archive.read(f"{dataset['slug']}/schema.json"))
-            assert list(rows[0])[5:] == list(BY_SLUG[dataset["slug"]].properties)  # declared order
+            if has_day_blocks(schema):  # one row per interval of each day, in the blocks' order
+                expected_rows = [(i["key"], i["seq"], start) for i in items for start in
+                                 sorted([r["start"] for r in i["data"]["readings"]] + i["data"]["missing"])]
+                assert [(r["key"], int(r["seq"]), r["reading_start"]) for r in rows] == expected_rows
+                assert sum(r["missing"] == "true" for r in rows) == sum(i["data"]["missing_count"] for i in items)
+            else:
+                assert [(r["key"], int(r["seq"])) for r in rows] == [(i["key"], i["seq"]) for i in items]
+                assert list(rows[0])[5:] == list(BY_SLUG[dataset["slug"]].properties)  # declared order
             assert set(schema["properties"]) == set(BY_SLUG[dataset["slug"]].properties)
         assert got == expected, customer.reference
         assert manifest["record_count"] == len(expected)

@@ -65,7 +65,7 @@ def test_a_client_polls_its_export_to_the_manifest_and_downloads_it(data, flow, 
     body = done.json()
     assert progress == sorted(progress)
     manifest = body["manifest"]
-    assert {d["slug"]: d["records"] for d in manifest["datasets"]} == {CURVE: 20, CONTRACTS: 2}
+    assert {d["slug"]: d["records"] for d in manifest["datasets"]} == {CURVE: 10, CONTRACTS: 2}
     assert manifest["grant"]["client_id"] == "trusted-cloud"
     assert manifest["transaction_time"] and body["transaction_time"]
 
@@ -80,10 +80,17 @@ def test_a_client_polls_its_export_to_the_manifest_and_downloads_it(data, flow, 
     keys = {item["key"] for item in ndjson_items(archive, CONTRACTS)}
     assert keys == {"A1", "A2"}  # nothing of bob's
     assert {row["key"] for row in csv_rows(archive, CONTRACTS)} == keys
-    assert all(row["average_power_kw"] == "1.0" for row in csv_rows(archive, CURVE))
+    # The spreadsheet table: one row per half hour of each day, the missing ones said so.
+    curve_rows = csv_rows(archive, CURVE)
+    assert len(curve_rows) == 10 * 48
+    assert sorted(row["value"] for row in curve_rows if row["missing"] == "false") == ["1.0"] * 20
+    assert all(row["value"] == "" for row in curve_rows if row["missing"] == "true")
+    first_day = [row for row in curve_rows if row["day"] == "2025-01-01"]
+    assert [row["reading_start"] for row in first_day][:2] == ["2024-12-31T23:00:00Z", "2024-12-31T23:30:00Z"]
+    assert {row["delivery_point"] for row in curve_rows} == {"12345678901234"}
     kinds = list(AccessEvent.objects.filter(customer=data.alice, kind__startswith="export")
                  .values_list("kind", "record_count"))
-    assert sorted(kinds) == [(AccessEvent.Kind.EXPORT, 22), (AccessEvent.Kind.EXPORT_DOWNLOADED, 22)]
+    assert sorted(kinds) == [(AccessEvent.Kind.EXPORT, 12), (AccessEvent.Kind.EXPORT_DOWNLOADED, 12)]
     assert not AccessEvent.objects.filter(customer=data.bob, kind__startswith="export").exists()
 
 
@@ -113,8 +120,10 @@ def test_the_window_and_dataset_choice_are_honoured(data, flow):
     assert body["manifest"]["request"] == {"datasets": [CURVE], "from": "2025-01-02T23:00:00Z",
                                            "to": "2025-01-06T00:00:00Z"}
     archive, _ = open_checked(b"".join(flow.api.get(body["archive"]["url"]).streaming_content))
-    days = sorted({item["data"]["start"][:10] for item in ndjson_items(archive, CURVE)})
-    assert days == ["2025-01-03", "2025-01-04", "2025-01-05"]
+    # A day block is dated by its start, its local midnight: 6 January's starts at 23:00 UTC on
+    # the 5th, inside a request that ends with the UTC day of the 5th.
+    days = sorted({item["data"]["day"] for item in ndjson_items(archive, CURVE)})
+    assert days == ["2025-01-03", "2025-01-04", "2025-01-05", "2025-01-06"]
     assert not any(name.startswith(CONTRACTS) for name in archive.namelist())
 
 

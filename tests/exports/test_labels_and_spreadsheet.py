@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from restitution.catalogue import DEFINITIONS, FIELD_LABELS, VALUE_LABELS, field_label, value_label
-from tests.api.test_records_api import _contract, _curve, write
+from tests.api.test_records_api import _contract, _day_block, write
 from tests.personas import CONTRACTS, CURVE
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,8 @@ def test_the_dataset_page_speaks_words_and_names_its_time_zone(data):
     assert "contract_id</th>" not in page
     assert "Europe/Paris" in page
     english = browser_for(data.alice).get(f"/account/data/{CURVE}/").content.decode()
-    assert "Average power (kW)" in english and "Dates and times are in Europe/Paris time." in english
+    assert "Readings" in english and "Dates and times are in Europe/Paris time." in english
+    assert "<td>2 readings</td>" in english  # a day block's readings are counted, the chart draws them
     assert "(UTC)" not in english  # the table shows local times: its help says so
 
 
@@ -72,6 +73,21 @@ def test_the_spreadsheet_csv_is_refused_without_login_and_for_an_unknown_dataset
     assert browser_for(data.alice).get("/account/data/no-such/spreadsheet.csv").status_code == 404
 
 
+def test_the_load_curve_spreadsheet_has_one_row_per_half_hour_in_local_time(data):
+    body = b"".join(browser_for(data.alice, "fr").get(f"/account/data/{CURVE}/spreadsheet.csv").streaming_content)
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
+    header = rows[0]
+    assert header[:2] == ["Point de livraison", "Jour"]
+    assert header[-4:] == ["Début de l'intervalle", "Valeur", "Qualité", "Manquant"]
+    assert "Relevés" not in header and len(rows) == 1 + 3 * 48
+    newest = rows[1:49]  # newest day first, its half hours in time order
+    assert {row[1] for row in newest} == {"2025-01-03"}
+    assert newest[0][-4] == "2025-01-03 00:00" and newest[-1][-4] == "2025-01-03 23:30"
+    present = [row for row in newest if row[-1] == "non"]
+    assert [(row[-4], row[-3]) for row in present] == [("2025-01-03 01:00", "1,0"), ("2025-01-03 13:00", "1,0")]
+    assert all(row[-3] == "—" for row in newest if row[-1] == "oui")  # no value, like any empty cell
+
+
 def test_a_formula_in_a_value_stays_text_in_the_spreadsheet(personas):
     evil = {**_contract("F1"), "product": "=HYPERLINK(\"https://evil.example\")"}
     write(personas.alice, CONTRACTS, [evil])
@@ -82,7 +98,7 @@ def test_a_formula_in_a_value_stays_text_in_the_spreadsheet(personas):
 
 @pytest.fixture
 def data(personas):
-    write(personas.alice, CURVE, [_curve(d, h) for d in range(1, 4) for h in (0, 12)])
+    write(personas.alice, CURVE, [_day_block(d) for d in range(1, 4)])
     write(personas.alice, CONTRACTS, [_contract("A1"), _contract("A2")])
     write(personas.bob, CONTRACTS, [_contract("B1")])
     return personas

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -41,16 +40,30 @@ def test_the_load_curve_has_46_and_50_readings_on_the_dst_days(demo_dir, install
     extract_all()
     alice = Customer.objects.get(identities__system="energy", identities__value__isnull=False,
                                  reference=load_alice(demo_dir))
-    starts = Record.objects.filter(customer=alice, dataset__slug="energy-load-curve",
-                                   deleted=False).values_list("data__start", flat=True)
-    per_day = Counter(
-        datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(PARIS).date().isoformat()
-        for s in starts
-    )
-    assert per_day["2025-03-30"] == 46
-    assert per_day["2025-10-26"] == 50
-    assert per_day["2025-01-15"] == 48
-    assert len(set(starts)) == len(starts)
+    blocks = {data["day"]: data for data in Record.objects.filter(
+        customer=alice, dataset__slug="energy-load-curve", deleted=False).values_list("data", flat=True)}
+    for day, count, duration in (("2025-03-30", 46, 82800), ("2025-10-26", 50, 90000),
+                                 ("2025-01-15", 48, 86400)):
+        block = blocks[day]
+        assert (block["expected_readings"], block["duration_seconds"]) == (count, duration)
+        starts = [r["start"] for r in block["readings"]] + block["missing"]
+        assert len(set(starts)) == len(starts) == count
+        assert all(
+            datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(PARIS).date().isoformat() == day
+            for s in starts)
+
+
+def test_days_with_gaps_say_which_half_hours_are_missing(demo_dir, installed):
+    extract_all()
+    gappy = [line for line in load_ground_truth(demo_dir).items()
+             if line[0][1] == "energy-load-curve" and line[1]["missing_count"]]
+    assert gappy, "the demo has days with gaps"
+    stored = {(c, k): d for c, k, d in Record.objects.filter(
+        dataset__slug="energy-load-curve", deleted=False).values_list("customer__reference", "key", "data")}
+    for (customer, _, key), data in gappy:
+        block = stored[(customer, key)]
+        assert block["missing_count"] == len(block["missing"]) == data["missing_count"] > 0
+        assert len(block["readings"]) + block["missing_count"] == block["expected_readings"]
 
 
 def load_alice(demo_dir) -> str:

@@ -10,25 +10,32 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.api.test_records_api import write
-from tests.exports.archive_reader import ndjson_items, open_checked
+from tests.exports.archive_reader import csv_rows, ndjson_items, open_checked
 from tests.personas import CONTRACTS, CURVE, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-DAYS = 120  # 5 760 half-hour readings: enough for the progress bar to be seen moving
+DAYS = 120  # 120 day blocks of 48 half-hour readings (5 760): the archive's CSV has a row for each
 
 
 def readings(days: int) -> list[dict]:
+    """`days` load-curve day blocks (Europe/Paris days from 1 January 2025, no clock change
+    before 30 March), every half hour present: an evening peak, a smaller morning one."""
     from datetime import UTC, datetime, timedelta
 
-    start = datetime(2025, 1, 1, tzinfo=UTC)
     out = []
-    for step in range(days * 48):
-        moment = start + timedelta(minutes=30 * step)
-        hour = moment.hour + moment.minute / 60
-        power = round(0.4 + (1.8 if 18 <= hour < 22 else 0.6 if 7 <= hour < 9 else 0.0) + (step % 7) / 20, 3)
-        out.append({"delivery_point": "12345678901234", "start": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "end": (moment + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "average_power_kw": power})
+    for day in range(days):
+        first = datetime(2024, 12, 31, 23, tzinfo=UTC) + timedelta(days=day)
+        block = []
+        for slot in range(48):
+            moment = first + timedelta(minutes=30 * slot)
+            hour = (moment.hour + 1) % 24 + moment.minute / 60  # local (winter) time
+            step = day * 48 + slot
+            power = round(0.4 + (1.8 if 18 <= hour < 22 else 0.6 if 7 <= hour < 9 else 0.0) + (step % 7) / 20, 3)
+            block.append({"start": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": power})
+        out.append({"delivery_point": "12345678901234", "day": (first + timedelta(hours=1)).date().isoformat(),
+                    "time_zone": "Europe/Paris", "start": block[0]["start"], "duration_seconds": 86400,
+                    "interval_seconds": 1800, "unit": "kW", "quantity": "average_power", "expected_readings": 48,
+                    "missing_count": 0, "missing": [], "readings": block})
     return out
 
 
@@ -72,8 +79,9 @@ def test_download_all_with_progress_then_a_chart(live_server, personas, page, ar
     saved = tmp_path / "archive.zip"
     caught.value.save_as(saved)
     archive, manifest = open_checked(saved.read_bytes())
-    assert {d["slug"]: d["records"] for d in manifest["datasets"]} == {CURVE: DAYS * 48, CONTRACTS: 1}
-    assert len(ndjson_items(archive, CURVE)) == DAYS * 48
+    assert {d["slug"]: d["records"] for d in manifest["datasets"]} == {CURVE: DAYS, CONTRACTS: 1}
+    assert len(ndjson_items(archive, CURVE)) == DAYS
+    assert len(csv_rows(archive, CURVE)) == DAYS * 48  # the spreadsheet table: a row per half hour
     assert "README.txt" in archive.namelist()
 
     page.get_by_role("link", name="Electricity load curve (30 minutes)").click()
