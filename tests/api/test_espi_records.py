@@ -4,13 +4,11 @@ the JSON API's records, within the consent — and refused everywhere else."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from restitution import catalogue
 from restitution.models import AccessEvent, Dataset
 from tests.api.test_records_api import _contract, all_pages, get, write
 from tests.greenbutton.espi import PARIS, assert_valid, day_record, epoch, kw, read
@@ -24,14 +22,7 @@ ALICE_DAYS = [SPRING, date(2025, 3, 31), FALL, date(2025, 10, 27)]
 
 
 @pytest.fixture
-def day_blocks(monkeypatch):
-    """The load curve in its day-block shape, declared as ESPI (as the catalogue will declare it)."""
-    monkeypatch.setitem(catalogue.BY_SLUG, CURVE,
-                        dataclasses.replace(catalogue.BY_SLUG[CURVE], espi="day-blocks"))
-
-
-@pytest.fixture
-def energy(personas, day_blocks):
+def energy(personas):
     """alice: four days (both DST days, one with gaps and an estimated reading); bob: one day."""
     records = [day_record(day) for day in ALICE_DAYS]
     records[3] = day_record(ALICE_DAYS[3], missing=(3, 4), estimated=(5,), base=1.25)
@@ -117,12 +108,28 @@ def test_the_dataset_list_names_the_formats_of_each_dataset(flow, energy):
     assert formats == {CURVE: ["json", "ndjson", "csv", "espi"], CONTRACTS: ["json", "ndjson", "csv"]}
 
 
-def test_the_load_curve_offers_no_espi_until_the_catalogue_declares_it(flow, personas):
-    """Without the flag (the shipped half-hour shape), the load curve is refused like any other."""
+def test_the_demos_load_curve_reads_back_equal_to_the_api_one_block_per_local_day(flow, personas, demo_dir):
+    """The load curve as shipped (day blocks, ESPI declared in the catalogue), on the demo
+    generator's data: one IntervalBlock per record, DST days exact, every reading equal."""
+    from tests.conftest import load_ground_truth
+
+    truth = load_ground_truth(demo_dir)
+    customer = sorted({k[0] for k in truth if k[1] == CURVE})[0]
+    write(personas.alice, CURVE, [data for key, data in sorted(truth.items()) if key[:2] == (customer, CURVE)])
     token = flow.tokens()["access_token"]
-    assert get(flow, token, f"/api/v1/datasets/{CURVE}/records", HTTP_ACCEPT=ATOM).status_code == 406
-    items = get(flow, token, "/api/v1/datasets").json()["items"]
-    assert all("espi" not in d["formats"] for d in items)
+    items = sorted(all_pages(flow, token, f"/api/v1/datasets/{CURVE}/records"), key=lambda i: i["data"]["start"])
+    assert "espi" in {d["slug"]: d for d in get(flow, token, "/api/v1/datasets").json()["items"]}[CURVE]["formats"]
+    _, body = _espi(flow, token, path=f"/api/v1/datasets/{CURVE}/records?format=espi")
+    assert_valid(body)
+    feed = read(body)
+    assert len(feed.blocks) == len(items) > 0
+    for item, block in zip(items, feed.blocks, strict=True):
+        data = item["data"]
+        assert (block.start, block.duration) == (epoch(data["start"]), data["duration_seconds"])
+        assert len(block.readings) == data["expected_readings"] - data["missing_count"]
+        assert [(r["start"], kw(r, feed.reading_type)) for r in block.readings] == [
+            (epoch(r["start"]), Decimal(str(r["value"]))) for r in data["readings"]]
+    assert {b.duration for b in feed.blocks} >= {86400, 82800, 90000}  # the demo spans both clock changes
 
 
 @pytest.mark.parametrize("query", ["since=1", "cursor=eyJhZnRlciI6IDN9", "page_size=10"])

@@ -3,7 +3,6 @@ manifest, named by the README, valid against the NAESB schema, equal to the arch
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import date
 from decimal import Decimal
@@ -11,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from restitution import catalogue, exports
+from restitution import exports
 from restitution.models import Dataset, ExportJob
 from tests.api.test_records_api import _contract, write
 from tests.exports.archive_reader import ndjson_items, open_checked
@@ -27,8 +26,7 @@ DAYS = [date(2025, 3, 30), date(2025, 10, 26), date(2025, 10, 27)]
 
 
 @pytest.fixture
-def energy(personas, media, monkeypatch):
-    monkeypatch.setitem(catalogue.BY_SLUG, CURVE, dataclasses.replace(catalogue.BY_SLUG[CURVE], espi="day-blocks"))
+def energy(personas, media):
     records = [day_record(DAYS[0]), day_record(DAYS[1]), day_record(DAYS[2], missing=(10,), estimated=(11,))]
     write(personas.alice, CURVE, records)
     write(personas.alice, DAILY, [{"delivery_point": "12345678901234", "day": d.isoformat(), "energy_kwh": 9.5,
