@@ -55,6 +55,8 @@ def record_item(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any,
     item: dict[str, Any] = {"dataset": dataset_slug, "key": key, "seq": seq}
     if deleted:
         item["deleted"] = True
+        # The date the record had when it was deleted (a period check needs it).
+        item["date"] = utc_text(record_at) if record_at else None
         return item
     # To the second, as every other rendering (printed pages, archives): one form across formats.
     item["date"] = utc_text(record_at) if record_at else None
@@ -77,14 +79,15 @@ def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetim
     again: only the envelope is built here). `head` comes from record_line_head(); `document`
     is the record's document_url(), when it has one."""
     if deleted:
-        return record_line_deleted(head, seq, key)
+        return record_line_deleted(head, seq, key, utc_text(record_at) if record_at else None)
     return record_line_text(head, seq, key, utc_text(record_at) if record_at else None, utc_text(extracted_at),
                             text, document)
 
 
-def record_line_deleted(head: str, seq: int, key: str) -> str:
-    """record_line() of a tombstone."""
-    return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true}}'
+def record_line_deleted(head: str, seq: int, key: str, date: str | None = None) -> str:
+    """record_line() of a tombstone: its key and, as `date`, the record's last date (utc_text())."""
+    date_json = f'"{date}"' if date else "null"
+    return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true,"date":{date_json}}}'
 
 
 def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str,
@@ -100,15 +103,17 @@ def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_
 #: change feed's page statement (restitution/portability.py) prints it before each `item`.
 SQL_ITEM_HEAD = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"
 
-#: The body of the PostgreSQL trigger function restitution_record_item() (migration
-#: 0008_record_item, 0015_record_document_url), which keeps each row's `item` column printed:
-#: record_line() after its head, with the record's document_url().
+#: The body of the PostgreSQL trigger function restitution_record_item() (migrations
+#: 0008_record_item, 0015_record_document_url, 0018_tombstone_date), which keeps each row's
+#: `item` column printed: record_line() after its head, with the record's document_url().
 #: A migration that changes the function must change this text too (the test compares them).
 SQL_ITEM_TRIGGER_BODY = f"""
 BEGIN
     -- The same text as portability.record_line() after its head; moments to the second, UTC.
     IF NEW.deleted THEN
-        NEW.item := concat(to_json(NEW.key), ',"seq":', NEW.seq, ',"deleted":true}}');
+        NEW.item := concat(to_json(NEW.key), ',"seq":', NEW.seq, ',"deleted":true,"date":',
+                           coalesce('"' || to_char(NEW.record_at AT TIME ZONE 'UTC',
+                                                   '{SQL_UTC_FORMAT}') || '"', 'null'), '}}');
     ELSE
         NEW.item := concat(
             to_json(NEW.key), ',"seq":', NEW.seq,

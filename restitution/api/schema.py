@@ -82,13 +82,17 @@ LIVE_RECORD = {
 TOMBSTONE = {
     "type": "object",
     "description": "A deletion (tombstone), only with `since` and in the change feed: drop the record with this "
-    "`dataset` and `key` from a mirror. It carries no `date`, `extracted_at` nor `data`.",
-    "properties": {**RECORD_PROPERTIES, "deleted": {"type": "boolean", "const": True}},
+    "`dataset` and `key` from a mirror. It carries the `date` the record last had, and no `extracted_at` nor "
+    "`data`.",
+    "properties": {**RECORD_PROPERTIES, "deleted": {"type": "boolean", "const": True},
+                   "date": {"type": ["string", "null"], "format": "date-time",
+                            "description": "The date the record had when it was deleted (RFC 3339, UTC); null "
+                            "when the dataset has none. Since API version 1.2.0."}},
     "required": ["dataset", "key", "seq", "deleted"],
 }
 RECORD_ITEM = {
     "description": "An item of a page: a live record (`Record`), or a deletion (`Tombstone`, with `deleted: "
-    "true`). Exactly one of the two matches: a tombstone has `deleted` and no `date`.",
+    "true`). Exactly one of the two matches: a tombstone has `deleted` and no `data`.",
     "oneOf": [{"$ref": "#/components/schemas/Record"}, {"$ref": "#/components/schemas/Tombstone"}],
 }
 RECORD_PAGE = {

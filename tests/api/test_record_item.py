@@ -60,6 +60,21 @@ def test_every_write_path_leaves_the_item_right(changed_data):  # noqa: F811
     assert _wrong_items() == []
 
 
+def test_a_tombstone_carries_the_date_its_record_last_had(changed_data):  # noqa: F811
+    """Printed by the trigger and by Python alike: a deletion says which date it belongs to."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT item, record_at, key, seq FROM restitution_record "
+                       "WHERE deleted AND record_at IS NOT NULL")
+        tombstones = cursor.fetchall()
+    assert tombstones
+    for item, record_at, key, seq in tombstones:
+        printed = json.loads('{"key":' + item)  # the stored item starts after its head
+        assert printed == {"key": key, "seq": seq, "deleted": True, "date": items.utc_text(record_at)}
+        assert items.record_item("d", key, seq, True, None, record_at, record_at) == {
+            "dataset": "d", "key": key, "seq": seq, "deleted": True, "date": items.utc_text(record_at)}
+    assert json.loads(items.record_line_deleted('{"dataset":"d","key":', 7, "k"))["date"] is None
+
+
 def test_a_record_with_a_document_links_it_on_every_write_path(changed_data):  # noqa: F811
     dataset = Dataset.objects.get(slug=CONTRACTS)
     digest = "ab" * 32
@@ -79,6 +94,17 @@ def test_a_record_with_a_document_links_it_on_every_write_path(changed_data):  #
         f"/api/v1/datasets/{CONTRACTS}/documents/{digest}")
     linked.data = {"document": None}
     linked.save()
+    assert _wrong_items() == []
+
+
+def test_the_tombstone_date_migration_prints_the_deletions_already_stored(changed_data):  # noqa: F811
+    migration = importlib.import_module("restitution.migrations.0018_tombstone_date")
+    with connection.schema_editor() as editor:
+        migration.undate_tombstones(None, editor)
+    deleted = set(Record.objects.filter(deleted=True).values_list("pk", flat=True))
+    assert deleted and {pk for pk, _, _ in _wrong_items()} == deleted
+    with connection.schema_editor() as editor:
+        migration.date_tombstones(None, editor)
     assert _wrong_items() == []
 
 
@@ -108,6 +134,9 @@ def test_the_migration_prints_the_records_already_stored(changed_data):  # noqa:
                           extracted_at=datetime(2025, 1, 2, tzinfo=UTC), seq=10_000_000)
     with connection.schema_editor() as editor:
         migration.create_item(None, editor)
+        # The later migrations that reprint items, in order, as a fresh migrate runs them.
+        importlib.import_module("restitution.migrations.0015_record_document_url").link_documents(None, editor)
+        importlib.import_module("restitution.migrations.0018_tombstone_date").date_tombstones(None, editor)
     assert _wrong_items() == []
     with connection.cursor() as cursor:
         cursor.execute("SELECT is_nullable FROM information_schema.columns "
