@@ -8,10 +8,11 @@ import time
 
 
 def write(database_url: str, customer_id: int, dataset_id: int, name: str, plan: list[tuple[str, float]],
-          start_after: float) -> None:
+          start_after: float, ready) -> None:
     """For each (what, hold) of the plan: one transaction that writes a chunk ("new": three new
     contracts, "change": the writer's first contracts with a new premium, "abort": a chunk rolled
-    back), then holds the transaction open `hold` seconds before its commit."""
+    back), then holds the transaction open `hold` seconds before its commit. The writers start
+    together (`ready`, a barrier), each `start_after` seconds later."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("GATEWAY_MODE", "test")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -25,6 +26,7 @@ def write(database_url: str, customer_id: int, dataset_id: int, name: str, plan:
     class Abort(Exception):
         pass
 
+    ready.wait(120)
     time.sleep(start_after)
     for step, (what, hold) in enumerate(plan):
         writer = store.SnapshotWriter(dataset_id=dataset_id, source_id=None, chunk_size=100)
