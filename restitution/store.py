@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -306,12 +305,12 @@ class SnapshotWriter:
         self.counts.deleted += len(gone)
 
 
-#: The staging table of a session's chunks (temporary: one per connection, never logged).
+#: The staging table of a session's chunks (temporary, never logged). Ensured in every chunk's
+#: transaction (one cheap statement): behind a transaction-pooling proxy (PgBouncer) two chunks
+#: of one process may meet different server sessions.
 _STAGING = "restitution_record_staging"
 _STAGING_DDL = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (ord integer, customer_id bigint, key text, "
                 "data text, content_hash text, record_at timestamptz)")
-#: The connections whose staging table exists (created by a committed transaction).
-_staged: weakref.WeakSet = weakref.WeakSet()
 
 
 def _merge_statement() -> str:
@@ -343,10 +342,7 @@ def _merge_chunk(dataset_id: int, source_id: int | None, pending: list[_Pending]
     parameter quoting, the canonical JSON text as is), the transaction published as in flight,
     then one merge statement. Returns (created, written)."""
     with connection.cursor() as cursor:
-        raw = connection.connection
-        if raw not in _staged:
-            cursor.execute(_STAGING_DDL)
-            transaction.on_commit(lambda: _staged.add(raw))
+        cursor.execute(_STAGING_DDL)
         columns = "ord, customer_id, key, data, content_hash, record_at"
         with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
             for ord_, item in enumerate(pending):

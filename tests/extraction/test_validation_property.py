@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
 from restitution.catalogue import BY_SLUG
-from restitution.validation import _keywords, _PORTABLE, record_validator
+from restitution.validation import _PORTABLE, _keywords, record_validator
 
 JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
