@@ -49,10 +49,11 @@ PUBLISH_SQL = (f"SELECT pg_advisory_xact_lock_shared({IN_FLIGHT_CLASS} + (b >> 3
                f"FROM (SELECT {_NEXT_VALUE} AS b) bound")
 #: The highest value handed out (0 when none): read *before* IN_FLIGHT_SQL.
 LAST_VALUE_SQL = f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_PG_SEQUENCE}"
-#: The in-flight writers' lower bounds in this database, lowest first (granted locks only).
+#: The in-flight writers' lower bounds in this database, lowest first (granted locks only). The
+#: reader's own transaction is left out: what it wrote itself, it sees.
 IN_FLIGHT_SQL = (
     f"SELECT DISTINCT (classid::bigint - {IN_FLIGHT_CLASS}) * 2147483648 + objid::bigint AS bound, classid, objid "
-    "FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted "
+    "FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND pid <> pg_backend_pid() "
     f"AND classid BETWEEN {IN_FLIGHT_CLASS} AND {IN_FLIGHT_CLASS + _IN_FLIGHT_CLASSES} "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY bound")
 
