@@ -8,11 +8,13 @@ import time
 
 
 def write(database_url: str, customer_id: int, dataset_id: int, name: str, plan: list[tuple[str, float]],
-          start_after: float, ready) -> None:
+          start_after: float, ready, first_flushed) -> None:
     """For each (what, hold) of the plan: one transaction that writes a chunk ("new": three new
     contracts, "change": the writer's first contracts with a new premium, "abort": a chunk rolled
     back), then holds the transaction open `hold` seconds before its commit. The writers start
-    together (`ready`, a barrier), each `start_after` seconds later."""
+    together (`ready`, a barrier), each `start_after` seconds later; the writer named "slow" sets
+    `first_flushed` once its first chunk has its sequence values, and the others wait for it: its
+    values are below theirs, and it commits after them."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("GATEWAY_MODE", "test")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -27,6 +29,8 @@ def write(database_url: str, customer_id: int, dataset_id: int, name: str, plan:
         pass
 
     ready.wait(120)
+    if name != "slow":
+        first_flushed.wait(120)
     time.sleep(start_after)
     for step, (what, hold) in enumerate(plan):
         writer = store.SnapshotWriter(dataset_id=dataset_id, source_id=None, chunk_size=100)
@@ -40,6 +44,8 @@ def write(database_url: str, customer_id: int, dataset_id: int, name: str, plan:
                                      "annual_premium": 100.0 + step, "currency": "EUR",
                                      "insured_object": None, "deductible": None})
                 writer.flush()  # sequence values taken now, visible only at commit
+                if name == "slow" and step == 0:
+                    first_flushed.set()
                 time.sleep(hold)
                 if what == "abort":
                     raise Abort
