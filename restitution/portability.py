@@ -23,6 +23,7 @@ from django.db.models.fields.json import KeyTextTransform
 from .items import UtcText, record_line, record_line_deleted, record_line_head, record_line_text  # noqa: F401
 from .items import record_item as _row
 from .models import Dataset, Grant, Record
+from .store import safe_seq
 
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 10000
@@ -209,10 +210,13 @@ def _with_tombstones(records: QuerySet, window: Window) -> QuerySet:
     return window.filter(records)
 
 
-def _page_query(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None) -> QuerySet:
-    """One customer's records of one dataset after a sequence: live ones in the window, plus
-    deletions when syncing with `since`. Every page query of the API starts here."""
-    records = Record.objects.filter(customer_id=grant.customer_id, dataset=dataset, seq__gt=max(after, since or 0))
+def _page_query(grant: Grant, dataset: Dataset, window: Window, *, after: int, since: int | None,
+                upto: int) -> QuerySet:
+    """One customer's records of one dataset after a sequence and up to the feed's safe point
+    (store.safe_seq()): live ones in the window, plus deletions when syncing with `since`. Every
+    page query of the API starts here."""
+    records = Record.objects.filter(customer_id=grant.customer_id, dataset=dataset, seq__gt=max(after, since or 0),
+                                    seq__lte=upto)
     if since is None:
         return window.filter(records.filter(deleted=False))
     return _with_tombstones(records, window)
@@ -224,8 +228,10 @@ def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, s
     changed meanwhile reappears later with a higher sequence, none is skipped).
 
     With `since`, deletions (tombstones) since that sequence are included, for mirroring.
+    Never past the change feed's safe point: a change that commits late, below it, is read by a
+    later page or sync (its cursor stays below the late change).
     """
-    records = _page_query(grant, dataset, window, after=after, since=since)
+    records = _page_query(grant, dataset, window, after=after, since=since, upto=safe_seq())
     rows = list(records.order_by("seq").values_list("key", "seq", "deleted", "data", "record_at",
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
@@ -238,10 +244,11 @@ def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, s
 def change_page(grant: Grant, window: Window, *, after: int, size: int,
                 datasets: list[Dataset] | None = None) -> Page:
     """The change feed across the granted datasets (or the given ones, e.g. those of a narrowed
-    token's scopes): upserts and deletions, by sequence."""
+    token's scopes): upserts and deletions, by sequence, up to the safe point (as record_page())."""
     slugs = {d.pk: d.slug for d in (granted_datasets(grant) if datasets is None else datasets)}
     records = _with_tombstones(
-        Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(slugs), seq__gt=after), window)
+        Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(slugs), seq__gt=after,
+                              seq__lte=safe_seq()), window)
     rows = list(records.order_by("seq").values_list("dataset_id", "key", "seq", "deleted", "data", "record_at",
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
@@ -271,10 +278,12 @@ _SEQ = ',"seq":'
 def _page_where(customer_id: int, dataset_ids: list[int], window: Window, *, after: int, since: int | None
                 ) -> tuple[str, list]:
     """_page_query() as SQL (the change feed's rows too, with several datasets and `since`): the
-    same rows, without compiling an ORM query on the hot path."""
+    same rows, without compiling an ORM query on the hot path; up to the safe point, read first."""
     conditions = ["customer_id = %s", "dataset_id = %s" if len(dataset_ids) == 1 else "dataset_id = ANY(%s)",
-                  "seq > %s"]
-    params = [customer_id, dataset_ids[0] if len(dataset_ids) == 1 else list(dataset_ids), max(after, since or 0)]
+                  "seq > %s", "seq <= %s"]
+    upto = safe_seq()
+    params = [customer_id, dataset_ids[0] if len(dataset_ids) == 1 else list(dataset_ids), max(after, since or 0),
+              upto]
     in_window, window_params = [], []
     if window.start is not None:
         in_window.append("record_at >= %s")

@@ -1,8 +1,15 @@
 """The record store: idempotent upserts by natural key, tombstones, the global change sequence.
 
-Every write that changes a record takes a fresh value of the change sequence, under a lock
-that makes commit order equal sequence order, so a client syncing with `since=<seq>` can
-never miss a change that commits late. Unchanged rows (same content hash) are never rewritten.
+Writers run in parallel. Every write that changes a record takes a fresh value of the change
+sequence, so sequence order is not commit order: a slow writer may commit seq 10 after a fast
+one committed seq 11. The promise to a client syncing with `since=<seq>` — it never misses a
+change that commits late — is kept by the readers: they never serve past the **safe point**
+(safe_seq()), the highest sequence below which every value handed out belongs to a finished
+transaction. A writer publishes a lower bound of the values it is about to take, as a shared
+transaction-scoped advisory lock, *before* it takes any (publish_in_flight()); the lock lasts
+until its commit or rollback, and vanishes with its session if its process dies.
+Unchanged rows (same content hash) are never rewritten. On PostgreSQL a chunk goes through
+COPY into a session's staging table and one merge statement.
 This module never reads a legacy system and never decides *what* to extract.
 """
 
@@ -23,15 +30,75 @@ from django.utils import timezone
 from .legacy_values import Attachment
 from .models import ChangeCounter, Document, Record
 
-# Key of the PostgreSQL advisory lock that serialises change-sequence allocation.
-_CHANGE_LOCK_KEY = 0x5E57_1701
 _PG_SEQUENCE = "restitution_change_seq"
+
+# --- The change feed's safe point (PostgreSQL) ---------------------------------------------------
+#
+# A writer's in-flight lock is the advisory lock (IN_FLIGHT_CLASS + (b >> 31), b & 0x7fffffff),
+# two int4 keys, where b is a lower bound of every sequence value the writer's transaction takes:
+# the sequence's next value when the lock was taken. Shared, so two writers that publish the same
+# bound do not wait for each other. Sequence values up to 2**47 fit in the reserved class range.
+IN_FLIGHT_CLASS = 0x5E58_0000
+_IN_FLIGHT_CLASSES = 0xFFFF
+_LOW_BITS = 0x7FFF_FFFF
+
+#: The sequence's next value: what nextval() will return at the earliest.
+_NEXT_VALUE = f"(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {_PG_SEQUENCE})"
+#: Publishes the writer's lower bound; held until its transaction ends.
+PUBLISH_SQL = (f"SELECT pg_advisory_xact_lock_shared({IN_FLIGHT_CLASS} + (b >> 31)::int, (b & {_LOW_BITS})::int) "
+               f"FROM (SELECT {_NEXT_VALUE} AS b) bound")
+#: The highest value handed out (0 when none): read *before* IN_FLIGHT_SQL.
+LAST_VALUE_SQL = f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_PG_SEQUENCE}"
+#: The in-flight writers' lower bounds in this database, lowest first (granted locks only). The
+#: reader's own transaction is left out: what it wrote itself, it sees.
+IN_FLIGHT_SQL = (
+    f"SELECT DISTINCT (classid::bigint - {IN_FLIGHT_CLASS}) * 2147483648 + objid::bigint AS bound, classid, objid "
+    "FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND pid <> pg_backend_pid() "
+    f"AND classid BETWEEN {IN_FLIGHT_CLASS} AND {IN_FLIGHT_CLASS + _IN_FLIGHT_CLASSES} "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY bound")
+
+
+def publish_in_flight(cursor) -> None:
+    """Say, until this transaction ends, that it may write sequence values from the next one on.
+    Call inside the writing transaction, before any nextval() of the change sequence."""
+    cursor.execute(PUBLISH_SQL)
+
+
+def safe_point(cursor) -> int:
+    """The feed's safe point: every sequence value up to it was taken by a transaction that has
+    ended (committed or rolled back), so a page read afterwards sees all that will ever be there.
+
+    The order of the two reads matters: a writer that had not published its bound when the
+    in-flight locks were read took it after the last value was read, so all its values are above.
+    """
+    cursor.execute(LAST_VALUE_SQL)
+    last = int(cursor.fetchone()[0])
+    cursor.execute(IN_FLIGHT_SQL)
+    row = cursor.fetchone()
+    return last if row is None else min(last, int(row[0]) - 1)
+
+
+def safe_seq() -> int:
+    """The change feed's safe point: pages and `since` cursors never go past it. On SQLite,
+    which serialises writers, the committed counter (a reader never sees an uncommitted one)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            return safe_point(cursor)
+    return current_seq()
+
+
+def content_text(data: Any) -> str:
+    """The canonical JSON of a record (sorted keys, no whitespace): hashed, and written as is."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_hash(data: Any) -> str:
     """SHA-256 of the canonical JSON of a record (sorted keys, no whitespace)."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return _digest(content_text(data))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def record_key(data: dict[str, Any], natural_key: list[str]) -> str | None:
@@ -60,19 +127,15 @@ def parse_record_date(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _lock_change_feed() -> None:
-    """Serialise writers until commit (PostgreSQL); SQLite already serialises writes."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHANGE_LOCK_KEY])
-
-
 def allocate_seqs(count: int) -> list[int]:
-    """`count` new change-sequence values, increasing. Call inside the writing transaction."""
+    """`count` new change-sequence values, increasing. Call inside the writing transaction: on
+    PostgreSQL it first publishes the transaction as in flight (publish_in_flight())."""
     if count <= 0:
         return []
     if connection.vendor == "postgresql":
+        assert connection.in_atomic_block, "sequence values are taken inside the writing transaction"
         with connection.cursor() as cursor:
+            publish_in_flight(cursor)
             cursor.execute(
                 f"SELECT nextval('{_PG_SEQUENCE}') FROM generate_series(1, %s)", [count]  # noqa: S608
             )
@@ -85,10 +148,22 @@ def allocate_seqs(count: int) -> list[int]:
 
 
 def sync_floor() -> int:
-    """A new change-sequence value above every one already committed *or still being written*
-    (it waits for the writers' lock): a consent's first_seq. Call inside a transaction."""
-    _lock_change_feed()
-    return allocate_seqs(1)[0]
+    """A new change-sequence value above every one already committed *or still being written*:
+    a consent's first_seq. On PostgreSQL it waits for the writers in flight whose values may lie
+    below it (never for those that published later: theirs are above), so once it returns the
+    safe point is at least this value and a cursor raised to it skips no late commit."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            return allocate_seqs(1)[0]  # SQLite serialises writers: nothing is in flight
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval('{_PG_SEQUENCE}')")  # noqa: S608
+        floor = int(cursor.fetchone()[0])
+        cursor.execute(IN_FLIGHT_SQL)
+        for bound, classid, objid in cursor.fetchall():
+            if bound <= floor:  # wait for that writer's commit or rollback, keep nothing
+                cursor.execute("SELECT pg_advisory_lock(%s, %s), pg_advisory_unlock(%s, %s)",
+                               [classid, objid, classid, objid])
+    return floor
 
 
 def current_seq() -> int:
@@ -115,6 +190,7 @@ class _Pending:
     customer_id: int
     key: str
     data: dict[str, Any]
+    text: str  # content_text(data): hashed, and written as the record's JSON (never dumped twice)
     digest: str
     record_at: datetime | None
     attachments: list[Attachment]
@@ -125,7 +201,8 @@ class SnapshotWriter:
     """Writes the snapshot of one dataset from one source, for one customer or many, in chunks.
 
     `add()` records as they are mapped (any customer, any order); every `chunk_size` records
-    one query finds what is already stored and one statement writes what is new or changed.
+    are written in one transaction, only those new or changed (content hash): on PostgreSQL
+    one COPY into the session's staging table and one merge statement (_merge_chunk()).
     `finish()` — only once the legacy read is complete — turns this source's records that were
     not seen, for the customers in scope, into tombstones. If the read fails before `finish()`,
     nothing is tombstoned: a partial read never deletes anything.
@@ -153,7 +230,8 @@ class SnapshotWriter:
     def add(self, *, customer_id: int, key: str, data: dict[str, Any], record_at: datetime | None,
             locator: str, attachments: Iterable[Attachment] = ()) -> None:
         self._seen.setdefault(customer_id, {})[key] = locator
-        self._pending.append(_Pending(customer_id, key, data, content_hash(data), record_at,
+        text = content_text(data)
+        self._pending.append(_Pending(customer_id, key, data, text, _digest(text), record_at,
                                       list(attachments)))
         if len(self._pending) >= self.chunk_size:
             self.flush()
@@ -161,8 +239,23 @@ class SnapshotWriter:
     def flush(self) -> None:
         if not self._pending:
             return
-        existing = _stored_versions(self.dataset_id, [(p.customer_id, p.key) for p in self._pending])
         now = timezone.now()
+        with transaction.atomic():
+            for item in self._pending:
+                for attachment in item.attachments:
+                    _store_document(item.customer_id, self.dataset_id, item.key, attachment)
+            if connection.vendor == "postgresql":
+                created, written = _merge_chunk(self.dataset_id, self.source_id, self._pending, now)
+                self.counts.created += created
+                self.counts.updated += written - created
+                self.counts.unchanged += len(self._pending) - written
+            else:
+                self._flush_portable(now)
+        self._pending.clear()
+
+    def _flush_portable(self, now: datetime) -> None:
+        """The chunk on other databases (SQLite): read the stored hashes, write what changed."""
+        existing = _stored_versions(self.dataset_id, [(p.customer_id, p.key) for p in self._pending])
         to_write: list[_Pending] = []
         for item in self._pending:
             previous = existing.get((item.customer_id, item.key))
@@ -174,19 +267,12 @@ class SnapshotWriter:
                 to_write.append(item)
             else:
                 self.counts.unchanged += 1
-        with transaction.atomic():
-            for item in self._pending:
-                for attachment in item.attachments:
-                    _store_document(item.customer_id, self.dataset_id, item.key, attachment)
-            if to_write:
-                _lock_change_feed()
-                seqs = allocate_seqs(len(to_write))
-                _upsert([
-                    (item.customer_id, self.dataset_id, self.source_id, item.key, item.data,
-                     item.digest, item.record_at, now, seq, False)
-                    for item, seq in zip(to_write, seqs, strict=True)
-                ])
-        self._pending.clear()
+        seqs = allocate_seqs(len(to_write))
+        _upsert([
+            (item.customer_id, self.dataset_id, self.source_id, item.key, item.data,
+             item.digest, item.record_at, now, seq, False)
+            for item, seq in zip(to_write, seqs, strict=True)
+        ])
 
     def finish(self, *, all_customers: bool = False) -> WriteCounts:
         """Flush, then tombstone this source's live records that the complete read did not return.
@@ -212,13 +298,60 @@ class SnapshotWriter:
         consent's period covered that date (the key itself is data)."""
         now = timezone.now()
         with transaction.atomic():
-            _lock_change_feed()
             seqs = allocate_seqs(len(gone))
             _upsert([
                 (customer_id, self.dataset_id, self.source_id, key, None, "", record_at, now, seq, True)
                 for (customer_id, key, record_at), seq in zip(gone, seqs, strict=True)
             ])
         self.counts.deleted += len(gone)
+
+
+#: The staging table of a session's chunks (temporary, never logged). Ensured in every chunk's
+#: transaction (one cheap statement): behind a transaction-pooling proxy (PgBouncer) two chunks
+#: of one process may meet different server sessions.
+_STAGING = "restitution_record_staging"
+_STAGING_DDL = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (ord integer, customer_id bigint, key text, "
+                "data text, content_hash text, record_at timestamptz)")
+
+
+def _merge_statement() -> str:
+    """Takes the staged chunk (and empties the staging table), writes the rows that are new or
+    whose content hash changed, each with a new sequence value in the chunk's order, and counts
+    (created, written). The conflict clause re-checks the hash: a row another writer wrote
+    meanwhile with the same content is left alone."""
+    table = Record._meta.db_table
+    return (
+        f"WITH staged AS (DELETE FROM {_STAGING} RETURNING *), "  # noqa: S608
+        f"written AS (INSERT INTO {table} AS r (customer_id, dataset_id, source_id, key, data, content_hash, "
+        "record_at, extracted_at, seq, deleted) "
+        f"SELECT c.customer_id, %(dataset)s, %(source)s, c.key, c.data::jsonb, c.content_hash, c.record_at, "
+        f"%(now)s, nextval('{_PG_SEQUENCE}'), false FROM ("
+        f"SELECT s.* FROM staged s LEFT JOIN {table} old ON old.customer_id = s.customer_id "
+        "AND old.dataset_id = %(dataset)s AND old.key = s.key "
+        "WHERE old.id IS NULL OR old.deleted OR old.content_hash <> s.content_hash ORDER BY s.ord) c "
+        "ON CONFLICT (customer_id, dataset_id, key) DO UPDATE SET source_id = EXCLUDED.source_id, "
+        "data = EXCLUDED.data, content_hash = EXCLUDED.content_hash, record_at = EXCLUDED.record_at, "
+        "extracted_at = EXCLUDED.extracted_at, seq = EXCLUDED.seq, deleted = false "
+        "WHERE r.deleted OR r.content_hash <> EXCLUDED.content_hash "
+        "RETURNING (r.xmax = 0) AS created) "
+        "SELECT count(*) FILTER (WHERE created), count(*) FROM written"
+    )
+
+
+def _merge_chunk(dataset_id: int, source_id: int | None, pending: list[_Pending], now: datetime) -> tuple[int, int]:
+    """A chunk on PostgreSQL, inside the writing transaction: COPY into the staging table (no
+    parameter quoting, the canonical JSON text as is), the transaction published as in flight,
+    then one merge statement. Returns (created, written)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STAGING_DDL)
+        columns = "ord, customer_id, key, data, content_hash, record_at"
+        with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
+            for ord_, item in enumerate(pending):
+                copy.write_row((ord_, item.customer_id, item.key, item.text, item.digest, item.record_at))
+        publish_in_flight(cursor)
+        cursor.execute(_merge_statement(), {"dataset": dataset_id, "source": source_id, "now": now})
+        created, written = cursor.fetchone()
+    return int(created), int(written)
 
 
 def _stored_versions(dataset_id: int, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, bool]]:
@@ -259,9 +392,9 @@ _PG_TYPES = ("bigint", "bigint", "bigint", "text", "jsonb", "text", "timestamptz
 def _upsert(rows: list[tuple[Any, ...]]) -> None:
     """Insert or update records by natural key, in one statement.
 
-    PostgreSQL gets one INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE: a single
-    round trip whatever the chunk size, and no per-row ORM work on this hot path. Other
-    databases go through bulk_create(update_conflicts=True).
+    PostgreSQL (tombstones: keys and dates only) gets one INSERT … SELECT FROM unnest(arrays)
+    ON CONFLICT DO UPDATE: a single round trip whatever the chunk size. Other databases go
+    through bulk_create(update_conflicts=True). Records with content go through _merge_chunk().
     """
     if not rows:
         return

@@ -44,6 +44,31 @@ def _keywords(node: Any) -> set[str]:
 
 Validate = Callable[[dict[str, Any]], "str | None"]
 
+# Keywords that only constrain a string or a number: a null passes them whatever they say.
+_SCALAR_ONLY = {"type", "format", "pattern", "minLength", "maxLength", "minimum", "maximum",
+                "exclusiveMinimum", "exclusiveMaximum", "title", "description"}
+
+
+def _fast_form(node: Any) -> Any:
+    """The same schema, shaped for the compiled validator: `anyOf: [{type: T, …}, {type: null}]`
+    (a nullable scalar, as the catalogue writes them) becomes `{type: [T, null], …}`. Same
+    verdicts — the scalar's keywords ignore a null — but no failed branch: the compiled code
+    tries anyOf's branches in turn and builds an exception for each that fails, which the
+    profile of a batch run showed as a large share of validation."""
+    if isinstance(node, list):
+        return [_fast_form(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    options = node.get("anyOf")
+    if (set(node) == {"anyOf"} and isinstance(options, list) and len(options) == 2
+            and {"type": "null"} in options):
+        other = options[0] if options[1] == {"type": "null"} else options[1]
+        if (isinstance(other, dict) and isinstance(other.get("type"), str) and other["type"] != "null"
+                and set(other) <= _SCALAR_ONLY):
+            return {**other, "type": [other["type"], "null"]}
+    return {key: (value if key in {"enum", "const", "default", "examples"} else _fast_form(value))
+            for key, value in node.items()}
+
 
 def _build(schema_json: str) -> Validate:
     schema = json.loads(schema_json)
@@ -58,7 +83,7 @@ def _build(schema_json: str) -> Validate:
 
     if not _keywords(schema) <= _PORTABLE:
         return explain
-    compiled = fastjsonschema.compile({k: v for k, v in schema.items() if k != "$schema"})
+    compiled = fastjsonschema.compile(_fast_form({k: v for k, v in schema.items() if k != "$schema"}))
 
     def validate(record: dict[str, Any]) -> str | None:
         try:
