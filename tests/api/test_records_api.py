@@ -210,7 +210,7 @@ def test_every_read_is_in_the_customers_access_history(flow, data, personas):
     assert event.dataset.slug == CURVE and event.record_count == 5 and event.request_id == "req-abc-12345"
     assert event.client == personas.trusted
     page = flow.browser.get("/account/").content.decode()
-    assert "Trusted cloud read 5 half-hour readings of your electricity load curve" in page
+    assert "Trusted cloud read 5 days of your electricity load curve" in page
 
 
 def test_documents_stream_with_type_and_length_and_stay_private(flow, data, personas):

@@ -111,7 +111,7 @@ def test_the_history_is_paged_without_cap_and_filterable(personas):
     assert "Trusted cloud read 0 of your insurance contracts" in last  # the oldest, beyond 200 cap
     only_curve = browser.get("/account/history/?dataset=energy-load-curve").content.decode()
     assert "Page 1 of 2" in only_curve and "Insurance contracts" not in only_curve.split("</form>")[1]
-    assert "Trusted cloud read 129 half-hour readings of your electricity load curve" in only_curve
+    assert "Trusted cloud read 129 days of your electricity load curve" in only_curve
     mine = browser.get("/account/history/?who=you").content.decode()
     assert "You downloaded your archive" in mine and "Trusted cloud read" not in mine
     # bob sees none of it; an unknown filter is a 400, not an error.

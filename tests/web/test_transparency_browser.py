@@ -50,7 +50,7 @@ def log_in(page: Page, base_url: str, button: str) -> None:
 
 TEXTS = {
     "en": {"button": "Log in", "withheld": "1 of your records could not be given back to you",
-           "read": "Trusted cloud read 50 half-hour readings of your electricity load curve",
+           "read": "Trusted cloud read 50 days of your electricity load curve",
            "allowed": "You allowed Trusted cloud to read your data",
            "replaced": "replaced by your consent of", "receipt": "Consent receipt", "see": "See the consent receipt",
            "zone": "whole days, Europe/Paris time", "json": "Download it (JSON)"},
