@@ -95,6 +95,16 @@ def assert_mirror_exact(run_dir: Path, url: str, token: str, slugs: list[str], p
                 assert content.startswith(b"%PDF") and content == pdfs[data["document"]["sha256"]]
             continue
         docs = {d["restitution"]["key"]: d for d in db.get(DOCTYPES[slug], [])}
+        if any("readings" in item["data"] for item in expected.values()):
+            # A day block of interval readings: one doc per reading, named by its meter and start.
+            readings = {f"{item['data']['delivery_point']}|{r['start']}": (key, item, r)
+                        for key, item in expected.items() for r in item["data"]["readings"]}
+            assert set(docs) == set(readings) and readings, slug
+            for name, (key, item, reading) in readings.items():
+                doc = docs[name]
+                assert (doc["restitution"]["recordKey"], doc["restitution"]["seq"], doc["value"], doc["day"]) == (
+                    key, item["seq"], reading["value"], item["data"]["day"]), (slug, name)
+            continue
         assert set(docs) == set(expected), slug
         for key, item in expected.items():
             assert {k: docs[key][k] for k in item["data"]} == item["data"], (slug, key)

@@ -17,14 +17,14 @@ from schemathesis.checks import (
 from restitution import consent
 from restitution.models import Dataset
 from tests.api.test_isolation_property import issue_token
-from tests.api.test_records_api import _contract, _curve, write
+from tests.api.test_records_api import _contract, _day_block, write
 from tests.conftest import reset_rate_limits
 from tests.personas import CONTRACTS, CURVE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def api_token(personas):
-    write(personas.alice, CURVE, [_curve(d, h) for d in range(1, 6) for h in (0, 12)])
+    write(personas.alice, CURVE, [_day_block(d) for d in range(1, 6)])
     write(personas.alice, CONTRACTS, [_contract("A1")])
     grant = consent.create_grant(customer=personas.alice, client=personas.trusted,
                                  datasets=list(Dataset.objects.filter(slug__in=[CURVE, CONTRACTS])),
