@@ -55,7 +55,7 @@ TEXTS = {
            "replaced": "replaced by your consent of", "receipt": "Consent receipt", "see": "See the consent receipt",
            "zone": "whole days, Europe/Paris time", "json": "Download it (JSON)"},
     "fr": {"button": "Se connecter", "withheld": "1 de vos enregistrements n'a pas pu vous être restitué",
-           "read": "Trusted cloud a lu 50 enregistrements de vos données",
+           "read": "Trusted cloud a lu 50 jours de votre courbe de charge",
            "allowed": "Vous avez autorisé Trusted cloud à lire vos données",
            "replaced": "remplacé par votre consentement du", "receipt": "Reçu de consentement",
            "see": "Voir le reçu de consentement", "zone": "jours entiers, heure de Europe/Paris",
