@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from django.utils import translation
 
 from restitution.history import sentence
 from restitution.models import AccessEvent, Dataset, PimsClient
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """Sentences are translated by the active language: English unless a test says otherwise."""
+    with translation.override("en"):
+        yield
 
 
 def read_event(slug: str, count: int | None, kind=AccessEvent.Kind.DATA_READ, **detail) -> AccessEvent:
