@@ -15,6 +15,7 @@ from restitution import extraction
 from restitution.models import ExtractionRun, LegacyIdentity, RunShard, Source
 from tests.conftest import TELCO_TOKEN, demo_env_for, wait_until
 from tests.extraction.test_sharded_runs import assert_matches_ground_truth_of
+from tests.extraction.test_workers import telco_demo_dir  # noqa: F401 (fixture: a telco-only demo)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -51,16 +52,7 @@ def test_workers_perform_sharded_runs_to_the_ground_truth(demo_dir, start_worker
         server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def telco_demo_dir(tmp_path_factory):
-    from demo.generator import generate
-
-    out = tmp_path_factory.mktemp("telco-demo")
-    generate(out, customers=10, systems=("telco",), malformed=False)
-    return out
-
-
-def test_the_source_caps_hold_across_the_shards_of_every_worker(telco_demo_dir, start_worker,
+def test_the_source_caps_hold_across_the_shards_of_every_worker(telco_demo_dir, start_worker,  # noqa: F811
                                                                 monkeypatch):
     from demo.telco_server import serve_in_thread
 

@@ -11,34 +11,17 @@ from decimal import Decimal
 
 import pytest
 import rdflib
-from django.test import Client
 
 from connectors_out.base import Change
 from connectors_out.kinds.solid import linked_data
 from connectors_out.kinds.solid.jcs import canonical, number
 from connectors_out.kinds.solid.transport import RECORD_CLASS, record_subject
-from restitution.models import PimsClient
-from tests.api.test_demo_api import grant_everything, page_all
 from tests.connectors_out.conftest import connect, run_queued
 from tests.connectors_out.peers import SolidPeer
+from tests.connectors_out.readback import api_records
 
 SCHEMA = rdflib.Namespace("https://schema.org/")
 XSD = rdflib.namespace.XSD
-
-
-def _api_records(demo) -> dict[tuple[str, str], dict]:
-    """The customer's records as the portability API gives them to an app they granted."""
-    app = PimsClient.objects.get_or_create(
-        client_id="linked-data", defaults={"name": "Linked data", "client_type": PimsClient.CLIENT_PUBLIC,
-                                           "authorization_grant_type": PimsClient.GRANT_AUTHORIZATION_CODE,
-                                           "redirect_uris": "https://ld.example/cb", "algorithm": "",
-                                           "approval": PimsClient.Approval.APPROVED})[0]
-    token = grant_everything(demo.customer, app)
-    found = {}
-    for dataset in demo.datasets:
-        for item in page_all(Client(), token, f"/api/v1/datasets/{dataset.slug}/records?page_size=1000"):
-            found[(dataset.slug, item["key"])] = item
-    return found
 
 
 def _pod_graph(peer: SolidPeer, keys) -> tuple[rdflib.Graph, dict[tuple[str, str], tuple[rdflib.Graph, rdflib.Graph]]]:
@@ -78,7 +61,7 @@ def test_sparql_over_the_pod_gives_every_invoice_total_typed_and_equal_to_the_ap
     peer = SolidPeer(solid_server)
     destination = connect(invoice_customer, "solid", *peer.connection())
     assert [o.status for o in run_queued(destination)] == ["succeeded"]
-    api = _api_records(invoice_customer)
+    api = api_records(invoice_customer)
     assert len(api) >= 4
     graph, each = _pod_graph(peer, api)
 
@@ -143,7 +126,7 @@ def test_sparql_over_the_pod_gives_claims_dates_and_amounts_after_a_change(demo_
     demo_customer.extract()
     assert [o.status for o in run_queued(destination)] == ["succeeded"]
 
-    api = _api_records(demo_customer)
+    api = api_records(demo_customer)
     assert claim not in api and contract in api
     graph, _ = _pod_graph(peer, api)
     rows = list(graph.query(CLAIMS.format(vocab=linked_data.vocabulary())))
