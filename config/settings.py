@@ -417,8 +417,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Your customers' own data, with their consent: datasets, records, changes, documents. "
     "OAuth 2.0 bearer tokens, one scope per dataset (`dataset:<slug>`). Errors are RFC 9457 problems.",
     # The API's version (semantic versioning): 1.1.0 added `document_url` to a record's item; 1.2.0
-    # added the `date` of a tombstone, the `formats` of a dataset and Green Button ESPI XML.
-    "VERSION": "1.2.0",
+    # added the `date` of a tombstone, the `formats` of a dataset and Green Button ESPI XML; 1.3.0
+    # dates the records of a dataset of days by their local day (`"date": "2025-01-31"`), with the
+    # dataset's `date_field` and `date_time_zone`, and reads `from`/`to` days as local days.
+    "VERSION": "1.3.0",
     # OpenAPI 3.1: its schema dialect is JSON Schema 2020-12, the dialect of the dataset schemas.
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import audit, processing
+from . import audit, catalogue, processing
 from . import runs as run_requests
 from .catalogue import BY_SLUG
 from .mapping import compile_mapping
@@ -195,6 +195,10 @@ class DatasetAdmin(admin.ModelAdmin):
     @admin.display(description="OAuth scope")
     def scope_name(self, obj: Dataset) -> str:
         return obj.scope
+
+    def save_model(self, request, obj, form, change):
+        obj.day_zone = catalogue.day_zone(obj.schema, obj.date_field, obj.day_zone)
+        super().save_model(request, obj, form, change)
 
     def get_readonly_fields(self, request, obj=None):
         # Schemas of shipped datasets come from the catalogue; editing them here would drift.

@@ -398,6 +398,26 @@ def espi_kind(slug: str) -> str | None:
     return definition.espi if definition is not None else None
 
 
+def date_is_day(schema: Any, date_field: str) -> bool:
+    """Whether a dataset's date field holds days (JSON Schema format `date`), not instants."""
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    spec = properties.get(date_field)
+    return isinstance(spec, dict) and spec.get("format") == "date"
+
+
+def day_zone(schema: Any, date_field: str, current: str = "") -> str:
+    """The time zone whose local days a dataset's dates are (Dataset.day_zone): for a date field
+    of days, the zone the dataset already has, else the customers' (GATEWAY_CUSTOMER_TIME_ZONE);
+    empty when its dates are instants. A zone once set stays: the stored dates are its midnights."""
+    if not date_is_day(schema, date_field):
+        return ""
+    if current:
+        return current
+    from django.conf import settings
+
+    return settings.GATEWAY_CUSTOMER_TIME_ZONE
+
+
 #: What always follows the code (an operator cannot edit them: restitution/admin.py).
 CODE_FIELDS = ("schema", "schema_version", "natural_key", "date_field")
 #: The human texts: written when the dataset is created, then only while nobody edited them.
@@ -434,6 +454,7 @@ def sync_catalogue(*, definitions: Iterable[DatasetDefinition] = DEFINITIONS) ->
             row = Dataset.objects.select_for_update().filter(slug=definition.slug).first()
             if row is None:
                 Dataset.objects.create(slug=definition.slug, field_help=definition.field_help,
+                                       day_zone=day_zone(definition.schema, definition.date_field),
                                        **{name: getattr(definition, name) for name in CODE_FIELDS + TEXT_FIELDS})
                 result.created.append(definition.slug)
                 continue
@@ -446,6 +467,8 @@ def sync_catalogue(*, definitions: Iterable[DatasetDefinition] = DEFINITIONS) ->
                 else:
                     result.kept.append(f"{definition.slug}.{name}")
             row.field_help = _field_help(definition, row.field_help or {}, result.kept)
+            before["day_zone"] = row.day_zone
+            row.day_zone = day_zone(row.schema, row.date_field, row.day_zone)
             if any(getattr(row, name) != value for name, value in before.items()):
                 row.save()
                 result.updated.append(definition.slug)

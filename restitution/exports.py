@@ -300,15 +300,16 @@ def _rows(snapshot: Any, queryset, fields: tuple[str, ...]) -> Iterator[tuple]:
         yield from cursor
 
 
-def _record_rows(snapshot: Any, records) -> Iterator[tuple[int, str, str | None, str, str]]:
-    """(seq, key, date, extracted_at, data as JSON text) of each record, moments as UTC texts."""
+def _record_rows(snapshot: Any, records, day_zone: str) -> Iterator[tuple[int, str, str | None, str, str]]:
+    """(seq, key, date, extracted_at, data as JSON text) of each record, moments as UTC texts and
+    the date as the items print it (items.date_text() for the dataset's `day_zone`)."""
     text = Cast("data", TextField())
     if snapshot is None:
         for seq, key, record_at, extracted_at, data in _rows(
                 None, records.annotate(text=text), ("seq", "key", "record_at", "extracted_at", "text")):
-            yield seq, key, _iso(record_at), _iso(extracted_at), data
+            yield seq, key, portability.date_text(record_at, day_zone), _iso(extracted_at), data
         return
-    yield from _rows(snapshot, records.annotate(text=text, date=portability.UtcText("record_at"),
+    yield from _rows(snapshot, records.annotate(text=text, date=portability.DateText("record_at", day_zone),
                                                 extracted=portability.UtcText("extracted_at")),
                      ("seq", "key", "date", "extracted", "text"))
 
@@ -393,7 +394,7 @@ def _write_dataset(archive: zipfile.ZipFile, snapshot: Any, job: ExportJob, data
     blocks = has_day_blocks(dataset.schema)  # spreadsheets get one row per reading
     head = portability.record_line_head(dataset.slug)
     base = f"{dataset.slug}/"
-    rows = _record_rows(snapshot, _records(job, dataset).order_by("seq"))
+    rows = _record_rows(snapshot, _records(job, dataset).order_by("seq"), dataset.day_zone)
     count = 0
     with tempfile.TemporaryFile(prefix="export-csv-") as csv_spool:
         csv_out = _HashingWriter(csv_spool)

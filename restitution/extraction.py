@@ -791,7 +791,7 @@ class _DatasetPipeline:
                    locator=locator)
             return
         writer.add(customer_id=customer_id, key=key, data=data, locator=locator, attachments=attachments,
-                   record_at=store.parse_record_date(data.get(self.dataset.date_field)))
+                   record_at=store.parse_record_date(data.get(self.dataset.date_field), self.dataset.day_zone))
 
     def finish(self, *, all_customers: bool) -> None:
         if self.blocks is not None:

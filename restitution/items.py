@@ -11,6 +11,7 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import Func, TextField
 
@@ -32,6 +33,33 @@ class UtcText(Func):
     output_field = TextField()
 
 
+def date_text(record_at: datetime | None, day_zone: str = "") -> str | None:
+    """A record's `date` as its items print it: for a dataset whose dates are days (its
+    `day_zone`, Dataset.day_zone), the RFC 3339 full-date of the local day (`2025-03-04`; the
+    record's date is stored as that day's local midnight); otherwise utc_text(); None without one."""
+    if record_at is None:
+        return None
+    if day_zone:
+        return record_at.astimezone(ZoneInfo(day_zone)).date().isoformat()
+    return utc_text(record_at)
+
+
+class DateText(Func):
+    """A record's date_text(), printed by PostgreSQL, for one dataset's `day_zone`."""
+
+    output_field = TextField()
+
+    def __init__(self, expression: Any, day_zone: str = "") -> None:
+        super().__init__(expression)
+        self.day_zone = day_zone
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        if self.day_zone:
+            return f"to_char({sql} AT TIME ZONE %s, 'YYYY-MM-DD')", [*params, self.day_zone]
+        return f"to_char({sql} AT TIME ZONE 'UTC', '{SQL_UTC_FORMAT}')", list(params)
+
+
 #: Where a record's document is served, relative to the API's origin (an absolute-path reference,
 #: RFC 3986 §4.2): a record whose `data.document.sha256` is a SHA-256 in hex links it.
 DOCUMENT_PATH = "/api/v1/datasets/{slug}/documents/{sha256}"
@@ -50,16 +78,17 @@ def document_url(dataset_slug: str, data: Any) -> str | None:
 
 
 def record_item(dataset_slug: str, key: str, seq: int, deleted: bool, data: Any, record_at: datetime | None,
-                extracted_at: datetime) -> dict[str, Any]:
-    """One record as the API's item (a dict): record_line() parsed."""
+                extracted_at: datetime, day_zone: str = "") -> dict[str, Any]:
+    """One record as the API's item (a dict): record_line() parsed. `day_zone`: the dataset's
+    (date_text())."""
     item: dict[str, Any] = {"dataset": dataset_slug, "key": key, "seq": seq}
     if deleted:
         item["deleted"] = True
         # The date the record had when it was deleted (a period check needs it).
-        item["date"] = utc_text(record_at) if record_at else None
+        item["date"] = date_text(record_at, day_zone)
         return item
     # To the second, as every other rendering (printed pages, archives): one form across formats.
-    item["date"] = utc_text(record_at) if record_at else None
+    item["date"] = date_text(record_at, day_zone)
     item["extracted_at"] = utc_text(extracted_at)
     item["data"] = data
     link = document_url(dataset_slug, data)
@@ -74,25 +103,24 @@ def record_line_head(dataset_slug: str) -> str:
 
 
 def record_line(head: str, seq: int, key: str, deleted: bool, record_at: datetime | None,
-                extracted_at: datetime, text: str | None, document: str | None = None) -> str:
+                extracted_at: datetime, text: str | None, document: str | None = None, day_zone: str = "") -> str:
     """One record as the API's JSON item, around its stored JSON text (never parsed, never dumped
     again: only the envelope is built here). `head` comes from record_line_head(); `document`
-    is the record's document_url(), when it has one."""
+    is the record's document_url(), when it has one; `day_zone` the dataset's (date_text())."""
     if deleted:
-        return record_line_deleted(head, seq, key, utc_text(record_at) if record_at else None)
-    return record_line_text(head, seq, key, utc_text(record_at) if record_at else None, utc_text(extracted_at),
-                            text, document)
+        return record_line_deleted(head, seq, key, date_text(record_at, day_zone))
+    return record_line_text(head, seq, key, date_text(record_at, day_zone), utc_text(extracted_at), text, document)
 
 
 def record_line_deleted(head: str, seq: int, key: str, date: str | None = None) -> str:
-    """record_line() of a tombstone: its key and, as `date`, the record's last date (utc_text())."""
+    """record_line() of a tombstone: its key and, as `date`, the record's last date (date_text())."""
     date_json = f'"{date}"' if date else "null"
     return f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"deleted":true,"date":{date_json}}}'
 
 
 def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_at: str, text: str,
                      document: str | None = None) -> str:
-    """record_line() of a live record whose moments are already utc_text() texts."""
+    """record_line() of a live record whose date is already date_text() and extracted_at utc_text()."""
     date_json = f'"{date}"' if date else "null"
     link = f',"document_url":{json.dumps(document, ensure_ascii=False)}' if document else ""
     return (f'{head}{json.dumps(key, ensure_ascii=False)},"seq":{seq},"date":{date_json},'
@@ -104,27 +132,33 @@ def record_line_text(head: str, seq: int, key: str, date: str | None, extracted_
 SQL_ITEM_HEAD = "concat('{\"dataset\":', to_json(d.slug), ',\"key\":')"
 
 #: The body of the PostgreSQL trigger function restitution_record_item() (migrations
-#: 0008_record_item, 0015_record_document_url, 0018_tombstone_date), which keeps each row's
-#: `item` column printed: record_line() after its head, with the record's document_url().
-#: A migration that changes the function must change this text too (the test compares them).
+#: 0008_record_item, 0015_record_document_url, 0018_tombstone_date, 0019_day_dates), which keeps
+#: each row's `item` column printed: record_line() after its head, with the record's
+#: document_url() and its dataset's day_zone. A migration that changes the function must change
+#: this text too (the test compares them).
 SQL_ITEM_TRIGGER_BODY = f"""
+DECLARE
+    dataset_slug text;
+    zone text;
+    record_date text;
 BEGIN
-    -- The same text as portability.record_line() after its head; moments to the second, UTC.
+    -- The same text as portability.record_line() after its head: moments to the second in UTC,
+    -- the date of a dataset of days as the local day (its day_zone).
+    SELECT slug, day_zone INTO dataset_slug, zone FROM restitution_dataset WHERE id = NEW.dataset_id;
+    record_date := CASE WHEN zone <> '' THEN to_char(NEW.record_at AT TIME ZONE zone, 'YYYY-MM-DD')
+                        ELSE to_char(NEW.record_at AT TIME ZONE 'UTC', '{SQL_UTC_FORMAT}') END;
     IF NEW.deleted THEN
         NEW.item := concat(to_json(NEW.key), ',"seq":', NEW.seq, ',"deleted":true,"date":',
-                           coalesce('"' || to_char(NEW.record_at AT TIME ZONE 'UTC',
-                                                   '{SQL_UTC_FORMAT}') || '"', 'null'), '}}');
+                           coalesce('"' || record_date || '"', 'null'), '}}');
     ELSE
         NEW.item := concat(
             to_json(NEW.key), ',"seq":', NEW.seq,
-            ',"date":', coalesce('"' || to_char(NEW.record_at AT TIME ZONE 'UTC',
-                                                '{SQL_UTC_FORMAT}') || '"', 'null'),
+            ',"date":', coalesce('"' || record_date || '"', 'null'),
             ',"extracted_at":"', to_char(NEW.extracted_at AT TIME ZONE 'UTC', '{SQL_UTC_FORMAT}'),
             '","data":', NEW.data::text,
             CASE WHEN NEW.data -> 'document' ->> 'sha256' ~ '{SQL_SHA256}' THEN
                 ',"document_url":' || to_json(
-                    '/api/v1/datasets/' || (SELECT slug FROM restitution_dataset WHERE id = NEW.dataset_id)
-                    || '/documents/' || (NEW.data -> 'document' ->> 'sha256'))::text
+                    '/api/v1/datasets/' || dataset_slug || '/documents/' || (NEW.data -> 'document' ->> 'sha256'))::text
             ELSE '' END,
             '}}');
     END IF;

@@ -56,6 +56,11 @@ class Dataset(models.Model):
     schema_version = models.CharField(max_length=20, default="1.0.0")
     natural_key = models.JSONField(help_text="List of fields that identify a record.")
     date_field = models.CharField(max_length=64, help_text="Field giving the date a record describes.")
+    day_zone = models.CharField(
+        max_length=64, blank=True, default="", editable=False,
+        help_text="When the date field is a day (format `date`): the time zone whose local days they are "
+                  "(a record's date is stored as that day's local midnight, and its items print the day); "
+                  "empty when its dates are instants. Set once, by catalogue.day_zone().")
     field_help = models.JSONField(default=dict, blank=True,
                                   help_text="Plain-language description of each field, {field: {en, fr}}.")
     is_published = models.BooleanField(default=True)

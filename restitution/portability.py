@@ -20,7 +20,7 @@ from django.db.models import Count, Max, Min, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 # The record item and the UTC format are defined in .items; the names stay importable from here.
-from .items import UtcText, record_line, record_line_deleted, record_line_head, record_line_text  # noqa: F401
+from .items import DateText, UtcText, date_text, record_line, record_line_deleted, record_line_head, record_line_text  # noqa: F401
 from .items import record_item as _row
 from .models import Dataset, Grant, Record
 from .store import safe_seq
@@ -81,22 +81,17 @@ def local_day_after(day: date) -> datetime | None:
     return local_day_start(day + timedelta(days=1))
 
 
-def _day_after(day: date) -> datetime | None:
-    """The start of the day after `day`, or None (no bound) after the calendar's last day."""
-    if day >= date.max:
-        return None
-    return _day_start(day + timedelta(days=1))
-
-
 def parse_moment(parameter: str, value: str | None, *, end: bool = False) -> datetime | None:
     """A date (YYYY-MM-DD, whole day) or an RFC 3339 date-time with offset (RFC 3339 §5.6),
     between years 1 and 9998: a moment past the calendar's ends is refused, not an overflow."""
     if value is None or value == "":
         return None
     try:
-        if len(value) == 10:
+        if len(value) == 10:  # a local day of the customers' calendar, as consent periods
             day = date.fromisoformat(value)
-            moment = _day_start(day + timedelta(days=1)) if end else _day_start(day)
+            moment = local_day_after(day) if end else local_day_start(day)
+            if moment is None:
+                raise OverflowError
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -236,7 +231,7 @@ def record_page(grant: Grant, dataset: Dataset, window: Window, *, after: int, s
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    items = [_row(dataset.slug, *row) for row in rows]
+    items = [_row(dataset.slug, *row, dataset.day_zone) for row in rows]
     last = rows[-1][1] if rows else max(after, since or 0)
     return Page(items, last if more else None, last)
 
@@ -245,7 +240,9 @@ def change_page(grant: Grant, window: Window, *, after: int, size: int,
                 datasets: list[Dataset] | None = None) -> Page:
     """The change feed across the granted datasets (or the given ones, e.g. those of a narrowed
     token's scopes): upserts and deletions, by sequence, up to the safe point (as record_page())."""
-    slugs = {d.pk: d.slug for d in (granted_datasets(grant) if datasets is None else datasets)}
+    chosen = granted_datasets(grant) if datasets is None else datasets
+    slugs = {d.pk: d.slug for d in chosen}
+    zones = {d.pk: d.day_zone for d in chosen}
     records = _with_tombstones(
         Record.objects.filter(customer_id=grant.customer_id, dataset_id__in=list(slugs), seq__gt=after,
                               seq__lte=safe_seq()), window)
@@ -253,7 +250,7 @@ def change_page(grant: Grant, window: Window, *, after: int, size: int,
                                                     "extracted_at")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    items = [_row(slugs[row[0]], *row[1:]) for row in rows]
+    items = [_row(slugs[row[0]], *row[1:], zones[row[0]]) for row in rows]
     last = rows[-1][2] if rows else after
     return Page(items, last if more else None, last)
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -112,15 +113,16 @@ def record_key(data: dict[str, Any], natural_key: list[str]) -> str | None:
     return "|".join(parts)
 
 
-def parse_record_date(value: Any) -> datetime | None:
-    """The date a record describes, as an aware datetime (dates at 00:00 UTC)."""
+def parse_record_date(value: Any, day_zone: str = "") -> datetime | None:
+    """The date a record describes, as an aware datetime: a day at its local midnight in the
+    dataset's `day_zone` (Dataset.day_zone; at 00:00 UTC without one)."""
     if value is None:
         return None
     text = str(value)
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(day_zone) if day_zone else UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None

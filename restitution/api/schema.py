@@ -57,6 +57,12 @@ PROBLEM_SCHEMA = {
     "additionalProperties": True,
 }
 
+#: A record's `date`: an RFC 3339 full-date (a dataset of days) or date-time in UTC to the second.
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?$"
+DATE_TEXT = ("The record's own date (its dataset's `date_field`), in RFC 3339: for a dataset whose dates are "
+             "days (`date_time_zone` set in `GET /datasets`: daily values, invoices' issue days) the local day "
+             "itself, a full-date such as `2025-01-31`; otherwise the instant, a date-time in UTC to the second "
+             "such as `2025-01-31T06:30:00Z`. Since API version 1.3.0 (before, days were printed as 00:00 UTC).")
 RECORD_PROPERTIES = {
     "dataset": {"type": "string", "description": "The dataset's slug."},
     "key": {"type": "string", "description": "The record's natural key within its dataset (stable across updates)."},
@@ -67,8 +73,8 @@ LIVE_RECORD = {
     "description": "A record as it stands now. It never carries `deleted`.",
     "properties": {
         **RECORD_PROPERTIES,
-        "date": {"type": ["string", "null"], "format": "date-time",
-                 "description": "The record's own date (RFC 3339, UTC); null when the dataset has none."},
+        "date": {"type": ["string", "null"], "pattern": DATE_PATTERN,
+                 "description": DATE_TEXT + " Null when the record has none."},
         "extracted_at": {"type": "string", "format": "date-time", "description": "When it was read from the "
                          "holder's systems (RFC 3339, UTC)."},
         "data": {"type": "object", "description": "The record, in the shape of its dataset's JSON Schema."},
@@ -85,9 +91,9 @@ TOMBSTONE = {
     "`dataset` and `key` from a mirror. It carries the `date` the record last had, and no `extracted_at` nor "
     "`data`.",
     "properties": {**RECORD_PROPERTIES, "deleted": {"type": "boolean", "const": True},
-                   "date": {"type": ["string", "null"], "format": "date-time",
-                            "description": "The date the record had when it was deleted (RFC 3339, UTC); null "
-                            "when the dataset has none. Since API version 1.2.0."}},
+                   "date": {"type": ["string", "null"], "pattern": DATE_PATTERN,
+                            "description": "The date the record had when it was deleted, printed as a live "
+                            "record's `date`; null when it had none. Since API version 1.2.0."}},
     "required": ["dataset", "key", "seq", "deleted"],
 }
 RECORD_ITEM = {

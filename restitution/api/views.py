@@ -145,7 +145,15 @@ DATASET_FIELDS = {
     "slug": serializers.CharField(), "title": serializers.DictField(child=serializers.CharField()),
     "description": serializers.DictField(child=serializers.CharField()),
     "schema_version": serializers.CharField(), "record_count": serializers.IntegerField(),
-    "date_range": serializers.DictField(child=serializers.DateTimeField(allow_null=True)),
+    "date_field": serializers.CharField(help_text="The field of `data` that gives a record's `date`."),
+    "date_time_zone": serializers.CharField(allow_null=True, help_text="For a dataset whose dates are days "
+                                            "(the date field has format `date`): the time zone (IANA name) whose "
+                                            "local days they are, and items' `date` is that day (`2025-01-31`); "
+                                            "null when its dates are instants (items' `date` in UTC). Since API "
+                                            "version 1.3.0."),
+    "date_range": serializers.DictField(child=serializers.CharField(allow_null=True), help_text="`from` and "
+                                        "`to`: the first and last `date` of the records in the consent's period, "
+                                        "as items print them (null when there is none)."),
     "extracted_at": serializers.DateTimeField(allow_null=True), "schema_url": serializers.URLField(),
     "records_url": serializers.URLField(),
     "formats": serializers.ListField(child=serializers.CharField(), help_text="The `format` values its records "
@@ -190,7 +198,10 @@ class DatasetListView(GrantedTokenView):
                 "description": {"en": dataset.description_en, "fr": dataset.description_fr},
                 "schema_version": dataset.schema_version,
                 "record_count": summary["count"],
-                "date_range": {"from": summary["first"], "to": summary["last"]},
+                "date_field": dataset.date_field,
+                "date_time_zone": dataset.day_zone or None,
+                "date_range": {"from": portability.date_text(summary["first"], dataset.day_zone),
+                               "to": portability.date_text(summary["last"], dataset.day_zone)},
                 "extracted_at": summary["extracted_at"],
                 "schema_url": _url(request, f"/api/v1/datasets/{dataset.slug}/schema"),
                 "records_url": _url(request, f"/api/v1/datasets/{dataset.slug}/records"),
@@ -224,12 +235,14 @@ RECORD_PAGE_PARAMETERS = [
                      "(`application/atom+xml`), only for the energy datasets that offer it."),
 ]
 WINDOW_PARAMETERS = [
-    OpenApiParameter("from", str, description="Oldest record date, YYYY-MM-DD or RFC 3339; clipped to the consent."),
-    OpenApiParameter("to", str, description="Newest record date (inclusive day), YYYY-MM-DD or RFC 3339."),
+    OpenApiParameter("from", str, description="Oldest record date: YYYY-MM-DD (a local day of the customers' "
+                     "time zone, as consent periods) or an RFC 3339 date-time with offset; clipped to the consent."),
+    OpenApiParameter("to", str, description="Newest record date: YYYY-MM-DD (a local day, included) or an RFC 3339 "
+                     "date-time with offset (excluded); clipped to the consent."),
 ]
 RECORD_FIELDS = {
     "dataset": serializers.CharField(), "key": serializers.CharField(), "seq": serializers.IntegerField(),
-    "deleted": serializers.BooleanField(required=False), "date": serializers.DateTimeField(allow_null=True),
+    "deleted": serializers.BooleanField(required=False), "date": serializers.CharField(allow_null=True),
     "extracted_at": serializers.DateTimeField(required=False), "data": serializers.DictField(required=False),
 }
 PAGE = inline_serializer("RecordPage", {"items": inline_serializer("Record", RECORD_FIELDS, many=True),

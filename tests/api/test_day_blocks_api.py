@@ -59,6 +59,10 @@ def test_ndjson_gives_the_same_blocks_and_csv_one_row_per_block(flow, blocks):
 
 def test_a_window_takes_a_block_by_its_local_midnight(flow, blocks):
     token = flow.tokens(datasets=[CURVE])["access_token"]
-    # 2 January's block starts at 2025-01-01T23:00:00Z: inside the UTC day of 1 January.
+    # A `from`/`to` day is a local day: 1 January holds its own block, whatever UTC says.
     body = get(flow, token, f"/api/v1/datasets/{CURVE}/records?from=2025-01-01&to=2025-01-01").json()
+    assert [i["data"]["day"] for i in body["items"]] == ["2025-01-01"]
+    # 2 January's block starts at 2025-01-01T23:00:00Z: inside the UTC day of 1 January.
+    body = get(flow, token, f"/api/v1/datasets/{CURVE}/records?from=2025-01-01T00:00:00Z"
+                            f"&to=2025-01-02T00:00:00Z").json()
     assert [i["data"]["day"] for i in body["items"]] == ["2025-01-02"]

@@ -49,6 +49,6 @@ def test_the_ndjson_item_links_it_too(flow, token, invoice):  # noqa: F811
 
 def test_the_openapi_description_declares_the_link_and_the_version(client, personas):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
-    assert schema["info"]["version"] == "1.2.0"
+    assert schema["info"]["version"] == "1.3.0"
     record = schema["components"]["schemas"]["Record"]
     assert "document_url" in record["properties"] and "document_url" not in record["required"]

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oauth2_provider.models import get_access_token_model, set_token_value
 
-from restitution import consent
+from restitution import consent, portability
 from restitution.models import Dataset
 from tests.api.test_records_api import _contract, _curve, write
 from tests.conftest import reset_rate_limits
@@ -69,11 +69,14 @@ def test_no_response_leaks_beyond_the_grant(isolation_data, who, granted, window
         if item.get("deleted"):
             continue
         assert not (other_marks & set(map(str, item["data"].values()))), item
+        if len(item["date"]) == 10:  # a dataset of days: the period's days hold it
+            assert (start or date.min) <= date.fromisoformat(item["date"]) <= (end or date.max), item
+            continue
         moment = datetime.fromisoformat(item["date"].replace("Z", "+00:00"))
-        if start:
-            assert moment >= datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+        if start:  # the period's days are local days
+            assert moment >= portability.local_day_start(start)
         if end:
-            assert moment < datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+            assert moment < portability.local_day_start(end + timedelta(days=1))
 
 
 def _items(response) -> list[dict]:

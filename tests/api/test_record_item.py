@@ -21,7 +21,7 @@ from tests.personas import CONTRACTS, CURVE
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the printed item is PostgreSQL's")
 
-ITEM_SQL = ("SELECT r.id, seq, key, deleted, record_at, extracted_at, data::text, item, d.slug "
+ITEM_SQL = ("SELECT r.id, seq, key, deleted, record_at, extracted_at, data::text, item, d.slug, d.day_zone "
             "FROM restitution_record r JOIN restitution_dataset d ON d.id = r.dataset_id")
 
 
@@ -32,9 +32,9 @@ def _wrong_items() -> list[tuple[int, str, str]]:
         rows = cursor.fetchall()
     assert rows, "no record to check"
     wrong = []
-    for pk, seq, key, deleted, record_at, extracted_at, text, item, slug in rows:
+    for pk, seq, key, deleted, record_at, extracted_at, text, item, slug, day_zone in rows:
         document = None if deleted else items.document_url(slug, json.loads(text))
-        expected = portability.record_line("", seq, key, deleted, record_at, extracted_at, text, document)
+        expected = portability.record_line("", seq, key, deleted, record_at, extracted_at, text, document, day_zone)
         if item != expected:
             wrong.append((pk, expected, item))
     return wrong
@@ -63,15 +63,15 @@ def test_every_write_path_leaves_the_item_right(changed_data):  # noqa: F811
 def test_a_tombstone_carries_the_date_its_record_last_had(changed_data):  # noqa: F811
     """Printed by the trigger and by Python alike: a deletion says which date it belongs to."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT item, record_at, key, seq FROM restitution_record "
-                       "WHERE deleted AND record_at IS NOT NULL")
+        cursor.execute("SELECT item, record_at, key, seq, d.day_zone FROM restitution_record r "
+                       "JOIN restitution_dataset d ON d.id = r.dataset_id WHERE deleted AND record_at IS NOT NULL")
         tombstones = cursor.fetchall()
     assert tombstones
-    for item, record_at, key, seq in tombstones:
+    for item, record_at, key, seq, day_zone in tombstones:
         printed = json.loads('{"key":' + item)  # the stored item starts after its head
-        assert printed == {"key": key, "seq": seq, "deleted": True, "date": items.utc_text(record_at)}
-        assert items.record_item("d", key, seq, True, None, record_at, record_at) == {
-            "dataset": "d", "key": key, "seq": seq, "deleted": True, "date": items.utc_text(record_at)}
+        assert printed == {"key": key, "seq": seq, "deleted": True, "date": items.date_text(record_at, day_zone)}
+        assert items.record_item("d", key, seq, True, None, record_at, record_at, day_zone) == {
+            "dataset": "d", "key": key, "seq": seq, "deleted": True, "date": items.date_text(record_at, day_zone)}
     assert json.loads(items.record_line_deleted('{"dataset":"d","key":', 7, "k"))["date"] is None
 
 
@@ -105,6 +105,11 @@ def test_the_tombstone_date_migration_prints_the_deletions_already_stored(change
     assert deleted and {pk for pk, _, _ in _wrong_items()} == deleted
     with connection.schema_editor() as editor:
         migration.date_tombstones(None, editor)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT item FROM restitution_record WHERE deleted AND record_at IS NOT NULL")
+        assert all('"deleted":true,"date":"' in item for (item,) in cursor.fetchall())
+    with connection.schema_editor() as editor:  # and 0019 prints days as local days
+        importlib.import_module("restitution.migrations.0019_day_dates").install_function(editor, reprint=True)
     assert _wrong_items() == []
 
 
@@ -137,6 +142,7 @@ def test_the_migration_prints_the_records_already_stored(changed_data):  # noqa:
         # The later migrations that reprint items, in order, as a fresh migrate runs them.
         importlib.import_module("restitution.migrations.0015_record_document_url").link_documents(None, editor)
         importlib.import_module("restitution.migrations.0018_tombstone_date").date_tombstones(None, editor)
+        importlib.import_module("restitution.migrations.0019_day_dates").install_function(editor, reprint=True)
     assert _wrong_items() == []
     with connection.cursor() as cursor:
         cursor.execute("SELECT is_nullable FROM information_schema.columns "
@@ -178,12 +184,14 @@ moments = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 
 
 @given(key=st.text(), seq=st.integers(min_value=1, max_value=2**62), deleted=st.booleans(),
        data=st.dictionaries(st.text(), st.one_of(st.none(), st.integers(), st.text(), st.booleans())),
-       record_at=st.one_of(st.none(), moments), extracted_at=moments)
-def test_the_item_as_text_is_the_item_as_a_dict(key, seq, deleted, data, record_at, extracted_at):
+       record_at=st.one_of(st.none(), moments), extracted_at=moments,
+       day_zone=st.sampled_from(["", "Europe/Paris", "America/New_York", "Pacific/Kiritimati"]))
+def test_the_item_as_text_is_the_item_as_a_dict(key, seq, deleted, data, record_at, extracted_at, day_zone):
     document = None if deleted else items.document_url("a-dataset", data)
     line = items.record_line(items.record_line_head("a-dataset"), seq, key, deleted, record_at, extracted_at,
-                             json.dumps(data), document)
-    assert json.loads(line) == items.record_item("a-dataset", key, seq, deleted, data, record_at, extracted_at)
+                             json.dumps(data), document, day_zone)
+    assert json.loads(line) == items.record_item("a-dataset", key, seq, deleted, data, record_at, extracted_at,
+                                                 day_zone)
 
 
 def test_moments_are_printed_as_rfc3339_utc_to_the_second():

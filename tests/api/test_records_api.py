@@ -59,7 +59,7 @@ def write(customer, slug: str, records: list[dict], *, finish: bool = True) -> N
         # A schema 1.0.0 reading (`_curve`) has no `day`: its key was delivery point and start.
         key = store.record_key(data, dataset.natural_key) or store.record_key(data, ["delivery_point", "start"])
         writer.add(customer_id=customer.pk, key=key, data=data, locator="test",
-                   record_at=store.parse_record_date(data[dataset.date_field]))
+                   record_at=store.parse_record_date(data[dataset.date_field], dataset.day_zone))
     writer.finish() if finish else writer.flush()
 
 

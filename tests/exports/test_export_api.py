@@ -116,14 +116,13 @@ def test_the_window_and_dataset_choice_are_honoured(data, flow):
     build_now(asked["Content-Location"])
     body = api(flow, "get", asked["Content-Location"], token).json()
     # Clipped to the consent, whose days are the customer's (Paris midnight of 3 January is 23:00
-    # UTC); the request's own dates are UTC days.
+    # UTC); the request's own dates are the customer's days too (5 January ends at 23:00 UTC).
     assert body["manifest"]["request"] == {"datasets": [CURVE], "from": "2025-01-02T23:00:00Z",
-                                           "to": "2025-01-06T00:00:00Z"}
+                                           "to": "2025-01-05T23:00:00Z"}
     archive, _ = open_checked(b"".join(flow.api.get(body["archive"]["url"]).streaming_content))
-    # A day block is dated by its start, its local midnight: 6 January's starts at 23:00 UTC on
-    # the 5th, inside a request that ends with the UTC day of the 5th.
+    # A day block is dated by its start, its local midnight: exactly the days asked for.
     days = sorted({item["data"]["day"] for item in ndjson_items(archive, CURVE)})
-    assert days == ["2025-01-03", "2025-01-04", "2025-01-05", "2025-01-06"]
+    assert days == ["2025-01-03", "2025-01-04", "2025-01-05"]
     assert not any(name.startswith(CONTRACTS) for name in archive.namelist())
 
 
