@@ -15,6 +15,7 @@ and the reason, and the row is quarantined by the caller. This module never touc
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
@@ -128,6 +129,11 @@ def _to_date(value: Any, spec: dict[str, Any], ctx: MappingContext, name: str) -
 
 def _strict_parse(raw: str, fmt: str, name: str, what: str) -> datetime:
     """strptime, refusing what it would silently accept: '2025131' is not 20250131."""
+    fast = _fixed_width_reader(fmt)
+    if fast is not None:
+        parsed = fast(raw)
+        if parsed is not None:
+            return parsed
     try:
         parsed = datetime.strptime(raw, fmt)
     except ValueError:
@@ -135,6 +141,53 @@ def _strict_parse(raw: str, fmt: str, name: str, what: str) -> datetime:
     if parsed.strftime(fmt) != raw:
         raise MappingError(name, f"impossible {what} {raw!r} (expected {fmt})")
     return parsed
+
+
+#: The strptime directives _fixed_width_reader() reads itself: zero-padded digits of one width.
+_FIXED_WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+_DATETIME_ARGUMENTS = {"Y": "year", "m": "month", "d": "day", "H": "hour", "M": "minute", "S": "second"}
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_width_reader(fmt: str) -> Callable[[str], datetime | None] | None:
+    """A fast reader for a format made only of fixed-width numeric directives and literal text
+    (`%Y%m%d`, `%d/%m/%Y %H:%M`): the moment when `raw` is such a text and a real date and time,
+    else None — and then _strict_parse() asks strptime, which gives the verdict and the reason.
+    Where it answers, it answers as strptime + the round trip would (tests/extraction/
+    test_mapping.py compares them). None for any other format."""
+    pattern, order, position = [], [], 0
+    while position < len(fmt):
+        char = fmt[position]
+        if char != "%":
+            pattern.append(re.escape(char))
+            position += 1
+            continue
+        directive = fmt[position + 1:position + 2]
+        if directive == "%":
+            pattern.append("%")
+        elif directive in _FIXED_WIDTH and directive not in order:
+            pattern.append(f"([0-9]{{{_FIXED_WIDTH[directive]}}})")
+            order.append(directive)
+        else:
+            return None
+        position += 2
+    compiled = re.compile("".join(pattern))
+    names = [_DATETIME_ARGUMENTS[directive] for directive in order]
+
+    def read(raw: str) -> datetime | None:
+        match = compiled.fullmatch(raw)
+        if match is None:
+            return None
+        values = {"year": 1900, "month": 1, "day": 1,
+                  **{name: int(text) for name, text in zip(names, match.groups(), strict=True)}}
+        if values["year"] < 1000:  # strftime prints such a year unpadded: strptime's verdict
+            return None
+        try:
+            return datetime(**values)
+        except ValueError:
+            return None
+
+    return read
 
 
 def _zone(spec: dict[str, Any], name: str) -> ZoneInfo:
@@ -155,24 +208,35 @@ def _local_to_utc(value: Any, spec: dict[str, Any], ctx: MappingContext, name: s
     raw = str(value).strip()
     naive = _strict_parse(raw, spec["format"], name, "date-time")
     zone = _zone(spec, name)
-    first = naive.replace(tzinfo=zone, fold=0)
-    second = naive.replace(tzinfo=zone, fold=1)
-    if first.utcoffset() != second.utcoffset():
-        # Ambiguous, or non-existent: a non-existent time does not survive a round trip.
-        if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
-            raise MappingError(name, f"{raw!r} does not exist in {zone.key} (clocks went forward)")
+    instants = _local_instants(naive, zone)
+    if instants is None:
+        raise MappingError(name, f"{raw!r} does not exist in {zone.key} (clocks went forward)")
+    first, second = instants
+    if first != second:  # the fall-back hour: which occurrence this line is
         seen_key = (ctx.customer_key, name, raw)
         occurrence = ctx.seen_local_times.get(seen_key, 0)
         ctx.seen_local_times[seen_key] = occurrence + 1
         if occurrence > 1:
             raise MappingError(name, f"{raw!r} appears more than twice in {zone.key}")
-        aware = second if occurrence == 1 else first
+        moment = second if occurrence == 1 else first
     else:
-        aware = first
-        if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
-            raise MappingError(name, f"{raw!r} does not exist in {zone.key} (clocks went forward)")
-    moment = aware.astimezone(UTC) + timedelta(minutes=int(spec.get("shift_minutes", 0)))
-    return utc_text(moment)
+        moment = first
+    return utc_text(moment + timedelta(minutes=int(spec.get("shift_minutes", 0))))
+
+
+@functools.lru_cache(maxsize=8192)
+def _local_instants(naive: datetime, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """The UTC instants a wall-clock time names in `zone`: (first, second) — the same twice for
+    an ordinary time, summer then winter time in the fall-back hour — or None in the
+    spring-forward gap (such a time does not survive a round trip). Cached: a load curve repeats
+    the same local times for every meter."""
+    first = naive.replace(tzinfo=zone, fold=0)
+    second = naive.replace(tzinfo=zone, fold=1)
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        return None
+    if first.utcoffset() == second.utcoffset():
+        return first.astimezone(UTC), first.astimezone(UTC)
+    return first.astimezone(UTC), second.astimezone(UTC)
 
 
 @converter("datetime_utc")
@@ -426,10 +490,35 @@ class DayBlocks:
 
 
 @dataclass(frozen=True)
+class _FieldPlan:
+    """One field of a compiled mapping, its options read once (apply() runs for every row)."""
+
+    target: str
+    source: str | None
+    const: Any
+    has_const: bool
+    strip: bool
+    null_values: tuple[Any, ...]
+    nullable: bool
+    convert: Converter
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class CompiledMapping:
     customer_field: str
     fields: dict[str, dict[str, Any]]
     group: GroupSpec | None = None
+    plan: tuple[_FieldPlan, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plan = tuple(
+            _FieldPlan(target=target, source=spec.get("from"), const=spec.get("const"), has_const="const" in spec,
+                       strip=bool(spec.get("strip", True)), null_values=tuple(spec.get("null_values", [""])),
+                       nullable=bool(spec.get("nullable", False)), convert=_CONVERTERS[spec.get("convert", "str")],
+                       spec=spec)
+            for target, spec in self.fields.items())
+        object.__setattr__(self, "plan", plan)
 
     def blocks(self) -> DayBlocks | None:
         """A fresh fold of readings into day blocks, for a mapping with a "group" section."""
@@ -446,24 +535,25 @@ class CompiledMapping:
         """Map one legacy row; raises MappingError on the first field that cannot be mapped."""
         record: dict[str, Any] = {}
         attachments: list[Attachment] = []
-        for target, spec in self.fields.items():
-            if "const" in spec:
-                record[target] = spec["const"]
+        for field_plan in self.plan:
+            target = field_plan.target
+            if field_plan.has_const:
+                record[target] = field_plan.const
                 continue
-            raw = lookup(values, spec["from"])
-            if isinstance(raw, str) and spec.get("strip", True):
+            raw = lookup(values, field_plan.source)
+            if field_plan.strip and isinstance(raw, str):
                 raw = raw.strip()
-            if raw is None or raw in spec.get("null_values", [""]):
-                if spec.get("nullable", False):
+            if raw is None or raw in field_plan.null_values:
+                if field_plan.nullable:
                     record[target] = None
                     continue
-                error = MappingError(target, f"missing value (legacy field {spec['from']})")
+                error = MappingError(target, f"missing value (legacy field {field_plan.source})")
                 error.partial = record
                 raise error
             if isinstance(raw, Attachment):
                 attachments.append(raw)
             try:
-                record[target] = _CONVERTERS[spec.get("convert", "str")](raw, spec, ctx, target)
+                record[target] = field_plan.convert(raw, field_plan.spec, ctx, target)
             except MappingError as exc:
                 exc.partial = record
                 raise

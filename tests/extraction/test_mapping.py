@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from restitution import mapping
 from restitution.catalogue import BY_SLUG
 from restitution.mapping import Attachment, MappingContext, MappingError, compile_mapping
 
@@ -108,3 +113,43 @@ def test_compiling_reports_every_problem_against_the_schema():
     assert "not_a_field: not a field of the dataset" in message
     assert "needs option 'codes'" in message
     assert "annual_premium: required by the dataset but not mapped" in message
+
+
+# The fast reader of fixed-width formats gives strptime's verdicts (with the round trip that
+# refuses what strptime would silently accept), on texts near valid and far from it.
+FIXED_FORMATS = ["%Y%m%d", "%d/%m/%Y %H:%M", "%Y-%m-%dT%H:%M:%S", "%H%M", "%m%%%Y"]
+_near_dates = st.builds(
+    lambda y, m, d, hh, mm, ss: (f"{y:04d}{m:02d}{d:02d}", f"{d:02d}/{m:02d}/{y:04d} {hh:02d}:{mm:02d}",
+                                 f"{y:04d}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}", f"{hh:02d}{mm:02d}",
+                                 f"{m:02d}%{y:04d}"),
+    st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25), st.integers(0, 61),
+    st.integers(0, 61))
+
+
+def _reference(raw: str, fmt: str):
+    try:
+        parsed = datetime.strptime(raw, fmt)
+    except ValueError:
+        return None
+    return parsed if parsed.strftime(fmt) == raw else None
+
+
+def _fast_verdict(raw: str, fmt: str):
+    try:
+        return mapping._strict_parse(raw, fmt, "x", "date")
+    except MappingError:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts=_near_dates, noise=st.text(alphabet="0123456789 /-:T%٣", max_size=20))
+def test_the_fixed_width_reader_answers_as_strptime(texts, noise):
+    for fmt, raw in zip(FIXED_FORMATS, texts, strict=True):
+        assert mapping._fixed_width_reader(fmt) is not None
+        for text in (raw, noise, raw[:-1], " " + raw):
+            assert _fast_verdict(text, fmt) == _reference(text, fmt), (fmt, text)
+
+
+def test_other_formats_are_left_to_strptime():
+    for fmt in ("%y%m%d", "%d %b %Y", "%Y%j", "%Y%m%d%Y", "%"):
+        assert mapping._fixed_width_reader(fmt) is None
