@@ -53,7 +53,11 @@ def test_a_killed_worker_loses_and_duplicates_nothing(demo_dir, telco_server, st
 
     start_worker(concurrency=2, env=env, name="rescuer")
     time.sleep(2.5)  # the orphan's heartbeat is now older than the stale threshold below
-    recovered = extraction.recover_stalled_runs(stale_after=timedelta(seconds=2))
+    # The beat's recovery, with its delays shortened: the orphan comes back, and so does a run
+    # whose message the dead worker had taken but not yet started (still queued, its message
+    # gone with the process: re-sent after `requeue_after`).
+    recovered = extraction.recover_stalled_runs(stale_after=timedelta(seconds=2),
+                                                requeue_after=timedelta(seconds=2))
     assert energy_run.pk in recovered
     wait_until(_all_done, timeout=240, message="every run to finish")
     assert set(_statuses().values()) == {"succeeded"}, ExtractionRun.objects.values("source__slug", "error")
