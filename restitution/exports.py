@@ -574,7 +574,8 @@ _README_TEXT = {
         "records": "{n} record(s)",
         "fields": "Fields:",
         "columns": "Every row also has: dataset, key (the record's identifier), seq (change number), date "
-                   "(the date the record describes, UTC), deleted.",
+                   "(the date the record describes: a day as the day itself, in your time zone; a moment in UTC), "
+                   "deleted.",
         "csv": "In records.csv, a text that a spreadsheet would take for a formula (starting with =, +, -, "
                "@, a tab or a carriage return) is written after a single quote ('), so that opening the "
                "file never runs anything; records.ndjson holds the exact text.",
@@ -601,7 +602,8 @@ _README_TEXT = {
         "fields": "Champs :",
         "columns": "Chaque ligne a aussi : dataset (le jeu de données), key (l'identifiant de "
                    "l'enregistrement), seq (numéro de modification), date (la date que décrit "
-                   "l'enregistrement, UTC), deleted (supprimé).",
+                   "l'enregistrement : un jour tel quel, dans votre fuseau horaire ; un instant en UTC), "
+                   "deleted (supprimé).",
         "csv": "Dans records.csv, un texte qu'un tableur prendrait pour une formule (commençant par =, +, "
                "-, @, une tabulation ou un retour chariot) est écrit après une apostrophe ('), pour "
                "qu'ouvrir le fichier n'exécute jamais rien ; records.ndjson contient le texte exact.",
