@@ -54,10 +54,10 @@ class DateText(Func):
         self.day_zone = day_zone
 
     def as_sql(self, compiler, connection, **extra):
+        if not self.day_zone:
+            return compiler.compile(UtcText(self.source_expressions[0]))
         sql, params = compiler.compile(self.source_expressions[0])
-        if self.day_zone:
-            return f"to_char({sql} AT TIME ZONE %s, 'YYYY-MM-DD')", [*params, self.day_zone]
-        return f"to_char({sql} AT TIME ZONE 'UTC', '{SQL_UTC_FORMAT}')", list(params)
+        return f"to_char({sql} AT TIME ZONE %s, 'YYYY-MM-DD')", [*params, self.day_zone]
 
 
 #: Where a record's document is served, relative to the API's origin (an absolute-path reference,

@@ -137,8 +137,7 @@ def test_the_migration_moves_stored_days_to_local_midnight_with_new_sequences(pe
     """Records written before 0019 were dated at 00:00 UTC: the migration re-dates them and gives
     each a new sequence, so a client syncing with `since` receives the new `date` once."""
     dataset = _write(personas.alice, [_daily("2025-01-01"), _daily("2025-07-01")])
-    Record.objects.filter(dataset=dataset).update(record_at=None)  # as 0018 stored them, below
-    for day in ("2025-01-01", "2025-07-01"):
+    for day in ("2025-01-01", "2025-07-01"):  # as 0018 stored them: 00:00 UTC
         Record.objects.filter(dataset=dataset, key__endswith=day).update(
             record_at=datetime.fromisoformat(day).replace(tzinfo=UTC))
     before = dict(Record.objects.filter(dataset=dataset).values_list("key", "seq"))
