@@ -329,6 +329,8 @@ GATEWAY_STORE_CHUNK = env.int("GATEWAY_STORE_CHUNK", default=2000)
 # A batch run of a source with more customers than this is split into shards of about this many
 # customers (restitution/extraction.py); a smaller source stays one run. 0 turns sharding off.
 GATEWAY_RUN_SHARD_CUSTOMERS = env.int("GATEWAY_RUN_SHARD_CUSTOMERS", default=5000)
+# At most this many shards for a file source's batch run: each reads every file (docs/extraction.md).
+GATEWAY_RUN_FILE_SHARDS = env.int("GATEWAY_RUN_FILE_SHARDS", default=8)
 # Where `manage.py demo` writes the synthetic legacy systems.
 GATEWAY_DEMO_DIR = Path(env.str("GATEWAY_DEMO_DIR", default=str(VAR_DIR / "demo")))
 

@@ -234,7 +234,7 @@ class RunShardInline(admin.TabularInline):
     model = RunShard
     extra = 0
     can_delete = False
-    fields = ("number", "key_after", "key_upto", "customers", "status", "progress", "attempts", "read",
+    fields = ("number", "key_after", "key_upto", "hash_of", "customers", "status", "progress", "attempts", "read",
               "created", "updated", "unchanged", "deleted", "rejected", "heartbeat_at", "finished_at",
               "error")
     readonly_fields = fields

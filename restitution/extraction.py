@@ -8,11 +8,12 @@ run goes on. This module never serves data and never talks to a personal cloud.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Avg, F, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -269,17 +271,64 @@ def _shard_bounds(system: str, size: int) -> tuple[int, list[str]]:
         return total, [row[0] for row in cursor.fetchall()]
 
 
-def _plan_shards(run: ExtractionRun) -> bool | None:
-    """Split a queued batch run into shards of customer ranges and queue them.
+#: The identity hash of shards by hash, computed by the database: the first 32 bits of the value's
+#: MD5, unsigned (identity_hash is the same in Python).
+IDENTITY_HASH_SQL = "('x' || substr(md5({column}), 1, 8))::bit(32)::bigint"
 
-    None: the run stays one unit (small source, sharding off, or an adapter that cannot read a
-    set of customers: file sources). True: planned here. False: another worker claimed it first."""
+
+def identity_hash(value: str) -> int:
+    """The first 32 bits of the identity value's MD5 (its UTF-8 bytes), unsigned: which shard by
+    hash a customer's rows belong to. MD5 here only spreads values evenly; nothing is secret."""
+    return int.from_bytes(hashlib.md5(value.encode(), usedforsecurity=False).digest()[:4], "big")
+
+
+def _hash_shard_sizes(system: str, count: int) -> list[int]:
+    """How many identities of the system each of `count` shards by hash has (number 1 first)."""
+    table = LegacyIdentity._meta.db_table
+    expression = IDENTITY_HASH_SQL.format(column="value")
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT {expression} %% %s, COUNT(*) FROM "{table}" '  # noqa: S608
+                       "WHERE system = %s GROUP BY 1", [count, system])
+        sizes = dict(cursor.fetchall())
+    return [sizes.get(remainder, 0) for remainder in range(count)]
+
+
+def _planned_shards(run: ExtractionRun, size: int) -> list[RunShard] | None:
+    """The shards of a batch run, not saved yet; None when it stays one unit."""
+    kind = adapter_class(run.source.kind)
+    system = run.source.identity_system
+    if kind.supports_customer_shards:
+        total, bounds = _shard_bounds(system, size)
+        if not bounds:
+            return None
+        lowers: list[str | None] = [None, *bounds]
+        uppers: list[str | None] = [*bounds, None]
+        return [RunShard(run=run, number=number, key_after=low, key_upto=high,
+                         customers=min(size, total - (number - 1) * size))
+                for number, (low, high) in enumerate(zip(lowers, uppers, strict=True), start=1)]
+    if kind.supports_hash_shards:
+        # Every shard reads every file: their number is capped (the workers to use at once).
+        total = LegacyIdentity.objects.filter(system=system).count()
+        count = min(-(-total // size), settings.GATEWAY_RUN_FILE_SHARDS)
+        if count <= 1:
+            return None
+        return [RunShard(run=run, number=number, hash_of=count, customers=customers)
+                for number, customers in enumerate(_hash_shard_sizes(system, count), start=1)]
+    return None
+
+
+def _plan_shards(run: ExtractionRun) -> bool | None:
+    """Split a queued batch run into shards and queue them: ranges of identity values for
+    sources that read a set of customers (SQL, HTTP), identity hashes for file sources.
+
+    None: the run stays one unit (small source, sharding off, or an adapter that cannot be
+    sharded). True: planned here. False: another worker claimed it first."""
     size = settings.GATEWAY_RUN_SHARD_CUSTOMERS
     source = run.source
-    if size <= 0 or not adapter_class(source.kind).supports_customer_shards:
+    if size <= 0:
         return None
-    total, bounds = _shard_bounds(source.identity_system, size)
-    if not bounds:
+    planned = _planned_shards(run, size)
+    if planned is None:
         return None
     now = timezone.now()
     with transaction.atomic():
@@ -289,17 +338,13 @@ def _plan_shards(run: ExtractionRun) -> bool | None:
             finished_at=None, attempts=F("attempts") + 1, progress=0.0)
         if not claimed:
             return False
-        lowers: list[str | None] = [None, *bounds]
-        uppers: list[str | None] = [*bounds, None]
-        shards = RunShard.objects.bulk_create([
-            RunShard(run=run, number=number, key_after=low, key_upto=high, queued_at=now,
-                     customers=min(size, total - (number - 1) * size))
-            for number, (low, high) in enumerate(zip(lowers, uppers, strict=True), start=1)
-        ])
+        for shard in planned:
+            shard.queued_at = now
+        shards = RunShard.objects.bulk_create(planned)
         for shard in shards:
             enqueue_shard(shard.pk)
-    log.info("extraction run %s of %s: %s customers in %s shards", run.pk, source.slug, total,
-             len(bounds) + 1)
+    log.info("extraction run %s of %s: %s customers in %s shards%s", run.pk, source.slug,
+             sum(s.customers for s in shards), len(shards), " by identity hash" if shards[0].hash_of else "")
     return True
 
 
@@ -609,12 +654,33 @@ def _identities(unit: _Unit) -> dict[str, int]:
     qs = LegacyIdentity.objects.filter(system=run.source.identity_system)
     if run.customer_id is not None:
         qs = qs.filter(customer_id=run.customer_id)
-    if unit.shard is not None:
-        if unit.shard.key_after is not None:
-            qs = qs.filter(value__gt=unit.shard.key_after)
-        if unit.shard.key_upto is not None:
-            qs = qs.filter(value__lte=unit.shard.key_upto)
+    shard = unit.shard
+    if shard is not None and shard.hash_of:
+        hashed = RawSQL(f"{IDENTITY_HASH_SQL.format(column='value')} %% %s",  # noqa: S611 - constant SQL
+                        [shard.hash_of])  # the shard count is a bound parameter
+        qs = qs.alias(part=hashed).filter(part=shard.number - 1)
+    elif shard is not None:
+        if shard.key_after is not None:
+            qs = qs.filter(value__gt=shard.key_after)
+        if shard.key_upto is not None:
+            qs = qs.filter(value__lte=shard.key_upto)
     return dict(qs.values_list("value", "customer_id"))
+
+
+def _hash_part(shard: RunShard) -> Callable[[str | None], bool]:
+    """Whether a row whose customer key is this belongs to the shard by hash: its identity's
+    hash modulo the shard count is the shard's; a row that names no customer is the first
+    shard's. So every row of a full read is read for exactly one shard."""
+    count, remainder = shard.hash_of, shard.number - 1
+    last: list[Any] = [None, remainder == 0]  # rows come grouped by customer: one hash per group
+
+    def mine(owner: str | None) -> bool:
+        if owner is None:
+            return remainder == 0
+        if owner != last[0]:
+            last[0], last[1] = owner, identity_hash(owner) % count == remainder
+        return last[1]
+    return mine
 
 
 def _compiled_mapping(spec: Any, schema: dict[str, Any]) -> CompiledMapping:
@@ -645,7 +711,15 @@ def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,
         raise SourceError(f"mapping of {dataset.slug} is invalid: {exc}", permanent=True) from None
     pipeline = _DatasetPipeline(run, dataset, mapping, progress, identities)
     progress.fraction = index / total
-    if unit.shard is not None:
+    if unit.shard is not None and unit.shard.hash_of:
+        # A shard by hash (a file source): every file read, only its customers' rows kept; only
+        # their records may become tombstones.
+        for customer_id in identities.values():
+            pipeline.writer.include(customer_id)
+        mine = _hash_part(unit.shard)
+        pipeline.consume_part(adapter.read_part(dataset.slug, customer_field=mapping.customer_field,
+                                                keep=mine), mine)
+    elif unit.shard is not None:
         # A shard: its customers, read together; only their records may become tombstones.
         keys = sorted(identities)
         for key in keys:
@@ -691,6 +765,19 @@ class _DatasetPipeline:
             self.progress.values["read"] += 1
             self._one(row, expected_key)
             self.progress.tick()
+
+    def consume_part(self, rows: Iterable[RawRow], mine: Callable[[str | None], bool]) -> None:
+        """The rows of a full read that belong to this shard by hash (whose customer key, or
+        the one an unreadable row could still name, `mine` accepts); the others are another
+        shard's and not counted here."""
+        customer_key = self.mapping.customer_key
+        for row in _guarded(rows):
+            if mine(row.extra.get("customer") if row.error else customer_key(row.values)):
+                self.progress.values["read"] += 1
+                self._one(row, None)
+            self.progress.tick()  # the heartbeat goes on through other shards' rows too
+        if self.blocks is not None:
+            self._store_blocks(self.blocks.drain())
 
     def consume(self, rows: Iterable[RawRow], *, expected_key: str | None) -> None:
         if expected_key is not None and expected_key in self.identities:

@@ -244,7 +244,9 @@ class ExtractionRun(models.Model):
 
 class RunShard(models.Model):
     """One part of a sharded batch run: the customers whose legacy identity lies in
-    (key_after, key_upto] (None: unbounded), in the gateway's own ordering of identity values.
+    (key_after, key_upto] (None: unbounded), in the gateway's own ordering of identity values;
+    or, for a file source (`hash_of` set), the customers whose identity's hash modulo `hash_of`
+    is `number - 1` (every shard reads every file and keeps its own customers' rows).
 
     A shard is claimed, performed, retried and recovered exactly like an unsharded run; it
     tombstones only records of its own customers. Its run's counters are the sums of its shards'.
@@ -258,6 +260,9 @@ class RunShard(models.Model):
                                  help_text="Exclusive lower bound of the identity values (none: open).")
     key_upto = models.TextField(null=True, blank=True,  # noqa: DJ001 - None is "no upper bound"
                                 help_text="Inclusive upper bound of the identity values (none: open).")
+    hash_of = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Shards by identity hash: how many there are (none: a range of identities).")
     customers = models.PositiveIntegerField(default=0, help_text="Customers in range when planned.")
     status = models.CharField(max_length=20, choices=ExtractionRun.Status.choices,
                               default=ExtractionRun.Status.QUEUED, db_index=True)

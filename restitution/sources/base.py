@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,9 +77,13 @@ class SourceAdapter:
     #: the pipeline reads customer by customer.
     supports_full_scan: bool = True
     #: True when the adapter can read a set of customers (`read_customers`) at a fair cost, so
-    #: a big batch run may be split into shards of customer ranges. File sources cannot: a
-    #: customer's rows may be in any file, so every shard would read every file.
+    #: a big batch run may be split into shards of customer ranges.
     supports_customer_shards: bool = False
+    #: True when a big batch run may instead be split into shards by identity hash: each shard
+    #: reads everything (`read(dataset, None)`) and keeps its own customers' rows. For file
+    #: sources, where a customer's rows may be in any file: reading a line costs little next to
+    #: mapping, validating and storing it, which only its own shard does.
+    supports_hash_shards: bool = False
 
     def __init__(self, *, options: dict[str, Any], connection: str,
                  limiter: RateLimiter | None = None) -> None:
@@ -101,6 +105,14 @@ class SourceAdapter:
         mapping). Raise SourceError for a failure of the whole read.
         """
         raise NotImplementedError
+
+    def read_part(self, dataset: str, *, customer_field: str,
+                  keep: Callable[[str | None], bool]) -> Iterator[RawRow]:
+        """The rows of a shard by hash: every row of `dataset` whose customer key (or, for an
+        unreadable row, the key it could still name: `extra["customer"]`, None for no one)
+        `keep` accepts. A pre-filter: the pipeline applies `keep` again. By default the whole
+        read; file adapters drop other shards' lines before making rows of them."""
+        return self.read(dataset, customer_key=None, customer_field=customer_field)
 
     def read_customers(self, dataset: str, *, customer_keys: list[str],
                        customer_field: str) -> Iterator[tuple[str | None, RawRow]]:

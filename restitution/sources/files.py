@@ -40,7 +40,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
@@ -137,18 +137,28 @@ def _attribution(names: list[str], fields: list[str], customer_field: str) -> di
     Lets the quarantine name the customer; the value is only used if it is free of control
     characters (otherwise the row stays unattributed).
     """
-    if customer_field not in names or len(fields) != len(names):
+    if customer_field not in names:
         return {}
-    value = fields[names.index(customer_field)].strip()
+    value = _owner(fields, len(names), names.index(customer_field))
+    return {} if value is None else {"customer": value}
+
+
+def _owner(fields: list[str], expected: int, index: int) -> str | None:
+    """The customer key a row names, as the pipeline will see it: of a readable row, its
+    customer field stripped; of an unreadable one, its attribution. None: no one."""
+    if index < 0 or len(fields) != expected:
+        return None
+    value = fields[index].strip()
     if not value or control_character_error(value):
-        return {}
-    return {"customer": value}
+        return None
+    return value
 
 
 class _FileAdapter(SourceAdapter):
     """What both file adapters share: options, base directory, globbing, opening."""
 
     supports_full_scan = True
+    supports_hash_shards = True
 
     def merged_options(self, dataset: str) -> dict[str, Any]:
         defaults = {k: v for k, v in self.options.items() if k != "datasets"}
@@ -242,13 +252,23 @@ class _FileAdapter(SourceAdapter):
 
     def read(self, dataset: str, *, customer_key: str | None,
              customer_field: str) -> Iterator[RawRow]:
+        return self._read(dataset, customer_key, customer_field, None)
+
+    def read_part(self, dataset: str, *, customer_field: str,
+                  keep: Callable[[str | None], bool]) -> Iterator[RawRow]:
+        # Another shard's line is dropped as soon as its customer field is cut out: before its
+        # fingerprint, its checks and its row are made.
+        return self._read(dataset, None, customer_field, keep)
+
+    def _read(self, dataset: str, customer_key: str | None, customer_field: str,
+              keep: Callable[[str | None], bool] | None) -> Iterator[RawRow]:
         opts = self.merged_options(dataset)
         self.check_options(dataset, opts, customer_key, customer_field)
         for path, relative in self.matching_files(dataset, opts):
             with self.open(dataset, path, relative) as handle:
                 try:
                     yield from self.read_file(dataset, opts, handle, relative,
-                                              customer_key, customer_field)
+                                              customer_key, customer_field, keep)
                 except OSError as exc:
                     raise SourceError(f"dataset {dataset!r}: reading {relative} failed: "
                                       f"{exc.strerror}", permanent=False) from None
@@ -258,7 +278,10 @@ class _FileAdapter(SourceAdapter):
         """Refuse a bad configuration before any file is opened."""
 
     def read_file(self, dataset: str, opts: dict[str, Any], handle: BinaryIO, relative: str,
-                  customer_key: str | None, customer_field: str) -> Iterator[RawRow]:
+                  customer_key: str | None, customer_field: str,
+                  keep: Callable[[str | None], bool] | None = None) -> Iterator[RawRow]:
+        """The file's rows (of `customer_key` only, when given; of the customers `keep` accepts,
+        when given, a row naming no one being kept if `keep(None)`)."""
         raise NotImplementedError
 
 
@@ -374,7 +397,8 @@ class CSVAdapter(_FileAdapter):
                               f"a column of {where}", permanent=True)
 
     def read_file(self, dataset: str, opts: dict[str, Any], handle: BinaryIO, relative: str,
-                  customer_key: str | None, customer_field: str) -> Iterator[RawRow]:
+                  customer_key: str | None, customer_field: str,
+                  keep: Callable[[str | None], bool] | None = None) -> Iterator[RawRow]:
         encoding, newline = self.encoding(dataset, opts)
         max_bytes = self.max_line_bytes(dataset, opts)
         dialect = self.dialect(dataset, opts)
@@ -391,7 +415,7 @@ class CSVAdapter(_FileAdapter):
             fieldnames = list(opts["fieldnames"])
             lines.prefilter = key_bytes
         key_index = -1
-        if fieldnames is not None and customer_key is not None:
+        if fieldnames is not None and customer_field in fieldnames:
             key_index = fieldnames.index(customer_field)
 
         while True:
@@ -403,6 +427,9 @@ class CSVAdapter(_FileAdapter):
             except csv.Error as exc:
                 fields, problem = [], f"malformed CSV: {exc}"
             first_line, text, errors = lines.take()
+            if keep is not None and fieldnames is not None and not keep(
+                    _owner(fields, len(fieldnames), key_index)):
+                continue  # another shard's row (or a blank line: skipped either way)
             locator = f"{relative}:{first_line} {content_hash(text.rstrip(chr(13) + chr(10)))}"
             problem = errors[0] if errors else (control_character_error(text) or problem)
 
@@ -416,7 +443,7 @@ class CSVAdapter(_FileAdapter):
                 fieldnames = [name.strip() for name in fields]
                 where = f"the header of {relative}"
                 self.check_fieldnames(dataset, fieldnames, where, customer_key, customer_field)
-                if customer_key is not None:
+                if customer_field in fieldnames:
                     key_index = fieldnames.index(customer_field)
                 lines.prefilter = key_bytes
                 continue
@@ -490,7 +517,8 @@ class FixedWidthAdapter(_FileAdapter):
         return tuple(value)
 
     def read_file(self, dataset: str, opts: dict[str, Any], handle: BinaryIO, relative: str,
-                  customer_key: str | None, customer_field: str) -> Iterator[RawRow]:
+                  customer_key: str | None, customer_field: str,
+                  keep: Callable[[str | None], bool] | None = None) -> Iterator[RawRow]:
         encoding, newline = self.encoding(dataset, opts)
         columns = self.columns(dataset, opts)
         length = self.record_length(dataset, opts)
@@ -506,15 +534,15 @@ class FixedWidthAdapter(_FileAdapter):
             records = split_records(handle, length)
 
         key_bytes = encoded_key(customer_key, encoding)
+        key_column = next(((start, size) for name, start, size in columns if name == customer_field), None)
 
         for number, raw in enumerate(records, start=1):
             if key_bytes is not None and (raw is None or key_bytes not in raw):
                 continue  # cheap pre-check before decoding: not this customer's record
             where = f"{relative}:{number}" if length is None else f"{relative}#record {number}"
-            locator = f"{where} {content_hash(raw or b'')}"
             if raw is None:
-                if customer_key is None:
-                    yield RawRow({"line": ""}, locator,
+                if customer_key is None and (keep is None or keep(None)):
+                    yield RawRow({"line": ""}, f"{where} {content_hash(b'')}",
                                  error=f"line longer than {max_bytes} bytes")
                 continue
             text, problem = decode(raw, encoding)
@@ -530,6 +558,10 @@ class FixedWidthAdapter(_FileAdapter):
                 continue
             if customer_key is not None and customer_key not in text:
                 continue
+            if keep is not None and not keep(None if key_column is None else _owner(
+                    [text[key_column[0]:key_column[0] + key_column[1]]], 1, 0)):
+                continue  # another shard's record
+            locator = f"{where} {content_hash(raw)}"
             problem = problem or control_character_error(text)
             if problem is None and len(text) <= last_start:
                 present = sum(1 for _, start, _ in columns if start < len(text))

@@ -2,10 +2,15 @@
 ONE Celery worker process (concurrency 1), then by TWO (concurrency 1 each); throughput ratio.
 
     .venv/bin/python -m tests.bench.sharded --customers 20000
+    .venv/bin/python -m tests.bench.sharded --meters 40 --days 60     # the load-curve CSV files
+
+With --meters, the source is the demo network operator's load-curve files instead (shards by
+identity hash: every shard reads every file and keeps its own meters' lines).
 
 `measure(customers)` is what `make bench` calls: it runs this module in a child process (its own
 database, restitution_bench_sharded, created and dropped there; the caller's Django and
-database are left alone) and returns {"ratio_two_workers_vs_one": x}. Each configuration starts
+database are left alone) and returns {"ratio_two_workers_vs_one": x}; `measure_files(meters,
+days)` does the same for the load-curve files. Each configuration starts
 from an empty store, so both perform the same first run; throughput is legacy rows read per
 second between the run's start (its planning into shards) and its end (the last shard and the
 whole-run step). A ratio, never an absolute figure: both sides run in the same process tree.
@@ -31,6 +36,17 @@ def measure(customers: int) -> dict[str, float]:
                           cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"sharded benchmark failed: {done.stderr[-3000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"ratio_two_workers_vs_one": report["ratio_two_workers_vs_one"]}
+
+
+def measure_files(meters: int, days: int) -> dict[str, float]:
+    """{"ratio_two_workers_vs_one": x} for the load-curve files of `meters` meters over `days` days."""
+    done = subprocess.run([sys.executable, "-m", "tests.bench.sharded", "--meters", str(meters),
+                           "--days", str(days), "--json"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"sharded load-curve benchmark failed: {done.stderr[-3000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     return {"ratio_two_workers_vs_one": report["ratio_two_workers_vs_one"]}
 
@@ -91,6 +107,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--shards", type=int, default=16, help="shards of the run (customers per shard follow)")
+    parser.add_argument("--meters", type=int, default=0,
+                        help="measure the load-curve files of this many meters instead of the insurer")
+    parser.add_argument("--days", type=int, default=60, help="local days of load curve (with --meters)")
     parser.add_argument("--database", default="restitution_bench_sharded")
     parser.add_argument("--json", action="store_true", help="one JSON line (what measure() reads)")
     args = parser.parse_args()
@@ -102,14 +121,24 @@ def main() -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = Path(tmp)
-            generate(out_dir, customers=args.customers, systems=("insurer",), malformed=False)
-            demo = demo_environment(out_dir, telco_url="http://127.0.0.1:9")
-            os.environ.update(demo)
-            source = _install(out_dir)
+            if args.meters:
+                from tests.bench import energy
+
+                energy.generate(out_dir, meters=args.meters, days=args.days)
+                demo = demo_environment(out_dir, telco_url="http://127.0.0.1:9")
+                os.environ.update(demo)
+                source = energy.install(out_dir)
+                units = args.meters
+            else:
+                generate(out_dir, customers=args.customers, systems=("insurer",), malformed=False)
+                demo = demo_environment(out_dir, telco_url="http://127.0.0.1:9")
+                os.environ.update(demo)
+                source = _install(out_dir)
+                units = args.customers
             source.max_concurrent_runs = 8  # the cap is not what is measured here
             source.max_requests_per_second = 0
             source.save()
-            per_shard = max(1, -(-args.customers // args.shards))
+            per_shard = max(1, -(-units // args.shards))
             env = {**os.environ, **demo, "DATABASE_URL": database_url, "GATEWAY_MODE": "test",
                    "CELERY_TASK_ALWAYS_EAGER": "false", "DATABASE_CONN_MAX_AGE": "0",
                    "GATEWAY_RUN_SHARD_CUSTOMERS": str(per_shard)}
@@ -118,7 +147,7 @@ def main() -> int:
             one = _one_configuration(source, workers=1, env=env, log_dir=log_dir)
             two = _one_configuration(source, workers=2, env=env, log_dir=log_dir)
         report = {
-            "customers": args.customers, "shards": one["shards"], "rows": one["rows"],
+            "source": source.slug, "customers": units, "shards": one["shards"], "rows": one["rows"],
             "one_worker_rows_per_s": round(one["rows_per_s"]), "two_workers_rows_per_s": round(two["rows_per_s"]),
             "one_worker_s": round(one["seconds"], 2), "two_workers_s": round(two["seconds"], 2),
             # Sum of the shards' own durations ÷ wall time: how much the two workers overlapped.

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from demo.install import install_demo
 from restitution import extraction
 from restitution.gate import get_gate
 from restitution.models import (
@@ -23,28 +22,9 @@ from restitution.models import (
 )
 from restitution.sources import SourceError
 from restitution.sources.sql import SQLAdapter
-from tests.conftest import TELCO_TOKEN, demo_env_for, load_ground_truth, stored_records
+from tests.conftest import load_ground_truth, stored_records
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sharded(settings):
-    settings.GATEWAY_RUN_SHARD_CUSTOMERS = 1  # the demo's few customers: one shard each
-    return settings
-
-
-@pytest.fixture
-def installed(fresh_demo_dir, flush_gate, sharded, monkeypatch):
-    from demo.telco_server import serve_in_thread
-
-    # A telco service that answers at once: these tests are about shards, not flaky networks.
-    server, url = serve_in_thread(fresh_demo_dir / "telco", token=TELCO_TOKEN, delay_seconds=0.0)
-    for name, value in demo_env_for(fresh_demo_dir, url).items():
-        monkeypatch.setenv(name, value)
-    install_demo(fresh_demo_dir, with_users=False)
-    yield fresh_demo_dir
-    server.shutdown()
 
 
 def _run(source: Source) -> ExtractionRun:
@@ -69,10 +49,10 @@ def assert_matches_ground_truth_of(demo_dir, *, datasets_not_starting: str) -> N
     assert all(actual[k] == expected[k] for k in expected)
 
 
-def test_sharded_runs_of_the_sql_and_http_sources_equal_the_ground_truth(installed):
+def test_sharded_runs_of_the_sql_and_http_sources_equal_the_ground_truth(sharded_demo):
     runs = {s.kind: _run(s) for s in Source.objects.filter(kind__in=("sql", "http-json")).order_by("slug")}
     assert {k: r.status for k, r in runs.items()} == dict.fromkeys(runs, "succeeded")
-    assert_matches_ground_truth_of(installed, datasets_not_starting="energy-")
+    assert_matches_ground_truth_of(sharded_demo, datasets_not_starting="energy-")
     for kind in ("sql", "http-json"):  # customer ranges; the file source stays one unit
         run = runs[kind]
         shards = list(run.shards.all())
@@ -90,14 +70,15 @@ def test_sharded_runs_of_the_sql_and_http_sources_equal_the_ground_truth(install
     assert again.unchanged == runs["sql"].created
 
 
-def test_a_small_source_and_a_file_source_stay_one_run(installed, settings):
-    energy = extraction.request_extraction(source=Source.objects.get(kind="csv"))
-    assert extraction._plan_shards(energy) is None  # a file source is never split (see docs)
-    energy.refresh_from_db()
-    assert energy.status == "queued" and not energy.sharded and not energy.shards.exists()
+def test_a_small_source_stays_one_run(sharded_demo, settings):
     settings.GATEWAY_RUN_SHARD_CUSTOMERS = 1000
-    run = _run(_insurer())
-    assert run.status == "succeeded" and not run.sharded and not run.shards.exists()
+    for source in (_insurer(), Source.objects.get(kind="csv")):
+        queued = extraction.request_extraction(source=source)
+        assert extraction._plan_shards(queued) is None
+        queued.refresh_from_db()
+        assert queued.status == "queued" and not queued.sharded and not queued.shards.exists()
+        run = extraction.run_synchronously(run=queued, max_wait=300)
+        assert run.status == "succeeded" and not run.sharded and not run.shards.exists()
 
 
 def _insurer_db(demo_dir) -> sqlite3.Connection:
@@ -106,7 +87,7 @@ def _insurer_db(demo_dir) -> sqlite3.Connection:
     return sqlite3.connect(demo_dir / insurer.DB_FILENAME)
 
 
-def test_shards_tombstone_their_own_customers_and_the_run_those_who_vanished(installed):
+def test_shards_tombstone_their_own_customers_and_the_run_those_who_vanished(sharded_demo):
     source = _insurer()
     _run(source)
     before = _live(source)
@@ -116,7 +97,7 @@ def test_shards_tombstone_their_own_customers_and_the_run_those_who_vanished(ins
     # One customer leaves the insurer's identity system entirely; another loses a contract.
     LegacyIdentity.objects.filter(system=source.identity_system, customer_id=vanished).delete()
     shrunk_key = LegacyIdentity.objects.get(system=source.identity_system, customer_id=shrunk).value
-    with _insurer_db(installed) as db:
+    with _insurer_db(sharded_demo) as db:
         cursor = db.execute("SELECT NUM_CONTRAT FROM T_CONTRAT WHERE NUM_SOCIETAIRE = ? ORDER BY NUM_CONTRAT",
                             [shrunk_key])
         contract = cursor.fetchone()[0]
@@ -135,7 +116,7 @@ def test_shards_tombstone_their_own_customers_and_the_run_those_who_vanished(ins
     assert run.deleted == len(lost) == Record.objects.filter(source=source, deleted=True).count()
 
 
-def test_a_failed_shard_fails_the_run_and_tombstones_nothing(installed, monkeypatch):
+def test_a_failed_shard_fails_the_run_and_tombstones_nothing(sharded_demo, monkeypatch):
     source = _insurer()
     _run(source)
     before = _live(source)
@@ -150,7 +131,7 @@ def test_a_failed_shard_fails_the_run_and_tombstones_nothing(installed, monkeypa
 
     monkeypatch.setattr(SQLAdapter, "read_customers", read_customers)
     # Every record of the broken shard's customer would be a tombstone if the failed read finished.
-    with _insurer_db(installed) as db:
+    with _insurer_db(sharded_demo) as db:
         db.execute("PRAGMA foreign_keys = OFF")
         db.execute("DELETE FROM T_SINISTRE WHERE NUM_CONTRAT IN (SELECT NUM_CONTRAT FROM T_CONTRAT "
                    "WHERE NUM_SOCIETAIRE = ?)", [broken])
@@ -182,7 +163,7 @@ def test_a_failed_shard_fails_the_run_and_tombstones_nothing(installed, monkeypa
     assert "not performed: shard 2 failed" in page or failed == 1
 
 
-def test_a_stalled_shard_is_recovered_and_the_run_completes(installed):
+def test_a_stalled_shard_is_recovered_and_the_run_completes(sharded_demo):
     source = _insurer()
     run = extraction.request_extraction(source=source)
     assert extraction.execute_run(run_id=run.pk).status == "sharded"
@@ -207,7 +188,7 @@ def test_a_stalled_shard_is_recovered_and_the_run_completes(installed):
     assert shard.attempts == 2
 
 
-def test_a_run_left_unconcluded_by_a_dead_worker_is_concluded_by_recovery(installed):
+def test_a_run_left_unconcluded_by_a_dead_worker_is_concluded_by_recovery(sharded_demo):
     source = _insurer()
     run = extraction.request_extraction(source=source)
     assert extraction.execute_run(run_id=run.pk).status == "sharded"
@@ -221,7 +202,7 @@ def test_a_run_left_unconcluded_by_a_dead_worker_is_concluded_by_recovery(instal
     assert run.status == "succeeded"
 
 
-def test_a_re_sent_message_of_a_sharded_run_does_nothing(installed):
+def test_a_re_sent_message_of_a_sharded_run_does_nothing(sharded_demo):
     run = extraction.request_extraction(source=_insurer())
     assert extraction.execute_run(run_id=run.pk).status == "sharded"
     count = RunShard.objects.filter(run=run).count()
@@ -229,7 +210,7 @@ def test_a_re_sent_message_of_a_sharded_run_does_nothing(installed):
     assert RunShard.objects.filter(run=run).count() == count
 
 
-def test_customers_only_see_their_own_runs_not_the_shards(installed):
+def test_customers_only_see_their_own_runs_not_the_shards(sharded_demo):
     customer = Customer.objects.filter(identities__system="insurer").first()
     run = extraction.request_extraction(source=_insurer(), customer=customer)
     run = extraction.run_synchronously(run=run)
