@@ -103,7 +103,7 @@ def _baseline(source) -> tuple[int, float]:
 #: The figures a script reads (the first six are the scale issue's), in this order.
 MACHINE_LINES = ("ratio_first_run_vs_baseline", "ratio_rerun_vs_baseline", "per_customer_run_overhead_ms",
                  "ratio_two_workers_vs_one", "store_bytes_per_reading", "webdav_files_per_customer_year",
-                 "ratio_load_curve_files_vs_baseline")
+                 "ratio_load_curve_files_vs_baseline", "ratio_two_workers_vs_one_load_curve")
 
 
 def _insurer(args, out_dir: Path, report: dict, machine: dict) -> None:
@@ -200,6 +200,9 @@ def _sharded(args, machine: dict) -> None:
 
     result = sharded.measure(args.sharded_customers or args.customers)
     machine["ratio_two_workers_vs_one"] = round(float(result["ratio_two_workers_vs_one"]), 3)
+    if not args.skip_energy:  # the same for the load-curve files, shards by identity hash
+        files = sharded.measure_files(args.meters, args.energy_days)
+        machine["ratio_two_workers_vs_one_load_curve"] = round(float(files["ratio_two_workers_vs_one"]), 3)
 
 
 def main() -> int:

@@ -828,6 +828,10 @@ def scenario_7(suite: Suite, result: Result) -> None:
             "kills": kills, "kills_while_a_shard_was_running": mid_shard,
             "runs": {r.source.slug: r.status for r in runs}, "shards": len(shards),
             "shard_attempts": sum(s.attempts for s in shards),
+            "shards_and_attempts_by_source": {
+                slug: [sum(1 for s in shards if s.run.source.slug == slug),
+                       sum(s.attempts for s in shards if s.run.source.slug == slug)]
+                for slug in sorted({s.run.source.slug for s in shards})},
             "telco_max_in_flight": stats.get("max_in_flight"),
             "drain_after_last_kill_s": round(drain_s, 1), "wall_s": round(time.monotonic() - started, 1)})
         if failed := _failed_runs():
