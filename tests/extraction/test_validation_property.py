@@ -162,3 +162,19 @@ def test_the_generator_reaches_both_verdicts():
 
     collect()
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("started_at, valid", [
+    ("2000-01-01T00:00:00+0100", False),  # an offset without its colon: not RFC 3339
+    ("2000-01-01T00:00:00+01", False),
+    ("2000-01-01T00:00:00+01:00", True),
+    ("2000-01-01t00:00:00z", True),
+])
+def test_date_times_are_read_as_the_reference_reads_them(started_at, valid):
+    """A case the property above once found: the compiled validator's own date-time pattern
+    takes +0100, the reference does not."""
+    schema = BY_SLUG["telco-call-log"].schema
+    record = {"call_id": "CDR1", "line": "+33702061735", "started_at": started_at, "direction": "outgoing",
+              "kind": "voice", "correspondent": "+3395XXXXX28", "duration_s": 304, "cost": None}
+    assert Draft202012Validator(schema, format_checker=FormatChecker()).is_valid(record) is valid
+    assert (record_validator(schema)(record) is None) is valid
