@@ -698,6 +698,32 @@ def _compiled_mapping(spec: Any, schema: dict[str, Any]) -> CompiledMapping:
 
 _MAPPINGS: dict[str, CompiledMapping] = {}
 
+#: Part of every source digest: change it when what a mapping or the validation makes of a row
+#: changes in code, so that stored digests stop matching and rows are mapped again.
+SOURCE_DIGEST_VERSION = "1"
+#: A batch run or shard holds the source digests of the records in its scope (about 150 bytes
+#: each) only up to this many; beyond, it maps every row.
+KNOWN_DIGESTS_LIMIT = 2_000_000
+
+
+def _mapping_fingerprint(spec: Any, dataset: Dataset) -> bytes:
+    """What, besides the row, decides a record: the mapping, the dataset's schema, natural key,
+    date field and day zone, and the code's version of all that."""
+    text = json.dumps([SOURCE_DIGEST_VERSION, spec, dataset.schema, dataset.natural_key,
+                       dataset.date_field, dataset.day_zone], sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def source_digest(fingerprint: bytes, values: dict[str, Any]) -> bytes | None:
+    """The digest of a legacy row's values (their names, order, types and values: `repr` of
+    str, int, Decimal, date, None… is the same in every process) under a mapping fingerprint.
+    None for a row with a fetched file: its document is written with the record."""
+    if any(type(value) is Attachment for value in values.values()):
+        return None
+    digest = hashlib.blake2b(fingerprint, digest_size=16)
+    digest.update(repr(tuple(values.items())).encode("utf-8", "backslashreplace"))
+    return digest.digest()
+
 
 def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,
                      progress: _Progress, index: int, total: int, identities: dict[str, int]) -> None:
@@ -710,6 +736,13 @@ def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,
     except ValueError as exc:
         raise SourceError(f"mapping of {dataset.slug} is invalid: {exc}", permanent=True) from None
     pipeline = _DatasetPipeline(run, dataset, mapping, progress, identities)
+    if mapping.row_by_row and connection.vendor == "postgresql":
+        pipeline.fingerprint = _mapping_fingerprint(source.mappings[dataset.slug], dataset)
+        if run.customer_id is None:
+            # A batch run: a row read again, unchanged, is known by its digest and not mapped.
+            # (A per-customer run reads a few rows: looking their digests up would cost more.)
+            scope = None if unit.shard is None else list(identities.values())
+            pipeline.known = store.known_digests(dataset.pk, source.pk, scope, KNOWN_DIGESTS_LIMIT)
     progress.fraction = index / total
     if unit.shard is not None and unit.shard.hash_of:
         # A shard by hash (a file source): every file read, only its customers' rows kept; only
@@ -753,6 +786,10 @@ class _DatasetPipeline:
         self.validate = record_validator(dataset.schema)
         self.context = MappingContext()
         self.writer = store.SnapshotWriter(dataset_id=dataset.pk, source_id=run.source_id)
+        # Source digests (row-by-row mappings on PostgreSQL): written with each record; those of
+        # the stored records in scope, when a batch run holds them: digest → (customer, key).
+        self.fingerprint: bytes | None = None
+        self.known: dict[bytes, tuple[int, str]] | None = None
         # Interval data: rows are readings folded into day blocks (mapping "group" section).
         self.blocks = mapping.blocks()
         if self.blocks is not None:
@@ -811,6 +848,15 @@ class _DatasetPipeline:
             self.progress.values["skipped"] += 1  # a person who is not a gateway customer
             return
         writer = self.writer
+        digest = None
+        if self.fingerprint is not None:
+            digest = source_digest(self.fingerprint, row.values)
+            hit = None if digest is None or self.known is None else self.known.get(digest)
+            if hit is not None and hit[0] == customer_id and writer.seen_at(customer_id, hit[1]) is None:
+                # The very row its stored record was mapped from, under the same mapping:
+                # the same record (a repeated row still goes the full way: a duplicate).
+                writer.keep(customer_id, hit[1], row.locator)
+                return
         self.context.customer_key = customer_key
         try:
             data, attachments = self.mapping.apply(row.values, self.context)
@@ -830,7 +876,7 @@ class _DatasetPipeline:
         if self.blocks is not None:
             self._reading(customer_id, data, row)
             return
-        self._store(customer_id, data, row.values, row.locator, attachments)
+        self._store(customer_id, data, row.values, row.locator, attachments, digest)
 
     def _reading(self, customer_id: int, data: dict[str, Any], row: RawRow) -> None:
         """One mapped reading into its day block; blocks it completes are stored."""
@@ -855,7 +901,7 @@ class _DatasetPipeline:
             self._store(block.customer_id, block.data, block.data, block.locator, [])
 
     def _store(self, customer_id: int, data: dict[str, Any], raw: Any, locator: str,
-               attachments: list[Attachment]) -> None:
+               attachments: list[Attachment], digest: bytes | None = None) -> None:
         """Validate one mapped record and hand it to the writer, or quarantine it."""
         reject = self.progress.reject
         writer = self.writer
@@ -878,7 +924,8 @@ class _DatasetPipeline:
                    locator=locator)
             return
         writer.add(customer_id=customer_id, key=key, data=data, locator=locator, attachments=attachments,
-                   record_at=store.parse_record_date(data.get(self.dataset.date_field), self.dataset.day_zone))
+                   record_at=store.parse_record_date(data.get(self.dataset.date_field), self.dataset.day_zone),
+                   source_digest=digest)
 
     def finish(self, *, all_customers: bool) -> None:
         if self.blocks is not None:

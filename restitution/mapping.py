@@ -520,6 +520,12 @@ class CompiledMapping:
             for target, spec in self.fields.items())
         object.__setattr__(self, "plan", plan)
 
+    @property
+    def row_by_row(self) -> bool:
+        """Whether a row's record depends on that row alone: not on rows read before it (day
+        blocks fold many rows; a repeated local time is told apart by its order in the file)."""
+        return self.group is None and all(plan.convert is not _local_to_utc for plan in self.plan)
+
     def blocks(self) -> DayBlocks | None:
         """A fresh fold of readings into day blocks, for a mapping with a "group" section."""
         return DayBlocks(self.group) if self.group is not None else None

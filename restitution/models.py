@@ -141,6 +141,10 @@ class Record(models.Model):
     extracted_at = models.DateTimeField()
     seq = models.BigIntegerField(unique=True, help_text="Global change sequence of the last change.")
     deleted = models.BooleanField(default=False)
+    source_digest = models.BinaryField(
+        null=True, editable=False,
+        help_text="Digest of the legacy row this record was mapped from, with its mapping: a batch "
+                  "run that reads the same row again knows the record is unchanged without mapping it.")
 
     class Meta:
         constraints = [
