@@ -187,6 +187,13 @@ class WriteCounts:
     deleted: int = 0
 
 
+#: Up to this many customers in scope, the stored keys that may become tombstones are read in
+#: one plain query: a server-side cursor held across transactions (DECLARE … WITH HOLD, which
+#: PostgreSQL materialises at the implicit commit) costs a consent's one-customer run more
+#: than the read itself. A few customers' keys fit in memory; a shard's or a batch's stream.
+_PLAIN_SCAN_CUSTOMERS = 16
+
+
 @dataclass
 class _Pending:
     customer_id: int
@@ -286,9 +293,12 @@ class SnapshotWriter:
         live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
         if not all_customers:
             live = live.filter(customer_id__in=list(self._seen))
+        stored = live.values_list("customer_id", "key", "record_at")
+        if all_customers or len(self._seen) > _PLAIN_SCAN_CUSTOMERS:
+            # Many customers: streamed, so memory stays bounded whatever the dataset holds.
+            stored = stored.iterator(chunk_size=10_000)
         gone: list[tuple[int, str, datetime | None]] = []
-        for customer_id, key, record_at in live.values_list("customer_id", "key", "record_at").iterator(
-                chunk_size=10_000):
+        for customer_id, key, record_at in stored:
             if key not in self._seen.get(customer_id, ()):
                 gone.append((customer_id, key, record_at))
         for start in range(0, len(gone), self.chunk_size):
