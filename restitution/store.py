@@ -289,14 +289,24 @@ class SnapshotWriter:
         In scope: the customers seen or included, or — for a read of every customer — all of
         them, including customers who vanished from the source entirely.
         """
-        self.flush()
         live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
         if not all_customers:
             live = live.filter(customer_id__in=list(self._seen))
-        stored = live.values_list("customer_id", "key", "record_at")
+        stored: Iterable[tuple[int, str, datetime | None]]
         if all_customers or len(self._seen) > _PLAIN_SCAN_CUSTOMERS:
+            self.flush()
             # Many customers: streamed, so memory stays bounded whatever the dataset holds.
-            stored = stored.iterator(chunk_size=10_000)
+            stored = live.values_list("customer_id", "key", "record_at").iterator(chunk_size=10_000)
+        else:
+            # A few customers (a consent's run): their live records read once, with their
+            # hashes, before the last chunk is written. What the read brought back unchanged
+            # is counted and not sent, so a run that changed nothing writes nothing at all.
+            # The records it read are the ones that may become tombstones: a record the last
+            # chunk writes is one the read returned, never one of those.
+            rows = list(live.values_list("customer_id", "key", "record_at", "content_hash"))
+            self._drop_unchanged({(customer_id, key): digest for customer_id, key, _, digest in rows})
+            self.flush()
+            stored = [row[:3] for row in rows]
         gone: list[tuple[int, str, datetime | None]] = []
         for customer_id, key, record_at in stored:
             if key not in self._seen.get(customer_id, ()):
@@ -304,6 +314,15 @@ class SnapshotWriter:
         for start in range(0, len(gone), self.chunk_size):
             self._tombstone(gone[start:start + self.chunk_size])
         return self.counts
+
+    def _drop_unchanged(self, live: dict[tuple[int, str], str]) -> None:
+        """Count as unchanged, and take out of the chunk, the pending records whose live version
+        has the same content hash (the merge would leave them alone too). One with attachments
+        stays: its files are checked at the flush."""
+        kept = [item for item in self._pending
+                if item.attachments or live.get((item.customer_id, item.key)) != item.digest]
+        self.counts.unchanged += len(self._pending) - len(kept)
+        self._pending = kept
 
     def _tombstone(self, gone: list[tuple[int, str, datetime | None]]) -> None:
         """Deletions keep the date their record last had: a client sees a deletion only if its
