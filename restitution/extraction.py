@@ -223,7 +223,7 @@ def execute_run(*, run_id: int) -> RunOutcome:
 
     A batch run of a source with more customers than GATEWAY_RUN_SHARD_CUSTOMERS is split into
     shards instead (status "sharded"): the shards are queued, and workers perform them."""
-    run = ExtractionRun.objects.select_related("source", "customer").filter(pk=run_id).first()
+    run = ExtractionRun.objects.select_related("source").filter(pk=run_id).first()
     if run is None or run.status not in ACTIVE:
         return RunOutcome("done", row=run)
     if run.sharded:
