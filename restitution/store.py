@@ -9,7 +9,8 @@ transaction. A writer publishes a lower bound of the values it is about to take,
 transaction-scoped advisory lock, *before* it takes any (publish_in_flight()); the lock lasts
 until its commit or rollback, and vanishes with its session if its process dies.
 Unchanged rows (same content hash) are never rewritten. On PostgreSQL a chunk goes through
-COPY into a session's staging table and one merge statement.
+COPY into a session's staging table (a small one: arrays bound to the statement) and one merge
+statement.
 This module never reads a legacy system and never decides *what* to extract.
 """
 
@@ -211,7 +212,8 @@ class SnapshotWriter:
 
     `add()` records as they are mapped (any customer, any order); every `chunk_size` records
     are written in one transaction, only those new or changed (content hash): on PostgreSQL
-    one COPY into the session's staging table and one merge statement (_merge_chunk()).
+    one COPY into the session's staging table, or arrays for a small chunk, and one merge
+    statement (_merge_chunk()).
     `finish()` — only once the legacy read is complete — turns this source's records that were
     not seen, for the customers in scope, into tombstones. If the read fails before `finish()`,
     nothing is tombstoned: a partial read never deletes anything.
