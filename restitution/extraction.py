@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -74,6 +74,8 @@ class RunOutcome:
 
     status: str
     retry_in: float | None = None
+    #: The run's row as read, when the outcome is "done" (a run already over: nothing to re-read).
+    row: ExtractionRun | None = field(default=None, compare=False, repr=False)
 
 
 def run_synchronously(*, run: ExtractionRun, max_wait: float = 3600.0) -> ExtractionRun:
@@ -90,7 +92,11 @@ def run_synchronously(*, run: ExtractionRun, max_wait: float = 3600.0) -> Extrac
         if outcome.retry_in is None or time.monotonic() > deadline:
             break
         time.sleep(min(outcome.retry_in, max(0.0, deadline - time.monotonic())))
-    run.refresh_from_db()
+    if outcome.row is None:
+        run.refresh_from_db()
+    else:  # the run was over when execute_run read it (an eager task performed it already)
+        for column in ExtractionRun._meta.concrete_fields:
+            setattr(run, column.attname, getattr(outcome.row, column.attname))
     return run
 
 
@@ -219,9 +225,9 @@ def execute_run(*, run_id: int) -> RunOutcome:
 
     A batch run of a source with more customers than GATEWAY_RUN_SHARD_CUSTOMERS is split into
     shards instead (status "sharded"): the shards are queued, and workers perform them."""
-    run = ExtractionRun.objects.select_related("source", "customer").filter(pk=run_id).first()
+    run = ExtractionRun.objects.select_related("source").filter(pk=run_id).first()
     if run is None or run.status not in ACTIVE:
-        return RunOutcome("done")
+        return RunOutcome("done", row=run)
     if run.sharded:
         return RunOutcome("sharded")
     if run.status == ExtractionRun.Status.RUNNING:

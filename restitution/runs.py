@@ -26,8 +26,9 @@ def request_extraction(*, source: Source, customer: Customer | None = None,
                        trigger: str = ExtractionRun.Trigger.MANUAL) -> ExtractionRun:
     """Queue a run of `source` (for one customer, or all); reuse one already queued or running."""
     with transaction.atomic():
-        # Lock the source row so two requests at once cannot both create a run.
-        Source.objects.select_for_update().filter(pk=source.pk).first()
+        # Lock the source row so two requests at once cannot both create a run (its id is
+        # enough: its options and mappings are not read, nor decoded, here).
+        Source.objects.select_for_update().filter(pk=source.pk).values_list("pk").first()
         run = ExtractionRun.objects.filter(source=source, customer=customer, status__in=ACTIVE).first()
         if run is None:
             run = ExtractionRun.objects.create(source=source, customer=customer, trigger=trigger)

@@ -9,7 +9,8 @@ transaction. A writer publishes a lower bound of the values it is about to take,
 transaction-scoped advisory lock, *before* it takes any (publish_in_flight()); the lock lasts
 until its commit or rollback, and vanishes with its session if its process dies.
 Unchanged rows (same content hash) are never rewritten. On PostgreSQL a chunk goes through
-COPY into a session's staging table and one merge statement.
+COPY into a session's staging table (a small one: arrays bound to the statement) and one merge
+statement.
 This module never reads a legacy system and never decides *what* to extract.
 """
 
@@ -187,6 +188,13 @@ class WriteCounts:
     deleted: int = 0
 
 
+#: Up to this many customers in scope, the stored keys that may become tombstones are read in
+#: one plain query: a server-side cursor held across transactions (DECLARE … WITH HOLD, which
+#: PostgreSQL materialises at the implicit commit) costs a consent's one-customer run more
+#: than the read itself. A few customers' keys fit in memory; a shard's or a batch's stream.
+_PLAIN_SCAN_CUSTOMERS = 16
+
+
 @dataclass
 class _Pending:
     customer_id: int
@@ -205,7 +213,8 @@ class SnapshotWriter:
 
     `add()` records as they are mapped (any customer, any order); every `chunk_size` records
     are written in one transaction, only those new or changed (content hash): on PostgreSQL
-    one COPY into the session's staging table and one merge statement (_merge_chunk()).
+    one COPY into the session's staging table, or arrays for a small chunk, and one merge
+    statement (_merge_chunk()).
     `finish()` — only once the legacy read is complete — turns this source's records that were
     not seen, for the customers in scope, into tombstones. If the read fails before `finish()`,
     nothing is tombstoned: a partial read never deletes anything.
@@ -288,18 +297,46 @@ class SnapshotWriter:
         In scope: the customers seen or included, or — for a read of every customer — all of
         them, including customers who vanished from the source entirely.
         """
-        self.flush()
         live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
         if not all_customers:
             live = live.filter(customer_id__in=list(self._seen))
+        stored: Iterable[tuple[int, str, datetime | None]]
+        if all_customers or len(self._seen) > _PLAIN_SCAN_CUSTOMERS:
+            self.flush()
+            # Many customers: streamed, so memory stays bounded whatever the dataset holds.
+            stored = live.values_list("customer_id", "key", "record_at").iterator(chunk_size=10_000)
+        else:
+            # A few customers (a consent's run): their live records read once, with their
+            # hashes, before the last chunk is written. What the read brought back unchanged
+            # is counted and not sent, so a run that changed nothing writes nothing at all.
+            # The records it read are the ones that may become tombstones: a record the last
+            # chunk writes is one the read returned, never one of those.
+            rows = list(live.values_list("customer_id", "key", "record_at", "content_hash", "source_digest"))
+            self._drop_unchanged({(customer_id, key): (digest, None if source is None else bytes(source))
+                                  for customer_id, key, _, digest, source in rows})
+            self.flush()
+            stored = [row[:3] for row in rows]
         gone: list[tuple[int, str, datetime | None]] = []
-        for customer_id, key, record_at in live.values_list("customer_id", "key", "record_at").iterator(
-                chunk_size=10_000):
+        for customer_id, key, record_at in stored:
             if key not in self._seen.get(customer_id, ()):
                 gone.append((customer_id, key, record_at))
         for start in range(0, len(gone), self.chunk_size):
             self._tombstone(gone[start:start + self.chunk_size])
         return self.counts
+
+    def _drop_unchanged(self, live: dict[tuple[int, str], tuple[str, bytes | None]]) -> None:
+        """Count as unchanged, and take out of the chunk, the pending records whose live version
+        has the same content hash (the merge would leave them alone too) and the same source
+        digest, or none to give. One with attachments stays: its files are checked at the
+        flush; one with a new digest too: the merge writes it, as no change."""
+        def same(item: _Pending) -> bool:
+            stored = live.get((item.customer_id, item.key))
+            return (stored is not None and stored[0] == item.digest
+                    and (item.source_digest is None or stored[1] == item.source_digest))
+
+        kept = [item for item in self._pending if item.attachments or not same(item)]
+        self.counts.unchanged += len(self._pending) - len(kept)
+        self._pending = kept
 
     def _tombstone(self, gone: list[tuple[int, str, datetime | None]]) -> None:
         """Deletions keep the date their record last had: a client sees a deletion only if its
@@ -324,15 +361,27 @@ _STAGING_DDL = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (ord integer, 
                 "data text, content_hash text, record_at timestamptz, source_digest bytea) ON COMMIT DELETE ROWS")
 
 
-def _merge_statement() -> str:
-    """Takes the staged chunk (and empties the staging table), writes the rows that are new or
-    whose content hash changed, each with a new sequence value in the chunk's order, and counts
-    (created, written). The conflict clause re-checks the hash: a row another writer wrote
-    meanwhile with the same content is left alone. Also returns the ids and source digests of
-    unchanged records whose stored source digest differs (written apart: not a change)."""
+#: Up to this many records, a chunk reaches the merge as arrays bound to the statement itself
+#: (unnest): no staging table to ensure, fill and truncate at commit, two statements fewer. A
+#: consent's one-customer run writes a few records per dataset; bigger chunks go through COPY,
+#: which sends the canonical JSON as is, without quoting it into the statement.
+_ARRAY_CHUNK_ROWS = 100
+#: The staged rows of a small chunk, from arrays (the staging table's columns, in its order).
+_STAGED_FROM_ARRAYS = (
+    "SELECT * FROM unnest(%(ord)s::integer[], %(customer)s::bigint[], %(key)s::text[], %(data)s::text[], "
+    "%(hash)s::text[], %(record_at)s::timestamptz[], %(source_digest)s::bytea[]) "
+    "AS s(ord, customer_id, key, data, content_hash, record_at, source_digest)")
+
+
+def _merge_statement(staged: str = f"DELETE FROM {_STAGING} RETURNING *") -> str:
+    """Takes the staged chunk (by default emptying the staging table), writes the rows that are
+    new or whose content hash changed, each with a new sequence value in the chunk's order, and
+    counts (created, written). The conflict clause re-checks the hash: a row another writer
+    wrote meanwhile with the same content is left alone. Also returns the ids and source digests
+    of unchanged records whose stored source digest differs (written apart: not a change)."""
     table = Record._meta.db_table
     return (
-        f"WITH staged AS (DELETE FROM {_STAGING} RETURNING *), "  # noqa: S608
+        f"WITH staged AS ({staged}), "  # noqa: S608
         # One index lookup per staged row (LATERAL … LIMIT 1 is never turned into a hash join):
         # the merge costs what the chunk holds, never what the dataset holds, whatever the
         # planner's statistics say (a hash join read all 41 037 stored records of a dataset to
@@ -369,7 +418,18 @@ _DIGEST_UPDATE = (f"UPDATE {Record._meta.db_table} r SET source_digest = v.diges
 def _merge_chunk(dataset_id: int, source_id: int | None, pending: list[_Pending], now: datetime) -> tuple[int, int]:
     """A chunk on PostgreSQL, inside the writing transaction: COPY into the staging table (no
     parameter quoting, the canonical JSON text as is), the transaction published as in flight,
-    then one merge statement. Returns (created, written)."""
+    then one merge statement. Returns (created, written). A small chunk skips the staging
+    table: published, then merged from arrays."""
+    if len(pending) <= _ARRAY_CHUNK_ROWS:
+        with connection.cursor() as cursor:
+            publish_in_flight(cursor)
+            cursor.execute(_merge_statement(_STAGED_FROM_ARRAYS), {
+                "dataset": dataset_id, "source": source_id, "now": now,
+                "ord": list(range(len(pending))), "customer": [item.customer_id for item in pending],
+                "key": [item.key for item in pending], "data": [item.text for item in pending],
+                "hash": [item.digest for item in pending], "record_at": [item.record_at for item in pending],
+                "source_digest": [item.source_digest for item in pending]})
+            return _merged(cursor)
     with connection.cursor() as cursor:
         cursor.execute(_STAGING_DDL)
         columns = "ord, customer_id, key, data, content_hash, record_at, source_digest"
@@ -379,11 +439,16 @@ def _merge_chunk(dataset_id: int, source_id: int | None, pending: list[_Pending]
                                 item.source_digest))
         publish_in_flight(cursor)
         cursor.execute(_merge_statement(), {"dataset": dataset_id, "source": source_id, "now": now})
-        created, written, stale_ids, stale_digests = cursor.fetchone()
-        if stale_ids:
-            # Same content from a legacy row not seen before (a column the mapping ignores
-            # changed, or the record predates digests): the digest only, not a change (no seq).
-            cursor.execute(_DIGEST_UPDATE, [stale_ids, stale_digests])
+        return _merged(cursor)
+
+
+def _merged(cursor) -> tuple[int, int]:
+    """(created, written) from the merge just executed, once the digests it found stale are written."""
+    created, written, stale_ids, stale_digests = cursor.fetchone()
+    if stale_ids:
+        # Same content from a legacy row not seen before (a column the mapping ignores
+        # changed, or the record predates digests): the digest only, not a change (no seq).
+        cursor.execute(_DIGEST_UPDATE, [stale_ids, stale_digests])
     return int(created), int(written)
 
 

@@ -6,6 +6,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from demo.install import install_demo
 from restitution import extraction, store
@@ -89,6 +91,26 @@ def test_per_customer_runs_give_the_same_records(demo_dir, installed):
     for customer in Customer.objects.order_by("reference"):
         extract_all(customer)
     assert_matches_ground_truth(demo_dir)
+
+
+def test_a_consents_run_over_unchanged_data_writes_nothing_in_few_statements(installed):
+    # A customer's own run (a consent's) is the gateway's most frequent run: over data already
+    # stored it writes nothing (no transaction, staging table, or cursor held across
+    # transactions) and costs the run row's four statements, the identities, and one read of
+    # the stored records per dataset.
+    source = Source.objects.get(kind="sql")
+    customer = Customer.objects.filter(identities__system=source.identity_system).order_by("reference").first()
+    extraction.run_synchronously(run=extraction.request_extraction(source=source, customer=customer))
+    run = extraction.request_extraction(source=source, customer=customer, trigger=ExtractionRun.Trigger.CONSENT)
+    seq = store.current_seq()
+    with CaptureQueriesContext(connection) as queries:
+        assert extraction.execute_run(run_id=run.pk).status == "succeeded"
+    run.refresh_from_db()
+    assert run.unchanged > 0 and run.created == run.updated == run.deleted == 0
+    assert store.current_seq() == seq
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) <= 5 + source.datasets.count(), statements
+    assert not [s for s in statements if s.split()[0] in ("SAVEPOINT", "BEGIN", "CREATE", "COPY", "DECLARE")]
 
 
 def test_malformed_rows_are_quarantined_with_their_reason(demo_dir, installed):

@@ -11,6 +11,15 @@ from restitution.models import Customer, Dataset, Record
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=["arrays", "copy"])
+def chunk_path(request, monkeypatch):
+    """Every test here once per way a chunk reaches the merge: small chunks as bound arrays,
+    big ones COPY'd into the staging table (forced here by a threshold of 0)."""
+    if request.param == "copy":
+        monkeypatch.setattr(store, "_ARRAY_CHUNK_ROWS", 0)
+    return request.param
+
+
 @pytest.fixture
 def contracts() -> Dataset:
     sync_catalogue()
@@ -125,3 +134,20 @@ def test_one_writer_handles_many_customers_and_tombstones_only_those_in_scope(al
     counts = writer.finish(all_customers=True)  # a complete read of everyone that found nothing
     assert counts.deleted == 2  # alice's A and carol's K
     assert not Record.objects.filter(deleted=False).exists()
+
+
+def test_awkward_content_is_stored_as_written_either_way(alice, contracts):
+    # Quotes, backslashes, braces and commas (array literal syntax), non-ASCII text, a NULL
+    # date next to a real one: what the array path quotes, the COPY path sends as is.
+    awkward = [_contract('Q"1'), {**_contract("B\\{x,y}"), "product": "Maison « été » \\ \"quoted\" {a,b}"},
+               {**_contract("NULL"), "insured_object": "NULL"}]
+    writer = store.SnapshotWriter(dataset_id=contracts.pk, source_id=None)
+    writer.include(alice.pk)
+    dates = [None, store.parse_record_date("2024-03-01"), None]
+    for data, record_at in zip(awkward, dates, strict=True):
+        writer.add(customer_id=alice.pk, key=data["contract_id"], data=data, record_at=record_at, locator="t")
+    assert writer.finish().created == 3
+    stored = {r.key: r for r in Record.objects.all()}
+    assert {key: r.data for key, r in stored.items()} == {d["contract_id"]: d for d in awkward}
+    assert [stored[d["contract_id"]].record_at for d in awkward] == dates
+    assert all(r.content_hash == store.content_hash(r.data) for r in stored.values())
