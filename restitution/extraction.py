@@ -707,8 +707,8 @@ _MAPPINGS: dict[str, CompiledMapping] = {}
 #: Part of every source digest: change it when what a mapping or the validation makes of a row
 #: changes in code, so that stored digests stop matching and rows are mapped again.
 SOURCE_DIGEST_VERSION = "1"
-#: A batch run or shard holds the source digests of the records in its scope (about 150 bytes
-#: each) only up to this many; beyond, it maps every row.
+#: A batch run or shard holds the records in its scope (source digest, key, date: about 150
+#: bytes each) only up to this many; beyond, it maps every row and scans for tombstones at the end.
 KNOWN_DIGESTS_LIMIT = 2_000_000
 
 
@@ -742,13 +742,16 @@ def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,
     except ValueError as exc:
         raise SourceError(f"mapping of {dataset.slug} is invalid: {exc}", permanent=True) from None
     pipeline = _DatasetPipeline(run, dataset, mapping, progress, identities)
-    if mapping.row_by_row and connection.vendor == "postgresql":
-        pipeline.fingerprint = _mapping_fingerprint(source.mappings[dataset.slug], dataset)
+    if connection.vendor == "postgresql":
+        if mapping.row_by_row:
+            pipeline.fingerprint = _mapping_fingerprint(source.mappings[dataset.slug], dataset)
         if run.customer_id is None:
-            # A batch run: a row read again, unchanged, is known by its digest and not mapped.
-            # (A per-customer run reads a few rows: looking their digests up would cost more.)
+            # A batch run reads its scope's stored records once, first: a row read again,
+            # unchanged, is known by its digest and not mapped, and the records not seen by the
+            # end are the tombstones (no second scan). A per-customer run reads a few rows:
+            # looking their digests up would cost more than it saves.
             scope = None if unit.shard is None else list(identities.values())
-            pipeline.known = store.known_digests(dataset.pk, source.pk, scope, KNOWN_DIGESTS_LIMIT)
+            pipeline.scope = store.stored_scope(dataset.pk, source.pk, scope, KNOWN_DIGESTS_LIMIT)
     progress.fraction = index / total
     if unit.shard is not None and unit.shard.hash_of:
         # A shard by hash (a file source): every file read, only its customers' rows kept; only
@@ -795,7 +798,7 @@ class _DatasetPipeline:
         # Source digests (row-by-row mappings on PostgreSQL): written with each record; those of
         # the stored records in scope, when a batch run holds them: digest → (customer, key).
         self.fingerprint: bytes | None = None
-        self.known: dict[bytes, tuple[int, str]] | None = None
+        self.scope: store.StoredScope | None = None
         # Interval data: rows are readings folded into day blocks (mapping "group" section).
         self.blocks = mapping.blocks()
         if self.blocks is not None:
@@ -857,7 +860,7 @@ class _DatasetPipeline:
         digest = None
         if self.fingerprint is not None:
             digest = source_digest(self.fingerprint, row.values)
-            hit = None if digest is None or self.known is None else self.known.get(digest)
+            hit = None if digest is None or self.scope is None else self.scope.digests.get(digest)
             if hit is not None and hit[0] == customer_id and writer.seen_at(customer_id, hit[1]) is None:
                 # The very row its stored record was mapped from, under the same mapping:
                 # the same record (a repeated row still goes the full way: a duplicate).
@@ -936,7 +939,8 @@ class _DatasetPipeline:
     def finish(self, *, all_customers: bool) -> None:
         if self.blocks is not None:
             self._store_blocks(self.blocks.drain())
-        counts = self.writer.finish(all_customers=all_customers)
+        counts = self.writer.finish(all_customers=all_customers,
+                                    candidates=None if self.scope is None else self.scope.live)
         self.progress.add(created=counts.created, updated=counts.updated,
                           unchanged=counts.unchanged, deleted=counts.deleted)
 

@@ -291,17 +291,23 @@ class SnapshotWriter:
             for item, seq in zip(to_write, seqs, strict=True)
         ])
 
-    def finish(self, *, all_customers: bool = False) -> WriteCounts:
+    def finish(self, *, all_customers: bool = False,
+               candidates: list[tuple[int, str, datetime | None]] | None = None) -> WriteCounts:
         """Flush, then tombstone this source's live records that the complete read did not return.
 
         In scope: the customers seen or included, or — for a read of every customer — all of
-        them, including customers who vanished from the source entirely.
+        them, including customers who vanished from the source entirely. `candidates`: the
+        scope's live records, when the run read them before reading the legacy system
+        (stored_scope); a record another run writes meanwhile is then left to the next run.
         """
         live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
         if not all_customers:
             live = live.filter(customer_id__in=list(self._seen))
         stored: Iterable[tuple[int, str, datetime | None]]
-        if all_customers or len(self._seen) > _PLAIN_SCAN_CUSTOMERS:
+        if candidates is not None:
+            self.flush()
+            stored = candidates
+        elif all_customers or len(self._seen) > _PLAIN_SCAN_CUSTOMERS:
             self.flush()
             # Many customers: streamed, so memory stays bounded whatever the dataset holds.
             stored = live.values_list("customer_id", "key", "record_at").iterator(chunk_size=10_000)
@@ -452,13 +458,23 @@ def _merged(cursor) -> tuple[int, int]:
     return int(created), int(written)
 
 
-def known_digests(dataset_id: int, source_id: int, customer_ids: list[int] | None,
-                  limit: int) -> dict[bytes, tuple[int, str]] | None:
-    """Source digest → (customer, key) of this source's live records of the dataset (of these
-    customers; None: all), or None when there are more than `limit` (too many to hold)."""
+@dataclass
+class StoredScope:
+    """This source's live records of a dataset in a batch run's scope, read once before the run
+    reads the legacy system: their source digests, and all of them as tombstone candidates."""
+
+    digests: dict[bytes, tuple[int, str]]  # source digest → (customer, key)
+    live: list[tuple[int, str, datetime | None]]  # (customer, key, record date)
+
+
+def stored_scope(dataset_id: int, source_id: int, customer_ids: list[int] | None,
+                 limit: int) -> StoredScope | None:
+    """The scope's live records of this source (of these customers; None: all), or None when
+    there are more than `limit` (too many to hold: the run then maps every row and scans the
+    store for tombstones at the end)."""
     table = Record._meta.db_table
-    sql = (f"SELECT source_digest, customer_id, key FROM {table} WHERE dataset_id = %s "  # noqa: S608
-           "AND source_id = %s AND NOT deleted AND source_digest IS NOT NULL")
+    sql = (f"SELECT source_digest, customer_id, key, record_at FROM {table} WHERE dataset_id = %s "  # noqa: S608
+           "AND source_id = %s AND NOT deleted")
     params: list[Any] = [dataset_id, source_id]
     if customer_ids is not None:
         sql += " AND customer_id = ANY(%s::bigint[])"
@@ -470,7 +486,9 @@ def known_digests(dataset_id: int, source_id: int, customer_ids: list[int] | Non
         rows = cursor.fetchall()
     if len(rows) > limit:
         return None
-    return {bytes(digest): (customer_id, key) for digest, customer_id, key in rows}
+    return StoredScope(
+        digests={bytes(digest): (customer_id, key) for digest, customer_id, key, _ in rows if digest is not None},
+        live=[(customer_id, key, record_at) for _, customer_id, key, record_at in rows])
 
 
 def _stored_versions(dataset_id: int, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, bool]]:
