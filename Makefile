@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Test services: the machine's PostgreSQL and Redis (DB 15, flushed by the tests).
+# The tests run in TEST_WORKERS pytest-xdist workers (one per core, at most 4: each starts Celery
+# workers, servers and a Chromium of its own); worker i has its own test database
+# (test_restitution_gw<i>) and Redis database (15 - i). PYTEST_ARGS="-n 0" runs them in one process.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/restitution
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 TEST_MARIADB_URL ?= mysql+pymysql://root@127.0.0.1:3306/legacy_insurer
 DEMO_PORT ?= 8000
 TELCO_PORT ?= 8081
@@ -28,7 +32,7 @@ demo: venv
 
 test: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) GATEWAY_MODE=test \
-	TEST_MARIADB_URL=$(TEST_MARIADB_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	TEST_MARIADB_URL=$(TEST_MARIADB_URL) $(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # ruff, then the import contracts of .importlinter (the checkout on the path: the demo app is not installed).
 lint: venv

@@ -19,13 +19,64 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 pytest_plugins = ["tests.personas"]
+
+# Property tests run on shared 2-core machines, beside another xdist worker, Celery workers and
+# Chromium: an example that takes long there says how busy the machine is, not how slow the code is.
+# No per-example deadline and no "too slow" health check, then (what each test asserts is unchanged).
+hypothesis_settings.register_profile("gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("gateway")
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TELCO_TOKEN = "telco-test-token-3f9a"  # noqa: S105
 DEMO_CUSTOMERS = 4
+
+
+# --- Parallel runs (pytest-xdist) ------------------------------------------------------------
+# `make test` runs the suite in several xdist workers at once. PostgreSQL needs nothing more:
+# pytest-django gives each worker its own test database (test_<name>_gw0, _gw1, …), and the
+# subprocesses tests start (Celery workers, gunicorn, probes) are handed that name from
+# settings.DATABASES. Everything else a worker writes to must be its own as well:
+# - Redis (REDIS_URL): tests flush it, and it is the Celery broker, the caches and the source
+#   gate. Worker i uses database N - i, N being the database of the REDIS_URL given (so 15, 14, …
+#   from the Makefile). Django's settings read REDIS_URL when pytest-django loads them, before any
+#   conftest is imported, so the value goes into each worker's environment before it starts
+#   (execnet applies a spec's env: entries ahead of pytest); the worker's own subprocesses inherit
+#   it.
+# - MariaDB databases the tests create and drop: per_worker() names them.
+# Ports are free_port()'s and files tmp_path's, so they are private already.
+
+def per_worker(name: str) -> str:
+    """`name` suffixed with this xdist worker's id (`legacy_insurer_gw1`), as pytest-django names the
+    test database; `name` itself in a serial run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"{name}_{worker}" if worker else name
+
+
+def redis_url_for_worker(url: str, index: int) -> str:
+    """REDIS_URL with database N - index, N being `url`'s own (0 when it names none)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    if base - index < 0:
+        raise pytest.UsageError(f"REDIS_URL {url}: no Redis database {base} - {index} for xdist "
+                                f"worker gw{index}; give a higher database or fewer workers (-n)")
+    return urlunsplit(parts._replace(path=f"/{base - index}"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """Before the xdist workers start: worker i (gw<i>) gets its own Redis database."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return  # no Redis: caches are per process, Celery eager
+    for index, spec in enumerate(specs):
+        spec.env["REDIS_URL"] = redis_url_for_worker(url, index)
 
 
 def on_real_services() -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.npm_install import ensure_binaries, npm_install
+from tests.npm_install import ensure_binaries, install_lock, npm_install
 
 PEERS_DIR = Path(os.environ.get("RESTITUTION_PEERS_DIR", Path.home() / ".cache" / "restitution-peers"))
 PEER_PACKAGES = ["@solid/community-server@7.2.0", "armadietto@0.6.6"]
@@ -41,7 +41,9 @@ def _installed(package: str) -> bool:
 def npm_clients() -> Path:
     """The directory holding node_modules/ with the clients' libraries, installing them if missing."""
     if not all(_installed(package) for package in CLIENT_PACKAGES):
-        npm_install(CLIENTS_DIR, CLIENT_PACKAGES)
+        with install_lock(CLIENTS_DIR):
+            if not all(_installed(package) for package in CLIENT_PACKAGES):
+                npm_install(CLIENTS_DIR, CLIENT_PACKAGES)
     return CLIENTS_DIR
 
 

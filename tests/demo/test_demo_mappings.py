@@ -24,6 +24,7 @@ from demo.sources import DEMO_SOURCES, demo_environment
 from demo.truth import read_ndjson, record_key
 from restitution.catalogue import BY_SLUG
 from restitution.mapping import Attachment, MappingContext, MappingError, compile_mapping
+from tests.conftest import per_worker
 
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 SOURCES = {source["slug"]: source for source in DEMO_SOURCES}
@@ -275,7 +276,8 @@ def test_copy_to_mariadb(tmp_path: Path) -> None:
 
     manifest = generate(tmp_path, customers=5, systems=("insurer",), seed=11)
     server = "mysql+pymysql://root@127.0.0.1:3306"
-    url = f"{server}/restitution_demo_copy_test"
+    database = per_worker("restitution_demo_copy_test")  # parallel workers: one database each
+    url = f"{server}/{database}"
     try:
         copied = insurer.copy_to(url, tmp_path / "insurer.sqlite3", batch_size=7)
         assert copied == manifest.legacy["insurer"] | {
@@ -308,5 +310,5 @@ def test_copy_to_mariadb(tmp_path: Path) -> None:
     finally:
         engine = create_engine(server)
         with engine.begin() as connection:
-            connection.execute(text("DROP DATABASE IF EXISTS restitution_demo_copy_test"))
+            connection.execute(text(f"DROP DATABASE IF EXISTS {database}"))
         engine.dispose()

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from demo.install import install_demo
 from restitution import extraction, store
 from restitution.models import Customer, ExtractionRun, Record, RejectedRow, Source
-from tests.conftest import assert_matches_ground_truth, load_ground_truth, load_malformed, missing
+from tests.conftest import assert_matches_ground_truth, load_ground_truth, load_malformed, missing, per_worker
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
@@ -210,11 +210,15 @@ def test_the_insurer_database_on_mariadb_gives_the_same_records(demo_dir, demo_e
                                                                 monkeypatch):
     import os
 
+    from sqlalchemy.engine import make_url
+
     from demo.insurer import copy_to
 
     url = os.environ.get("TEST_MARIADB_URL")
     if not url:
         missing("TEST_MARIADB_URL is not set")
+    url = make_url(url)  # parallel workers: one database each (legacy_insurer_gw0, …)
+    url = url.set(database=per_worker(url.database)).render_as_string(hide_password=False)
     copy_to(url, demo_dir / "insurer.sqlite3")
     monkeypatch.setenv("INSURER_DB_URL", url)
     install_demo(demo_dir, with_users=False)

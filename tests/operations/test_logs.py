@@ -169,7 +169,10 @@ def test_the_development_servers_request_log_hides_archive_links_and_tokens(tmp_
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30).close()
             except urllib.error.HTTPError:
                 pass  # refused, as it should be: the line is logged all the same
-        time.sleep(0.5)
+        # runserver logs a request once its answer is sent: wait for both lines, however busy the
+        # machine (a fixed pause was too short for a loaded one, and idle time on a quiet one).
+        wait_until(lambda: "/api/v1/exports/" in log_path.read_text() and "/api/v1/me?" in log_path.read_text(),
+                   timeout=30, interval=0.1, message="both request lines in the server's log")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from restitution.sources import adapter_class
 from restitution.sources.base import SourceError, content_hash
 from restitution.sources.sql import SQLAdapter
-from tests.conftest import missing
+from tests.conftest import missing, per_worker
 
 QUERY = (
     "SELECT c.NUM_CONTRAT, c.NUM_SOCIETAIRE, s.NOM, c.PRIME, c.DT_FIN "
@@ -229,7 +229,8 @@ def test_engine_is_created_once_and_disposed(sqlite_url: str) -> None:
 # -- MariaDB -----------------------------------------------------------------------------
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/adapter_test?charset=utf8mb4"
+ADAPTER_DB = per_worker("adapter_test")  # parallel workers: one database each
+MARIADB_URL = f"mysql+pymysql://root@127.0.0.1:3306/{ADAPTER_DB}?charset=utf8mb4"
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +240,9 @@ def mariadb_url() -> Iterator[str]:
     except pymysql.err.OperationalError:
         missing("MariaDB is not reachable at 127.0.0.1:3306")
     with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS adapter_test")
-        cur.execute("CREATE DATABASE adapter_test CHARACTER SET utf8mb4")
-        cur.execute("USE adapter_test")
+        cur.execute(f"DROP DATABASE IF EXISTS {ADAPTER_DB}")
+        cur.execute(f"CREATE DATABASE {ADAPTER_DB} CHARACTER SET utf8mb4")
+        cur.execute(f"USE {ADAPTER_DB}")
         cur.execute("CREATE TABLE SOCIETAIRES (NUM_SOCIETAIRE VARCHAR(10) PRIMARY KEY,"
                     " NOM VARCHAR(100)) ENGINE=InnoDB")
         cur.execute("CREATE TABLE CONTRATS (NUM_CONTRAT VARCHAR(10) PRIMARY KEY,"
@@ -256,7 +257,7 @@ def mariadb_url() -> Iterator[str]:
         yield MARIADB_URL
     finally:
         with admin.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS adapter_test")
+            cur.execute(f"DROP DATABASE IF EXISTS {ADAPTER_DB}")
         admin.close()
 
 
@@ -330,7 +331,7 @@ def test_mariadb_refused_credentials_are_permanent(mariadb_url: str) -> None:
 
 @pytest.mark.mariadb
 def test_mariadb_lock_wait_timeout_is_transient(mariadb_url: str) -> None:
-    holder = pymysql.connect(**MARIADB, database="adapter_test", autocommit=True)
+    holder = pymysql.connect(**MARIADB, database=ADAPTER_DB, autocommit=True)
     try:
         with holder.cursor() as cur:
             cur.execute("LOCK TABLES CONTRATS WRITE, SOCIETAIRES WRITE")
