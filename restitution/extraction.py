@@ -678,14 +678,16 @@ def _hash_part(shard: RunShard) -> Callable[[str | None], bool]:
     hash modulo the shard count is the shard's; a row that names no customer is the first
     shard's. So every row of a full read is read for exactly one shard."""
     count, remainder = shard.hash_of, shard.number - 1
-    last: list[Any] = [None, remainder == 0]  # rows come grouped by customer: one hash per group
+    last_owner: str | None = None  # rows come grouped by customer: one hash per group
+    last_verdict = remainder == 0
 
     def mine(owner: str | None) -> bool:
+        nonlocal last_owner, last_verdict
         if owner is None:
             return remainder == 0
-        if owner != last[0]:
-            last[0], last[1] = owner, identity_hash(owner) % count == remainder
-        return last[1]
+        if owner != last_owner:
+            last_owner, last_verdict = owner, identity_hash(owner) % count == remainder
+        return last_verdict
     return mine
 
 
@@ -709,7 +711,7 @@ _MAPPINGS: dict[str, CompiledMapping] = {}
 SOURCE_DIGEST_VERSION = "1"
 #: A batch run or shard holds the records in its scope (source digest, key, date: about 150
 #: bytes each) only up to this many; beyond, it maps every row and scans for tombstones at the end.
-KNOWN_DIGESTS_LIMIT = 2_000_000
+STORED_SCOPE_LIMIT = 2_000_000
 
 
 def _mapping_fingerprint(spec: Any, dataset: Dataset) -> bytes:
@@ -751,7 +753,7 @@ def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,
             # end are the tombstones (no second scan). A per-customer run reads a few rows:
             # looking their digests up would cost more than it saves.
             scope = None if unit.shard is None else list(identities.values())
-            pipeline.scope = store.stored_scope(dataset.pk, source.pk, scope, KNOWN_DIGESTS_LIMIT)
+            pipeline.scope = store.stored_scope(dataset.pk, source.pk, scope, STORED_SCOPE_LIMIT)
     progress.fraction = index / total
     if unit.shard is not None and unit.shard.hash_of:
         # A shard by hash (a file source): every file read, only its customers' rows kept; only

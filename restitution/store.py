@@ -300,10 +300,10 @@ class SnapshotWriter:
         scope's live records, when the run read them before reading the legacy system
         (stored_scope); a record another run writes meanwhile is then left to the next run.
         """
+        stored: Iterable[tuple[int, str, datetime | None]]
         live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
         if not all_customers:
-            live = live.filter(customer_id__in=list(self._seen))
-        stored: Iterable[tuple[int, str, datetime | None]]
+            live = live.filter(customer_id__in=list(self._seen))  # lazy: read only below, if at all
         if candidates is not None:
             self.flush()
             stored = candidates

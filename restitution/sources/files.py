@@ -148,7 +148,12 @@ def _owner(fields: list[str], expected: int, index: int) -> str | None:
     customer field stripped; of an unreadable one, its attribution. None: no one."""
     if index < 0 or len(fields) != expected:
         return None
-    value = fields[index].strip()
+    return _customer_value(fields[index])
+
+
+def _customer_value(field: str) -> str | None:
+    """A customer field's value, stripped; None when empty or not clean (a control character)."""
+    value = field.strip()
     if not value or control_character_error(value):
         return None
     return value
@@ -558,8 +563,8 @@ class FixedWidthAdapter(_FileAdapter):
                 continue
             if customer_key is not None and customer_key not in text:
                 continue
-            if keep is not None and not keep(None if key_column is None else _owner(
-                    [text[key_column[0]:key_column[0] + key_column[1]]], 1, 0)):
+            if keep is not None and not keep(None if key_column is None else _customer_value(
+                    text[key_column[0]:key_column[0] + key_column[1]])):
                 continue  # another shard's record
             locator = f"{where} {content_hash(raw)}"
             problem = problem or control_character_error(text)
