@@ -39,7 +39,7 @@ from .mapping import (
     MappingError,
     compile_mapping,
 )
-from .models import Dataset, ExtractionRun, LegacyIdentity, Record, RejectedRow, RunShard
+from .models import Dataset, ExtractionRun, LegacyIdentity, Record, RejectedRow, RunShard, Source
 from .runs import (  # noqa: F401 - requesting runs and reading them: runs.py (no adapters there)
     ACTIVE,
     CUSTOMER_REFRESH_COOLDOWN,
@@ -225,8 +225,11 @@ def execute_run(*, run_id: int) -> RunOutcome:
 
     A batch run of a source with more customers than GATEWAY_RUN_SHARD_CUSTOMERS is split into
     shards instead (status "sharded"): the shards are queued, and workers perform them."""
-    run = ExtractionRun.objects.select_related("source").filter(pk=run_id).first()
-    if run is None or run.status not in ACTIVE:
+    try:
+        run = ExtractionRun.objects.select_related("source").get(pk=run_id)
+    except ExtractionRun.DoesNotExist:
+        return RunOutcome("done")
+    if run.status not in ACTIVE:
         return RunOutcome("done", row=run)
     if run.sharded:
         return RunOutcome("sharded")
@@ -243,11 +246,7 @@ def execute_run(*, run_id: int) -> RunOutcome:
         return RunOutcome("waiting-for-source", retry_in=GATE_RETRY_SECONDS * random.uniform(0.5, 1.5))
     try:
         now = timezone.now()
-        claimed = ExtractionRun.objects.filter(pk=run.pk, status=ExtractionRun.Status.QUEUED).update(
-            status=ExtractionRun.Status.RUNNING, started_at=now, heartbeat_at=now, finished_at=None,
-            attempts=F("attempts") + 1, progress=0.0,
-        )
-        if not claimed:
+        if not _claim(ExtractionRun, run.pk, now):
             return RunOutcome("claimed-elsewhere")
         run.status, run.started_at, run.heartbeat_at, run.attempts = (
             ExtractionRun.Status.RUNNING, now, now, run.attempts + 1)
@@ -257,6 +256,18 @@ def execute_run(*, run_id: int) -> RunOutcome:
             gate.release(source.slug, token)
         except RedisError:
             pass  # Redis is away: the lease expires by itself (GATEWAY_SOURCE_LEASE_SECONDS)
+
+
+def _claim(model: type[ExtractionRun] | type[RunShard], pk: int, now: datetime) -> bool:
+    """Take a queued run or shard: running from now, one attempt more. False if another worker
+    took it first. One plain statement (every consent's run claims one)."""
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{model._meta.db_table}" SET status = %s, started_at = %s, heartbeat_at = %s, '  # noqa: S608
+            "finished_at = NULL, attempts = attempts + 1, progress = 0 WHERE id = %s AND status = %s",
+            [ExtractionRun.Status.RUNNING.value, at, at, pk, ExtractionRun.Status.QUEUED.value])
+        return cursor.rowcount == 1
 
 
 # --- Sharded runs -------------------------------------------------------------------------------
@@ -379,10 +390,7 @@ def execute_shard(*, shard_id: int) -> RunOutcome:
         return RunOutcome("waiting-for-source", retry_in=GATE_RETRY_SECONDS * random.uniform(0.5, 1.5))
     try:
         now = timezone.now()
-        claimed = RunShard.objects.filter(pk=shard.pk, status=RunShard.Status.QUEUED).update(
-            status=RunShard.Status.RUNNING, started_at=now, heartbeat_at=now, finished_at=None,
-            attempts=F("attempts") + 1, progress=0.0)
-        if not claimed:
+        if not _claim(RunShard, shard.pk, now):
             return RunOutcome("claimed-elsewhere")
         shard.refresh_from_db()
         return _perform(_Unit(run, shard))
@@ -470,7 +478,7 @@ def _perform(unit: _Unit) -> RunOutcome:
             options=source.options, connection=connection_from_env(source.connection_env),
             limiter=limiter,
         )
-        datasets = list(source.datasets.order_by("slug"))
+        datasets = _datasets(source.pk)
         identities = _identities(unit)  # once per run, whatever its number of datasets
         for index, dataset in enumerate(datasets):
             _extract_dataset(unit, adapter, dataset, progress, index, len(datasets), identities)
@@ -488,10 +496,7 @@ def _perform(unit: _Unit) -> RunOutcome:
         # The last counters go with the success, in one statement; the event is committed with
         # it, or neither (a transaction only when there is an event).
         with transaction.atomic() if changed else nullcontext():
-            ExtractionRun.objects.filter(pk=run.pk).update(
-                status=ExtractionRun.Status.SUCCEEDED, progress=1.0, finished_at=timezone.now(),
-                heartbeat_at=timezone.now(), error="", **progress.values,
-            )
+            _succeed(run.pk, progress.values)
             if changed:
                 events.publish(events.RUN_CHANGED_DATA, subject_id=run.pk)
         log.info("extraction run %s of %s succeeded in %.1fs: %s", run.pk, source.slug,
@@ -534,6 +539,17 @@ def _perform(unit: _Unit) -> RunOutcome:
     finally:
         if adapter is not None:
             adapter.close()
+
+
+def _succeed(run_id: int, counters: dict[str, int]) -> None:
+    """An unsharded run's success with its last counters, in one plain statement."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    columns = "".join(f', "{name}" = %s' for name in _RUN_COUNTERS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{ExtractionRun._meta.db_table}" SET status = %s, progress = 1, finished_at = %s, '  # noqa: S608
+            f"heartbeat_at = %s, error = ''{columns} WHERE id = %s",
+            [ExtractionRun.Status.SUCCEEDED.value, now, now, *(counters[name] for name in _RUN_COUNTERS), run_id])
 
 
 def _enqueue(unit: _Unit) -> None:
@@ -653,13 +669,26 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _datasets(source_id: int) -> list[Dataset]:
+    """The source's datasets, by slug, in one plain query (its many-to-many table joined)."""
+    through = Source.datasets.through._meta
+    table = Dataset._meta.db_table
+    return list(Dataset.objects.raw(
+        f'SELECT d.* FROM "{table}" d JOIN "{through.db_table}" t ON t.dataset_id = d.id '  # noqa: S608
+        "WHERE t.source_id = %s ORDER BY d.slug", [source_id]))
+
+
 def _identities(unit: _Unit) -> dict[str, int]:
     """Legacy identity value → customer id, for this run's source (one customer, a shard's
     range, or all)."""
     run = unit.run
+    if run.customer_id is not None and unit.shard is None:
+        # A consent's run: the customer's identities in one plain query.
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT value, customer_id FROM "{LegacyIdentity._meta.db_table}" '  # noqa: S608
+                           "WHERE system = %s AND customer_id = %s", [run.source.identity_system, run.customer_id])
+            return dict(cursor.fetchall())
     qs = LegacyIdentity.objects.filter(system=run.source.identity_system)
-    if run.customer_id is not None:
-        qs = qs.filter(customer_id=run.customer_id)
     shard = unit.shard
     if shard is not None and shard.hash_of:
         hashed = RawSQL(f"{IDENTITY_HASH_SQL.format(column='value')} %% %s",  # noqa: S611 - constant SQL

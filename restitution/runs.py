@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -26,14 +26,31 @@ def request_extraction(*, source: Source, customer: Customer | None = None,
                        trigger: str = ExtractionRun.Trigger.MANUAL) -> ExtractionRun:
     """Queue a run of `source` (for one customer, or all); reuse one already queued or running."""
     with transaction.atomic():
-        # Lock the source row so two requests at once cannot both create a run (its id is
-        # enough: its options and mappings are not read, nor decoded, here).
-        Source.objects.select_for_update().filter(pk=source.pk).values_list("pk").first()
-        run = ExtractionRun.objects.filter(source=source, customer=customer, status__in=ACTIVE).first()
-        if run is None:
-            run = ExtractionRun.objects.create(source=source, customer=customer, trigger=trigger)
-            enqueue_run(run.pk)
+        active = _lock_source_and_find_active(source.pk, None if customer is None else customer.pk)
+        if active is not None:
+            return ExtractionRun.objects.get(pk=active)
+        run = ExtractionRun.objects.create(source=source, customer=customer, trigger=trigger)
+        enqueue_run(run.pk)
     return run
+
+
+def _lock_source_and_find_active(source_id: int, customer_id: int | None) -> int | None:
+    """Inside the caller's transaction: lock the source's row, so that two requests at once
+    cannot both create a run, then the id of a run of it for this customer (or of a batch run)
+    that is queued or running, the latest. Two plain statements: every consent's run passes
+    here, and building them through the ORM cost more than the database answering them. The
+    second statement sees what a request that held the lock before committed."""
+    runs, sources = ExtractionRun._meta.db_table, Source._meta.db_table
+    customer_test = "customer_id IS NULL" if customer_id is None else "customer_id = %s"
+    with connection.cursor() as cursor:
+        if connection.features.has_select_for_update:
+            cursor.execute(f'SELECT 1 FROM "{sources}" WHERE id = %s FOR UPDATE', [source_id])  # noqa: S608
+        cursor.execute(
+            f'SELECT id FROM "{runs}" WHERE source_id = %s AND {customer_test} '  # noqa: S608
+            "AND status IN (%s, %s) ORDER BY queued_at DESC LIMIT 1",
+            [source_id, *([] if customer_id is None else [customer_id]), *(status.value for status in ACTIVE)])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _customer_sources(customer: Customer) -> list[Source]:
