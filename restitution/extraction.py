@@ -737,7 +737,7 @@ _MAPPINGS: dict[str, CompiledMapping] = {}
 
 #: Part of every source digest: change it when what a mapping or the validation makes of a row
 #: changes in code, so that stored digests stop matching and rows are mapped again.
-SOURCE_DIGEST_VERSION = "1"
+SOURCE_DIGEST_VERSION = "2"
 #: A batch run or shard holds the records in its scope (source digest, key, date: about 150
 #: bytes each) only up to this many; beyond, it maps every row and scans for tombstones at the end.
 STORED_SCOPE_LIMIT = 2_000_000
@@ -753,13 +753,12 @@ def _mapping_fingerprint(spec: Any, dataset: Dataset) -> bytes:
 
 def source_digest(fingerprint: bytes, values: dict[str, Any]) -> bytes | None:
     """The digest of a legacy row's values (their names, order, types and values: `repr` of
-    str, int, Decimal, date, None… is the same in every process) under a mapping fingerprint.
+    str, int, Decimal, date, None… is the same in every process), keyed by a mapping fingerprint.
     None for a row with a fetched file: its document is written with the record."""
-    if any(type(value) is Attachment for value in values.values()):
+    if Attachment in map(type, values.values()):
         return None
-    digest = hashlib.blake2b(fingerprint, digest_size=16)
-    digest.update(repr(tuple(values.items())).encode("utf-8", "backslashreplace"))
-    return digest.digest()
+    return hashlib.blake2b(repr(values).encode("utf-8", "backslashreplace"), digest_size=16,
+                           key=fingerprint).digest()
 
 
 def _extract_dataset(unit: _Unit, adapter: SourceAdapter, dataset: Dataset,

@@ -292,13 +292,14 @@ class SnapshotWriter:
         ])
 
     def finish(self, *, all_customers: bool = False,
-               candidates: list[tuple[int, str, datetime | None]] | None = None) -> WriteCounts:
+               candidates: list[tuple[int, str, int]] | None = None) -> WriteCounts:
         """Flush, then tombstone this source's live records that the complete read did not return.
 
         In scope: the customers seen or included, or — for a read of every customer — all of
         them, including customers who vanished from the source entirely. `candidates`: the
-        scope's live records, when the run read them before reading the legacy system
-        (stored_scope); a record another run writes meanwhile is then left to the next run.
+        scope's live records (customer, key, record id), when the run read them before reading
+        the legacy system (stored_scope); a record another run writes meanwhile is then left to
+        the next run.
         """
         stored: Iterable[tuple[int, str, datetime | None]]
         live = Record.objects.filter(dataset_id=self.dataset_id, source_id=self.source_id, deleted=False)
@@ -322,10 +323,12 @@ class SnapshotWriter:
                                   for customer_id, key, _, digest, source in rows})
             self.flush()
             stored = [row[:3] for row in rows]
-        gone: list[tuple[int, str, datetime | None]] = []
+        gone: list[tuple[int, str, Any]] = []
         for customer_id, key, record_at in stored:
             if key not in self._seen.get(customer_id, ()):
                 gone.append((customer_id, key, record_at))
+        if candidates is not None and gone:
+            gone = _with_record_dates(gone)
         for start in range(0, len(gone), self.chunk_size):
             self._tombstone(gone[start:start + self.chunk_size])
         return self.counts
@@ -480,7 +483,8 @@ class StoredScope:
     reads the legacy system: their source digests, and all of them as tombstone candidates."""
 
     digests: dict[bytes, tuple[int, str]]  # source digest → (customer, key)
-    live: list[tuple[int, str, datetime | None]]  # (customer, key, record date)
+    #: (customer, key, record id): the dates are read for the few that become tombstones only.
+    live: list[tuple[int, str, int]]
 
 
 def stored_scope(dataset_id: int, source_id: int, customer_ids: list[int] | None,
@@ -489,7 +493,7 @@ def stored_scope(dataset_id: int, source_id: int, customer_ids: list[int] | None
     there are more than `limit` (too many to hold: the run then maps every row and scans the
     store for tombstones at the end)."""
     table = Record._meta.db_table
-    sql = (f"SELECT source_digest, customer_id, key, record_at FROM {table} WHERE dataset_id = %s "  # noqa: S608
+    sql = (f"SELECT source_digest, customer_id, key, id FROM {table} WHERE dataset_id = %s "  # noqa: S608
            "AND source_id = %s AND NOT deleted")
     params: list[Any] = [dataset_id, source_id]
     if customer_ids is not None:
@@ -504,7 +508,18 @@ def stored_scope(dataset_id: int, source_id: int, customer_ids: list[int] | None
         return None
     return StoredScope(
         digests={bytes(digest): (customer_id, key) for digest, customer_id, key, _ in rows if digest is not None},
-        live=[(customer_id, key, record_at) for _, customer_id, key, record_at in rows])
+        live=[(customer_id, key, record_id) for _, customer_id, key, record_id in rows])
+
+
+def _with_record_dates(gone: list[tuple[int, str, int]]) -> list[tuple[int, str, datetime | None]]:
+    """(customer, key, record id) → (customer, key, record date): a tombstone keeps its
+    record's date, read here for the records that become tombstones, not for every one held.
+    A record gone meanwhile (its customer erased) has nothing left to tombstone."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, record_at FROM {Record._meta.db_table} WHERE id = ANY(%s::bigint[])",  # noqa: S608
+                       [[record_id for _, _, record_id in gone]])
+        dates = dict(cursor.fetchall())
+    return [(customer_id, key, dates[record_id]) for customer_id, key, record_id in gone if record_id in dates]
 
 
 def _stored_versions(dataset_id: int, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, bool]]:

@@ -203,6 +203,15 @@ class SQLAdapter(SourceAdapter):
             raise SourceError(f"dataset {dataset!r}: 'row_key' must name columns of the query "
                               "result and 'table' must be a name", permanent=True)
 
+        if len(row_key) == 1:  # the usual case, on every row: one lookup, one concatenation
+            (column,) = row_key
+            prefix = f"{table} {column}="
+
+            def locate_by_one(values: dict[str, Any]) -> str:
+                value = values.get(column)
+                return f"{table} {content_hash(values)}" if value is None else prefix + format(value)
+            return locate_by_one
+
         def locate(values: dict[str, Any]) -> str:
             if row_key and all(values.get(column) is not None for column in row_key):
                 return f"{table} " + " ".join(f"{column}={values[column]}" for column in row_key)

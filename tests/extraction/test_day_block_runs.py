@@ -150,10 +150,13 @@ def test_a_corrected_reading_re_emits_its_day_in_the_change_feed(metering):
 def test_a_day_no_longer_exported_becomes_a_tombstone(metering):
     run()
     day = date(2025, 3, 31)
+    dated = Record.objects.get(key=f"{PDL}|2025-03-31").record_at
     write_day(metering, day, day_lines(OTHER, day))
     done = run()
     assert done.deleted == 1
-    assert Record.objects.get(key=f"{PDL}|2025-03-31").deleted
+    tombstone = Record.objects.get(key=f"{PDL}|2025-03-31")
+    # It keeps its day's date: a client whose consent covers that day sees the deletion.
+    assert tombstone.deleted and dated is not None and tombstone.record_at == dated
 
 
 def test_a_day_whose_readings_come_twice_in_separate_places_is_refused_not_merged(metering):
